@@ -1,0 +1,188 @@
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ProtocolError, Purpose, Timestamp};
+
+/// Purpose → granted. A purpose that is absent was not granted.
+pub type PurposeMap = BTreeMap<Purpose, bool>;
+
+/// How a consent choice was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMethod {
+    /// The user accepted every purpose.
+    AcceptAll,
+    /// The user rejected every optional purpose.
+    RejectAll,
+    /// The user chose purpose by purpose.
+    Custom,
+    /// A Global Privacy Control signal denied advertising.
+    Gpc,
+    /// The user withdrew consent given earlier.
+    Withdraw,
+    /// The policy changed: optional purposes stop until the user answers again.
+    PolicyChange,
+}
+
+impl ConsentMethod {
+    /// Every method, in a fixed order.
+    pub const ALL: [ConsentMethod; 6] = [
+        ConsentMethod::AcceptAll,
+        ConsentMethod::RejectAll,
+        ConsentMethod::Custom,
+        ConsentMethod::Gpc,
+        ConsentMethod::Withdraw,
+        ConsentMethod::PolicyChange,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentMethod::AcceptAll => "accept_all",
+            ConsentMethod::RejectAll => "reject_all",
+            ConsentMethod::Custom => "custom",
+            ConsentMethod::Gpc => "gpc",
+            ConsentMethod::Withdraw => "withdraw",
+            ConsentMethod::PolicyChange => "policy_change",
+        }
+    }
+}
+
+impl FromStr for ConsentMethod {
+    type Err = ProtocolError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ConsentMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or(ProtocolError::UnknownMethod)
+    }
+}
+
+impl fmt::Display for ConsentMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced a consent record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentSource {
+    /// An app, through an Assent SDK.
+    Sdk,
+    /// A website, through the Assent banner.
+    Banner,
+    /// A server-side call, or a Segment consent stamp seen by the collector.
+    Api,
+}
+
+impl FromStr for ConsentSource {
+    type Err = ProtocolError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sdk" => Ok(ConsentSource::Sdk),
+            "banner" => Ok(ConsentSource::Banner),
+            "api" => Ok(ConsentSource::Api),
+            _ => Err(ProtocolError::UnknownSource),
+        }
+    }
+}
+
+/// Proof of one consent choice: who, what, under which policy, how and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentRecord {
+    /// Unique id of this record (UUIDv7 from Assent's SDKs).
+    pub consent_id: String,
+    /// The subject: the `anonymousId` the events carry.
+    pub subject_id: String,
+    /// The user id, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The state after this choice, for every purpose.
+    pub purposes: PurposeMap,
+    /// The version of the privacy policy the user answered.
+    pub policy_version: String,
+    /// How the choice was made.
+    pub method: ConsentMethod,
+    /// What produced the record.
+    pub source: ConsentSource,
+    /// When the choice was made, by the device's clock.
+    pub timestamp: Timestamp,
+    /// Whether a Global Privacy Control signal was present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpc: Option<bool>,
+    /// Locale the choice was presented in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// IAB TCF v2 TC string, for banners speaking TCF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcf: Option<String>,
+    /// The state before this choice; absent for a subject's first record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PurposeMap>,
+}
+
+impl ConsentRecord {
+    /// Parses and checks one consent record.
+    pub fn from_json(json: &str) -> Result<ConsentRecord, ProtocolError> {
+        let record: ConsentRecord =
+            serde_json::from_str(json).map_err(|e| ProtocolError::from_json(&e))?;
+        record.check()?;
+        Ok(record)
+    }
+
+    /// Whether `purpose` is granted by this record. `necessary` always is.
+    pub fn grants(&self, purpose: Purpose) -> bool {
+        purpose == Purpose::Necessary || self.purposes.get(&purpose).copied().unwrap_or(false)
+    }
+
+    fn check(&self) -> Result<(), ProtocolError> {
+        if self.consent_id.is_empty() || self.consent_id.chars().count() > 100 {
+            return Err(ProtocolError::MissingField("consentId"));
+        }
+        if self.subject_id.is_empty() {
+            return Err(ProtocolError::MissingField("subjectId"));
+        }
+        if self.policy_version.is_empty() {
+            return Err(ProtocolError::MissingField("policyVersion"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_round_trip() {
+        for m in ConsentMethod::ALL {
+            assert_eq!(m.as_str().parse::<ConsentMethod>().unwrap(), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.as_str()));
+        }
+        assert_eq!("maybe".parse::<ConsentMethod>(), Err(ProtocolError::UnknownMethod));
+    }
+
+    #[test]
+    fn necessary_is_always_granted() {
+        let r = ConsentRecord::from_json(
+            r#"{"consentId":"c","subjectId":"s","purposes":{"analytics":true},"policyVersion":"1","method":"custom","source":"sdk","timestamp":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(r.grants(Purpose::Necessary));
+        assert!(r.grants(Purpose::Analytics));
+        assert!(!r.grants(Purpose::Advertising));
+    }
+
+    #[test]
+    fn unknown_purposes_in_a_record_are_refused() {
+        let r = ConsentRecord::from_json(
+            r#"{"consentId":"c","subjectId":"s","purposes":{"mind_reading":true},"policyVersion":"1","method":"custom","source":"sdk","timestamp":"2026-01-01T00:00:00Z"}"#,
+        );
+        assert!(matches!(r, Err(ProtocolError::Shape(_))));
+    }
+}

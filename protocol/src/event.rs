@@ -1,0 +1,256 @@
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{ProtocolError, Purpose, Timestamp, MAX_EVENT_BYTES, MAX_MESSAGE_ID_CHARS};
+
+/// The id that makes an event idempotent: a non-empty string of at most 100 characters.
+/// Assent's SDKs use UUIDv7; other Segment-compatible libraries send what they like.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// Accepts any non-empty string of at most 100 characters.
+    pub fn parse(s: impl Into<String>) -> Result<MessageId, ProtocolError> {
+        let s = s.into();
+        let chars = s.chars().count();
+        if chars == 0 || chars > MAX_MESSAGE_ID_CHARS {
+            return Err(ProtocolError::InvalidMessageId);
+        }
+        Ok(MessageId(s))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MessageId::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The Segment event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// An action the user took (`event` names it).
+    Track,
+    /// A screen the user saw in an app (`name` names it).
+    Screen,
+    /// A page the user saw on a website (`name` names it).
+    Page,
+    /// Who the user is (`userId`, `traits`).
+    Identify,
+    /// Links `previousId` to `userId`.
+    Alias,
+    /// Associates the user with a group (`groupId`, `traits`).
+    Group,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Track => "track",
+            EventType::Screen => "screen",
+            EventType::Page => "page",
+            EventType::Identify => "identify",
+            EventType::Alias => "alias",
+            EventType::Group => "group",
+        }
+    }
+}
+
+/// `context.library`: which library produced the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryInfo {
+    /// Library name, such as `assent-core`.
+    pub name: String,
+    /// Library version.
+    pub version: String,
+}
+
+/// The event's `context`. The fields Assent's SDKs fill are typed; anything else a
+/// Segment-compatible library sends is kept in `extra`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Context {
+    /// Producing library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<LibraryInfo>,
+    /// `{"name", "version"}` of the operating system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<Value>,
+    /// `{"name", "version", "build"}` of the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<Value>,
+    /// `{"type"}` of the device (`ios`, `android`, `desktop`, `server`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Value>,
+    /// BCP 47 locale, such as `fr-FR`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// IANA time zone, such as `Europe/Paris`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// `{"width", "height", "density"}` of the screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen: Option<Value>,
+    /// Any other context fields, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One Segment Tracking API event plus Assent's `purpose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Idempotency key, fixed when the event is created.
+    pub message_id: MessageId,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Name of a `track` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Name of a `screen` or `page`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Pseudonymous install or browser id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    /// Known user id (pseudonymized by Assent's SDKs when a pepper is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Previous id of an `alias`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<String>,
+    /// Group of a `group` call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// Event properties (`track`, `screen`, `page`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Map<String, Value>>,
+    /// User or group traits (`identify`, `group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Map<String, Value>>,
+    /// Where the event came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+    /// When the event happened, by the device's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    /// Assent extension: what the event is for. Absent means `analytics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Purpose>,
+}
+
+impl Event {
+    /// Parses one event from JSON and checks the rules of its type.
+    pub fn from_json(json: &str) -> Result<Event, ProtocolError> {
+        if json.len() > MAX_EVENT_BYTES {
+            return Err(ProtocolError::EventTooLarge);
+        }
+        let event: Event = serde_json::from_str(json).map_err(|e| ProtocolError::from_json(&e))?;
+        event.check()?;
+        Ok(event)
+    }
+
+    /// Parses one event from an already decoded JSON value and checks it.
+    pub fn from_value(value: Value) -> Result<Event, ProtocolError> {
+        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > MAX_EVENT_BYTES {
+            return Err(ProtocolError::EventTooLarge);
+        }
+        let event: Event = serde_json::from_value(value).map_err(|e| ProtocolError::from_json(&e))?;
+        event.check()?;
+        Ok(event)
+    }
+
+    /// The purpose the event counts under: `analytics` when it names none.
+    pub fn effective_purpose(&self) -> Purpose {
+        self.purpose.unwrap_or_default()
+    }
+
+    /// The rules of the Segment spec for each type.
+    fn check(&self) -> Result<(), ProtocolError> {
+        fn present(v: &Option<String>) -> bool {
+            v.as_deref().is_some_and(|s| !s.is_empty())
+        }
+        if !present(&self.anonymous_id) && !present(&self.user_id) {
+            return Err(ProtocolError::MissingField("anonymousId or userId"));
+        }
+        match self.kind {
+            EventType::Track if !present(&self.event) => Err(ProtocolError::MissingField("event")),
+            EventType::Alias if !present(&self.previous_id) => {
+                Err(ProtocolError::MissingField("previousId"))
+            }
+            EventType::Alias if !present(&self.user_id) => Err(ProtocolError::MissingField("userId")),
+            EventType::Group if !present(&self.group_id) => Err(ProtocolError::MissingField("groupId")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_bounds() {
+        assert!(MessageId::parse("").is_err());
+        assert!(MessageId::parse("a".repeat(100)).is_ok());
+        assert!(MessageId::parse("é".repeat(100)).is_ok());
+        assert!(MessageId::parse("a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn track_needs_a_name_and_an_identity() {
+        let ok = r#"{"messageId":"m1","type":"track","event":"Bought","anonymousId":"a"}"#;
+        assert_eq!(Event::from_json(ok).unwrap().effective_purpose(), Purpose::Analytics);
+        let no_name = r#"{"messageId":"m1","type":"track","anonymousId":"a"}"#;
+        assert_eq!(Event::from_json(no_name), Err(ProtocolError::MissingField("event")));
+        let no_id = r#"{"messageId":"m1","type":"track","event":"x"}"#;
+        assert_eq!(
+            Event::from_json(no_id),
+            Err(ProtocolError::MissingField("anonymousId or userId"))
+        );
+    }
+
+    #[test]
+    fn unknown_purpose_and_type_are_shape_errors_without_the_value() {
+        let bad = r#"{"messageId":"m1","type":"track","event":"x","anonymousId":"a","purpose":"secret-sauce"}"#;
+        let err = Event::from_json(bad).unwrap_err();
+        assert!(!err.to_string().contains("secret-sauce"), "{err}");
+        let bad_type = r#"{"messageId":"m1","type":"teleport","anonymousId":"a"}"#;
+        assert!(matches!(Event::from_json(bad_type), Err(ProtocolError::Shape(_))));
+    }
+
+    #[test]
+    fn oversized_events_are_refused() {
+        let big = format!(
+            r#"{{"messageId":"m1","type":"track","event":"x","anonymousId":"a","properties":{{"p":"{}"}}}}"#,
+            "x".repeat(MAX_EVENT_BYTES)
+        );
+        assert_eq!(Event::from_json(&big), Err(ProtocolError::EventTooLarge));
+    }
+
+    #[test]
+    fn unknown_context_fields_are_kept() {
+        let json = r#"{"messageId":"m1","type":"page","anonymousId":"a","context":{"ip":"0.0.0.0","consent":{"categoryPreferences":{"analytics":true}}}}"#;
+        let e = Event::from_json(json).unwrap();
+        let ctx = e.context.unwrap();
+        assert!(ctx.extra.contains_key("consent"));
+    }
+}

@@ -1,0 +1,33 @@
+//! Assent wire protocol v1.
+//!
+//! The JSON that SDKs, the web banner and the collector exchange. Events follow the
+//! Segment Tracking API so that Segment-compatible libraries can send to Assent unchanged;
+//! Assent adds a `purpose` to each event and consent records to each batch.
+//! See `protocol/README.md` for the prose specification and `protocol/schema/` for the
+//! JSON Schema.
+#![deny(missing_docs)]
+
+mod batch;
+mod consent;
+mod error;
+mod event;
+mod purpose;
+mod timestamp;
+
+pub use batch::{BatchEnvelope, BatchResponse, Rejection, RejectCode};
+pub use consent::{ConsentMethod, ConsentRecord, ConsentSource, PurposeMap};
+pub use error::ProtocolError;
+pub use event::{Context, Event, EventType, LibraryInfo, MessageId};
+pub use purpose::Purpose;
+pub use timestamp::Timestamp;
+
+/// Largest accepted event, serialized, in bytes (Segment's limit).
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+/// Largest accepted batch body, uncompressed, in bytes (Segment's limit).
+pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+/// Longest accepted `messageId`, in characters.
+pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+/// Path of the batch endpoint, relative to the collector's base URL.
+pub const BATCH_PATH: &str = "/v1/batch";
+/// Protocol version this crate implements.
+pub const PROTOCOL_VERSION: u32 = 1;
