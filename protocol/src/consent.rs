@@ -162,9 +162,15 @@ mod tests {
     fn method_names_round_trip() {
         for m in ConsentMethod::ALL {
             assert_eq!(m.as_str().parse::<ConsentMethod>().unwrap(), m);
-            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.as_str()));
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.as_str())
+            );
         }
-        assert_eq!("maybe".parse::<ConsentMethod>(), Err(ProtocolError::UnknownMethod));
+        assert_eq!(
+            "maybe".parse::<ConsentMethod>(),
+            Err(ProtocolError::UnknownMethod)
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl ProtocolError {
             serde_json::error::Category::Data => "wrong type or missing field",
             serde_json::error::Category::Io => "read error",
         };
-        ProtocolError::Shape(format!("{what} at line {} column {}", err.line(), err.column()))
+        ProtocolError::Shape(format!(
+            "{what} at line {} column {}",
+            err.line(),
+            err.column()
+        ))
     }
 }

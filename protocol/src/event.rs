@@ -169,11 +169,14 @@ impl Event {
 
     /// Parses one event from an already decoded JSON value and checks it.
     pub fn from_value(value: Value) -> Result<Event, ProtocolError> {
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_EVENT_BYTES {
             return Err(ProtocolError::EventTooLarge);
         }
-        let event: Event = serde_json::from_value(value).map_err(|e| ProtocolError::from_json(&e))?;
+        let event: Event =
+            serde_json::from_value(value).map_err(|e| ProtocolError::from_json(&e))?;
         event.check()?;
         Ok(event)
     }
@@ -196,8 +199,12 @@ impl Event {
             EventType::Alias if !present(&self.previous_id) => {
                 Err(ProtocolError::MissingField("previousId"))
             }
-            EventType::Alias if !present(&self.user_id) => Err(ProtocolError::MissingField("userId")),
-            EventType::Group if !present(&self.group_id) => Err(ProtocolError::MissingField("groupId")),
+            EventType::Alias if !present(&self.user_id) => {
+                Err(ProtocolError::MissingField("userId"))
+            }
+            EventType::Group if !present(&self.group_id) => {
+                Err(ProtocolError::MissingField("groupId"))
+            }
             _ => Ok(()),
         }
     }
@@ -218,9 +225,15 @@ mod tests {
     #[test]
     fn track_needs_a_name_and_an_identity() {
         let ok = r#"{"messageId":"m1","type":"track","event":"Bought","anonymousId":"a"}"#;
-        assert_eq!(Event::from_json(ok).unwrap().effective_purpose(), Purpose::Analytics);
+        assert_eq!(
+            Event::from_json(ok).unwrap().effective_purpose(),
+            Purpose::Analytics
+        );
         let no_name = r#"{"messageId":"m1","type":"track","anonymousId":"a"}"#;
-        assert_eq!(Event::from_json(no_name), Err(ProtocolError::MissingField("event")));
+        assert_eq!(
+            Event::from_json(no_name),
+            Err(ProtocolError::MissingField("event"))
+        );
         let no_id = r#"{"messageId":"m1","type":"track","event":"x"}"#;
         assert_eq!(
             Event::from_json(no_id),
@@ -234,7 +247,10 @@ mod tests {
         let err = Event::from_json(bad).unwrap_err();
         assert!(!err.to_string().contains("secret-sauce"), "{err}");
         let bad_type = r#"{"messageId":"m1","type":"teleport","anonymousId":"a"}"#;
-        assert!(matches!(Event::from_json(bad_type), Err(ProtocolError::Shape(_))));
+        assert!(matches!(
+            Event::from_json(bad_type),
+            Err(ProtocolError::Shape(_))
+        ));
     }
 
     #[test]

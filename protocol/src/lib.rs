@@ -14,7 +14,7 @@ mod event;
 mod purpose;
 mod timestamp;
 
-pub use batch::{BatchEnvelope, BatchResponse, Rejection, RejectCode};
+pub use batch::{BatchEnvelope, BatchResponse, RejectCode, Rejection};
 pub use consent::{ConsentMethod, ConsentRecord, ConsentSource, PurposeMap};
 pub use error::ProtocolError;
 pub use event::{Context, Event, EventType, LibraryInfo, MessageId};

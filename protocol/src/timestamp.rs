@@ -14,7 +14,9 @@ impl Timestamp {
     /// The instant `millis` milliseconds after the Unix epoch.
     pub fn from_unix_millis(millis: i64) -> Timestamp {
         let nanos = i128::from(millis) * 1_000_000;
-        Timestamp(OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+        Timestamp(
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        )
     }
 
     /// Milliseconds since the Unix epoch.
@@ -83,7 +85,13 @@ mod tests {
 
     #[test]
     fn rejects_dates_without_offset() {
-        assert_eq!(Timestamp::parse("2025-11-29T12:00:00"), Err(ProtocolError::InvalidTimestamp));
-        assert_eq!(Timestamp::parse("yesterday"), Err(ProtocolError::InvalidTimestamp));
+        assert_eq!(
+            Timestamp::parse("2025-11-29T12:00:00"),
+            Err(ProtocolError::InvalidTimestamp)
+        );
+        assert_eq!(
+            Timestamp::parse("yesterday"),
+            Err(ProtocolError::InvalidTimestamp)
+        );
     }
 }
