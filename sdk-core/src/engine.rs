@@ -143,7 +143,10 @@ pub(crate) struct Engine {
     pub send_lock: Mutex<()>,
     pub rng: Mutex<fastrand::Rng>,
     pub corrupt_records: u64,
-    _lock: DirLock,
+    /// Held until shutdown; then another client may open the folder.
+    lock: Mutex<Option<DirLock>>,
+    /// Set at shutdown, under the session lock: nothing is written after it.
+    closed: AtomicBool,
 }
 
 /// An event as the SDK writes it, borrowing everything.
@@ -238,7 +241,8 @@ impl Engine {
             send_lock: Mutex::new(()),
             rng: Mutex::new(fastrand::Rng::new()),
             corrupt_records,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
+            closed: AtomicBool::new(false),
         };
         let now = engine.clock.now();
         let policy = engine.settings.policy_version.clone();
@@ -254,6 +258,7 @@ impl Engine {
         change: impl FnOnce(&mut PersistedState) -> Option<Change>,
     ) -> Result<Option<Change>> {
         let mut session = self.session.write().expect("session lock");
+        self.check_open()?;
         let mut next = session.state.clone();
         let Some(change) = change(&mut next) else {
             if next != session.state {
@@ -367,6 +372,7 @@ impl Engine {
     /// consent (or by the queue bound).
     pub(crate) fn record_event(&self, e: NewEvent<'_>) -> Result<bool> {
         let session = self.session.read().expect("session lock");
+        self.check_open()?;
         if !session.state.allows(e.purpose) {
             self.stats
                 .refused_no_consent
@@ -439,6 +445,7 @@ impl Engine {
 
     pub(crate) fn set_user_id(&self, user_id: Option<String>) -> Result<()> {
         let mut session = self.session.write().expect("session lock");
+        self.check_open()?;
         if session.state.user_id == user_id {
             return Ok(());
         }
@@ -451,6 +458,7 @@ impl Engine {
 
     pub(crate) fn reset(&self) -> Result<()> {
         let mut session = self.session.write().expect("session lock");
+        self.check_open()?;
         let mut next = session.state.clone();
         next.user_id = None;
         next.save(&self.settings.storage_dir)?;
@@ -483,9 +491,23 @@ impl Engine {
         Ok(())
     }
 
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(AssentError::ShutDown);
+        }
+        Ok(())
+    }
+
     pub(crate) fn request_shutdown(&self) {
         self.signal.lock().expect("signal lock").shutdown = true;
         self.cv.notify_all();
+    }
+
+    /// After the uploader stopped: refuse further writes, then release the folder.
+    pub(crate) fn close(&self) {
+        let _session = self.session.write().expect("session lock");
+        self.closed.store(true, Ordering::Release);
+        self.lock.lock().expect("dir lock").take();
     }
 }
 

@@ -411,13 +411,15 @@ impl AssentClient {
         self.live()?.set_write_key(&write_key)
     }
 
-    /// Stops the uploader thread (after the attempt in progress, if any). Queued entries
-    /// stay on disk for the next start. Later calls fail with `ShutDown`.
+    /// Stops the uploader thread (after the attempt in progress, if any) and releases
+    /// `storage_dir`. Queued entries stay on disk for the next start. Later calls fail
+    /// with `ShutDown`.
     pub fn shutdown(&self) {
         let handle = self.uploader.lock().expect("uploader lock").take();
         if let Some(handle) = handle {
             self.engine.request_shutdown();
             let _ = handle.join();
+            self.engine.close();
         }
     }
 }

@@ -588,6 +588,9 @@ fn calls_after_shutdown_fail_cleanly_and_release_nothing_twice() {
         Err(AssentError::ShutDown)
     );
     assert_eq!(c.flush(), Err(AssentError::ShutDown));
+    assert_eq!(c.set_consent(purposes(&[]), "accept_all".into()), Err(AssentError::ShutDown));
+    let reopened = client(config(&server.url, dir.path()));
+    assert_eq!(reopened.pseudonymous_id(), c.pseudonymous_id(), "shutdown released the folder");
 }
 
 #[test]
