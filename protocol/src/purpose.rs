@@ -5,11 +5,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::ProtocolError;
 
 /// What an event or a piece of data is used for. Consent is given per purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Purpose {
     /// Strictly necessary for the service the user asked for; never needs consent.
     Necessary,
     /// Measurement and product analytics. The purpose of an event that names none.
+    #[default]
     Analytics,
     /// Personalising content and recommendations.
     Personalization,
@@ -44,12 +45,6 @@ impl Purpose {
     /// The inverse of [`Purpose::code`].
     pub fn from_code(code: u8) -> Option<Purpose> {
         Purpose::ALL.get(usize::from(code)).copied()
-    }
-}
-
-impl Default for Purpose {
-    fn default() -> Self {
-        Purpose::Analytics
     }
 }
 

@@ -11,18 +11,27 @@ use assent_core::{AssentClient, ClientConfig};
 fn client(dir: &std::path::Path) -> Arc<AssentClient> {
     // Nothing listens on port 9 and the thresholds are never reached: this measures
     // tracking, not uploading.
-    let mut c = ClientConfig::new("http://127.0.0.1:9", "bench", dir.to_str().unwrap(), "bench.app", "1");
+    let mut c = ClientConfig::new(
+        "http://127.0.0.1:9",
+        "bench",
+        dir.to_str().unwrap(),
+        "bench.app",
+        "1",
+    );
     c.flush_at = u32::MAX;
     c.flush_interval_ms = 24 * 3600 * 1000;
     c.max_queue_events = u32::MAX;
     c.app_version = Some("1.0.0".into());
     c.locale = Some("en-GB".into());
     let client = AssentClient::new(c).unwrap();
-    client.set_consent([("analytics".to_string(), true)].into(), "custom".into()).unwrap();
+    client
+        .set_consent([("analytics".to_string(), true)].into(), "custom".into())
+        .unwrap();
     client
 }
 
-const PROPS: &str = r#"{"product_id":"sku-1234","price":19.99,"currency":"EUR","category":"books"}"#;
+const PROPS: &str =
+    r#"{"product_id":"sku-1234","price":19.99,"currency":"EUR","category":"books"}"#;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -44,7 +53,9 @@ fn throughput(threads: usize, per_thread: usize) -> f64 {
             let c = &c;
             s.spawn(move || {
                 for _ in 0..per_thread {
-                    assert!(c.track("Product Viewed".into(), PROPS.into(), None).unwrap());
+                    assert!(c
+                        .track("Product Viewed".into(), PROPS.into(), None)
+                        .unwrap());
                 }
             });
         }
@@ -56,30 +67,46 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("assent-core track benchmark ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "assent-core track benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     let _warm = throughput(1, 20_000);
-    println!("track throughput, 1 thread : {:>10.0} events/s", throughput(1, 200_000));
-    println!("track throughput, 4 threads: {:>10.0} events/s", throughput(4, 50_000));
+    println!(
+        "track throughput, 1 thread : {:>10.0} events/s",
+        throughput(1, 200_000)
+    );
+    println!(
+        "track throughput, 4 threads: {:>10.0} events/s",
+        throughput(4, 50_000)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let c = client(dir.path());
     let mut samples: Vec<Duration> = Vec::with_capacity(100_000);
     for _ in 0..100_000 {
         let t = Instant::now();
-        c.track("Product Viewed".into(), PROPS.into(), None).unwrap();
+        c.track("Product Viewed".into(), PROPS.into(), None)
+            .unwrap();
         samples.push(t.elapsed());
     }
     samples.sort_unstable();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    println!("track latency p50: {:?}  p99: {:?}  max: {:?}", pct(0.50), pct(0.99), samples[samples.len() - 1]);
+    println!(
+        "track latency p50: {:?}  p99: {:?}  max: {:?}",
+        pct(0.50),
+        pct(0.99),
+        samples[samples.len() - 1]
+    );
     drop(c);
 
     let dir = tempfile::tempdir().unwrap();
     let before = rss_kib();
     let c = client(dir.path());
     for _ in 0..100_000 {
-        c.track("Product Viewed".into(), PROPS.into(), None).unwrap();
+        c.track("Product Viewed".into(), PROPS.into(), None)
+            .unwrap();
     }
     let after = rss_kib();
     println!(
@@ -90,9 +117,17 @@ fn main() {
         c.queued_count()
     );
 
-    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libassent_core.so");
+    // `make bench` strips a copy of the release cdylib here first.
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/libassent_core.stripped.so");
     match std::fs::metadata(&lib) {
-        Ok(m) => println!("cdylib size (release, stripped): {:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len()),
-        Err(_) => println!("cdylib size: build with `cargo build --release -p assent-core` first"),
+        Ok(m) => println!(
+            "cdylib size (release, stripped, x86_64): {:.2} MB ({} bytes)",
+            m.len() as f64 / 1e6,
+            m.len()
+        ),
+        Err(_) => println!(
+            "cdylib size: not measured (run `make bench`, which strips the release cdylib first)"
+        ),
     }
 }

@@ -289,7 +289,7 @@ mod tests {
             .unwrap()
             .apply(&mut s, "v1", now());
         assert_eq!(c.withdrawn, vec![Purpose::Advertising]);
-        assert_eq!(c.previous[&Purpose::Advertising], true);
+        assert!(c.previous[&Purpose::Advertising]);
         assert!(s.allows(Purpose::Analytics));
         assert!(!s.allows(Purpose::Advertising));
         assert!(!c.denies_all_optional());

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use crate::{
     clock::Clock,
     consent::{self, Change, Choice, PersistedState},
-    identity::{self, InstallSecret},
+    identity::{self, InstallSecret, RandomFill},
     queue::{Class, Queue},
     storage::DirLock,
     transport::HttpTransport,
@@ -129,7 +129,7 @@ pub(crate) struct Engine {
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub transport: Arc<dyn HttpTransport>,
-    random: Box<dyn Fn(&mut [u8]) + Send + Sync>,
+    random: Box<RandomFill>,
     /// `context`, serialized once.
     context: Box<RawValue>,
     pub session: RwLock<Session>,
@@ -207,7 +207,7 @@ impl Engine {
         config: &ClientConfig,
         transport: Arc<dyn HttpTransport>,
         clock: Arc<dyn Clock>,
-        random: Box<dyn Fn(&mut [u8]) + Send + Sync>,
+        random: Box<RandomFill>,
     ) -> Result<Engine> {
         let settings = Settings::parse(config)?;
         std::fs::create_dir_all(&settings.storage_dir)?;

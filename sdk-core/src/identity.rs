@@ -17,6 +17,9 @@ const ANONYMOUS_ID_LABEL: &[u8] = b"assent/anonymous-id/v1\0";
 /// A pepper shorter than this is too easy to brute-force.
 pub(crate) const MIN_PEPPER_BYTES: usize = 16;
 
+/// Where secrets get their randomness: the OS in production, a test's choice in tests.
+pub(crate) type RandomFill = dyn Fn(&mut [u8]) + Send + Sync;
+
 /// 256 random bits generated on first use and kept in `storage_dir`. Never leaves the
 /// device; only HMACs of it do.
 #[derive(Clone)]

@@ -269,7 +269,7 @@ impl Queue {
                 self.insert_location(seq, loc);
                 self.next_seq = self.next_seq.max(seq + 1);
             }
-            KIND_DELETE if (body.len() - 1) % 8 == 0 => {
+            KIND_DELETE if (body.len() - 1).is_multiple_of(8) => {
                 for chunk in body[1..].chunks_exact(8) {
                     let seq = u64::from_le_bytes(chunk.try_into().unwrap());
                     self.next_seq = self.next_seq.max(seq + 1);

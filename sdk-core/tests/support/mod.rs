@@ -72,9 +72,13 @@ impl Recorder {
                 let raw_len = raw.len();
                 let text = if gzip {
                     let mut out = Vec::new();
-                    flate2::read::GzDecoder::new(raw.as_slice())
-                        .read_to_end(&mut out)
-                        .unwrap();
+                    let inflated =
+                        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out);
+                    if inflated.is_err() {
+                        // A body cut short by a killed client.
+                        let _ = request.respond(tiny_http::Response::empty(400));
+                        continue;
+                    }
                     out
                 } else {
                     raw

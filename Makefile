@@ -1,0 +1,55 @@
+# One target per test family, and `make test` for all of them (what CI runs).
+SHELL := /bin/bash
+VENV := target/venv
+KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
+JNA := /usr/share/java/jna.jar
+LIB_DIR := target/release
+
+.PHONY: test deps lint test-rust bindings test-python test-kotlin test-swift bench run
+
+test: deps lint test-rust test-python test-kotlin test-swift
+	@echo "make test: every test family passed"
+
+deps:
+	@scripts/ensure-deps.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	cargo test --workspace
+
+bindings:
+	bindings/generate.sh
+
+test-python: deps
+	rm -rf target/wheels
+	cd bindings/python && ../../$(VENV)/bin/maturin build --release --quiet -o ../../target/wheels
+	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/assent_sdk-*.whl
+	cd bindings/python && ../../$(VENV)/bin/python -m pytest -q tests
+
+test-kotlin: deps bindings
+	mkdir -p target/kotlin
+	$(KOTLIN_HOME)/bin/kotlinc -nowarn -cp $(JNA) \
+	  bindings/kotlin/generated/dev/assent/core/assent_core.kt \
+	  bindings/kotlin/src/test/kotlin/AssentBindingTest.kt -d target/kotlin/tests.jar
+	java -Djna.library.path=$(LIB_DIR) \
+	  -cp target/kotlin/tests.jar:$(JNA):$(KOTLIN_HOME)/lib/kotlin-stdlib.jar \
+	  AssentBindingTestKt protocol/test-vectors/user-id-hmac.json
+
+# No Swift toolchain exists here: the Swift binding is generated and checked for the
+# declarations apps use, but not compiled.
+test-swift: bindings
+	@for sym in "class AssentClient" "func track(" "func setConsent(" "protocol HttpTransport" "enum AssentError"; do \
+	  grep -q "$$sym" bindings/swift/generated/AssentCore.swift || { echo "Swift binding lacks: $$sym"; exit 1; }; \
+	done
+	@echo "swift: binding generated (not compiled: no Swift toolchain)"
+
+bench: deps
+	cargo build --release -p assent-core
+	strip -s -o target/libassent_core.stripped.so $(LIB_DIR)/libassent_core.so
+	cargo bench -p assent-core --bench track
+
+run:
+	cargo run -q -p assent-core --example quickstart

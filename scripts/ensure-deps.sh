@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test families need when it is missing: a Python venv with maturin
+# and pytest (PyPI), kotlinc (npm package kotlin-compiler), JNA (Debian libjna-java),
+# and strip (binutils) for measuring the cdylib. Idempotent; quiet when all is there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: $*; install them (sudo apt-get install $*)" >&2
+    exit 1
+  fi
+  if [ -z "${ASSENT_APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    export ASSENT_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+[ -f /usr/share/java/jna.jar ] || missing+=(libjna-java)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v strip >/dev/null || missing+=(binutils)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+
+venv="$root/target/venv"
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
+  echo "creating $venv with maturin and pytest"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7"
+fi
+
+if [ ! -x bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc ]; then
+  echo "installing kotlin-compiler from npm"
+  (cd bindings/kotlin && npm install --no-audit --no-fund --silent)
+fi
