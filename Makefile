@@ -27,7 +27,7 @@ test-python: deps
 	rm -rf target/wheels
 	cd bindings/python && ../../$(VENV)/bin/maturin build --release --quiet -o ../../target/wheels
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/assent_sdk-*.whl
-	cd bindings/python && ../../$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q protocol/tests bindings/python/tests
 
 test-kotlin: deps bindings
 	mkdir -p target/kotlin

@@ -29,10 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 venv="$root/target/venv"
-if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import jsonschema" 2>/dev/null; then
   echo "creating $venv with maturin and pytest"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7"
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "jsonschema>=4.18"
 fi
 
 if [ ! -x bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc ]; then

@@ -154,6 +154,10 @@ pub struct Event {
     /// Assent extension: what the event is for. Absent means `analytics`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Purpose>,
+    /// Other Segment fields (`integrations`, `originalTimestamp`, `channel`...), kept as
+    /// sent so that nothing a Segment library sends is silently lost.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl Event {

@@ -7,6 +7,7 @@ import json
 import pathlib
 import unicodedata
 
+import jsonschema
 import pytest
 
 import assent_core
@@ -14,7 +15,8 @@ from assent_core import AssentClient, AssentError, HttpResponse, HttpTransport
 
 from conftest import make_config
 
-VECTORS = pathlib.Path(__file__).resolve().parents[3] / "protocol" / "test-vectors" / "user-id-hmac.json"
+PROTOCOL = pathlib.Path(__file__).resolve().parents[3] / "protocol"
+VECTORS = PROTOCOL / "test-vectors" / "user-id-hmac.json"
 
 
 def test_published_user_id_vectors_match_the_binding_and_an_independent_hmac():
@@ -81,6 +83,13 @@ def test_track_and_flush_reach_a_real_server(recorder, new_client):
     [record] = recorder.consent()
     assert record["method"] == "accept_all" and record["source"] == "sdk"
     assert record["subjectId"] == pid
+
+    # What the SDK sends follows the published JSON Schema.
+    schema = json.loads((PROTOCOL / "schema" / "assent-v1.schema.json").read_text())
+    defs = schema["$defs"]
+    jsonschema.validate(request["body"], {"$ref": "#/$defs/batch", "$defs": defs})
+    for event in events:
+        jsonschema.validate(event, {"$ref": "#/$defs/event", "$defs": defs})
 
 
 def test_withdrawal_purges_and_ids_survive_restart(recorder, new_client, tmp_path):
