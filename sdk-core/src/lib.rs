@@ -192,6 +192,9 @@ pub struct ClientStats {
     pub refused_no_consent: u64,
     /// Damaged records skipped (or torn tails cut) when the queue was opened.
     pub corrupt_records: u64,
+    /// Times the uploader thread woke up. It sleeps without a timer while nothing is
+    /// queued (or uploads are paused by a refused key), so this stays still when idle.
+    pub uploader_wakeups: u64,
 }
 
 /// The SDK: one per app (per `storage_dir`), shared across threads. Calls never wait
@@ -403,6 +406,7 @@ impl AssentClient {
             rejected: s.rejected.load(Ordering::Relaxed),
             refused_no_consent: s.refused_no_consent.load(Ordering::Relaxed),
             corrupt_records: self.engine.corrupt_records,
+            uploader_wakeups: self.engine.signal.lock().expect("signal lock").wakeups,
         }
     }
 

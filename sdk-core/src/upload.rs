@@ -36,6 +36,8 @@ pub(crate) struct Signal {
     pub attempt: u32,
     /// When the uploader first saw entries waiting: the flush interval counts from here.
     pub pending_since: Option<Instant>,
+    /// How often the uploader thread woke up: stays still while there is nothing to do.
+    pub wakeups: u64,
 }
 
 /// What one collector answer means for the batch that was sent.
@@ -275,6 +277,7 @@ impl Engine {
             {
                 let mut s = self.signal.lock().expect("signal lock");
                 loop {
+                    s.wakeups += 1;
                     self.wake_pending.store(false, Ordering::Relaxed);
                     if s.shutdown {
                         return;

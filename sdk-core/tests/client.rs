@@ -640,3 +640,38 @@ fn bad_configuration_is_a_typed_error() {
     ));
     assert_eq!(unreachable.queued_count(), 1);
 }
+
+#[test]
+fn the_uploader_does_not_wake_while_idle_or_paused() {
+    let server = Recorder::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server.url, dir.path());
+    cfg.flush_interval_ms = 50;
+    let c = client(cfg);
+    std::thread::sleep(Duration::from_millis(100));
+    let idle = c.stats().uploader_wakeups;
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        c.stats().uploader_wakeups,
+        idle,
+        "no timer while the queue is empty"
+    );
+
+    // A refused key pauses uploads without polling.
+    server.script(&[(401, None)]);
+    c.track("E".into(), "".into(), Some("necessary".into()))
+        .unwrap();
+    assert!(server.wait_for(Duration::from_secs(5), |s| s.requests().len() == 1));
+    std::thread::sleep(Duration::from_millis(100));
+    let paused = c.stats().uploader_wakeups;
+    c.track("E".into(), "".into(), Some("necessary".into()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        c.stats().uploader_wakeups <= paused + 1,
+        "at most the one wake-up the new event caused"
+    );
+    assert_eq!(server.requests().len(), 1);
+    c.set_write_key("fixed".into()).unwrap();
+    assert!(server.wait_for(Duration::from_secs(5), |s| s.stored().len() == 2));
+}
