@@ -5,9 +5,9 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: test deps lint test-rust bindings test-python test-kotlin test-swift bench run
+.PHONY: test deps lint test-rust bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
-test: deps lint test-rust test-python test-kotlin test-swift
+test: deps lint test-rust test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
 
 deps:
@@ -45,6 +45,20 @@ test-swift: bindings
 	  grep -q "$$sym" bindings/swift/generated/AssentCore.swift || { echo "Swift binding lacks: $$sym"; exit 1; }; \
 	done
 	@echo "swift: binding generated (not compiled: no Swift toolchain)"
+
+# The README's examples, run as written, so they stay true.
+examples: example-python example-kotlin
+
+example-python: test-python
+	$(VENV)/bin/python bindings/python/examples/quickstart.py
+
+example-kotlin: deps bindings
+	mkdir -p target/kotlin
+	$(KOTLIN_HOME)/bin/kotlinc -nowarn -cp $(JNA) \
+	  bindings/kotlin/generated/dev/assent/core/assent_core.kt \
+	  bindings/kotlin/examples/Quickstart.kt -d target/kotlin/quickstart.jar
+	java -Djna.library.path=$(LIB_DIR) \
+	  -cp target/kotlin/quickstart.jar:$(JNA):$(KOTLIN_HOME)/lib/kotlin-stdlib.jar QuickstartKt
 
 bench: deps
 	cargo build --release -p assent-core
