@@ -135,6 +135,14 @@ impl ConsentRecord {
         Ok(record)
     }
 
+    /// Parses and checks one consent record from a decoded JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<ConsentRecord, ProtocolError> {
+        let record: ConsentRecord =
+            serde_json::from_value(value).map_err(|e| ProtocolError::from_json(&e))?;
+        record.check()?;
+        Ok(record)
+    }
+
     /// Whether `purpose` is granted by this record. `necessary` always is.
     pub fn grants(&self, purpose: Purpose) -> bool {
         purpose == Purpose::Necessary || self.purposes.get(&purpose).copied().unwrap_or(false)

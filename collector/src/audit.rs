@@ -1,0 +1,472 @@
+//! The tamper-evident audit trail. Each entry commits to the hash of the one before it and
+//! to the hash of its data; the data (which may be personal) is kept in another table so
+//! that erasure removes it without breaking the chain. Every `checkpoint_every` entries a
+//! checkpoint entry carries an HMAC of the chain head under the server key.
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{
+    db::WriteTx,
+    error::Result,
+    pseudonym::{sha256_hex, Pseudonymizer},
+};
+
+/// The hash that precedes the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An entry as exported: the chained fields, and the data when it has not been erased.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub actor: String,
+    pub data_hash: String,
+    pub prev_hash: String,
+    pub hash: String,
+    /// The entry's data as JSON text; `None` once erased.
+    pub data: Option<String>,
+}
+
+/// The canonical encoding that is hashed: fixed field order, JSON-escaped strings.
+fn entry_hash(
+    seq: i64,
+    at_ms: i64,
+    kind: &str,
+    actor: &str,
+    data_hash: &str,
+    prev_hash: &str,
+) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        seq: i64,
+        at_ms: i64,
+        kind: &'a str,
+        actor: &'a str,
+        data_hash: &'a str,
+        prev_hash: &'a str,
+    }
+    let bytes = serde_json::to_vec(&Canonical {
+        seq,
+        at_ms,
+        kind,
+        actor,
+        data_hash,
+        prev_hash,
+    })
+    .expect("serializes");
+    sha256_hex(&bytes)
+}
+
+/// Something to record.
+pub struct NewEntry {
+    pub kind: &'static str,
+    pub actor: String,
+    /// The pseudonymized subject the data is about, so erasure can find it.
+    pub subject: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// Appends entries (and any checkpoint that falls due) inside the caller's transaction.
+/// Returns the sequence number of each entry.
+pub async fn append(
+    w: &mut WriteTx<'_>,
+    entries: Vec<NewEntry>,
+    at_ms: i64,
+    keys: &Pseudonymizer,
+    checkpoint_every: u64,
+) -> Result<Vec<i64>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    w.lock_audit_chain().await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *w.tx)
+        .await?;
+    let (mut seq, mut prev) = match head {
+        Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?),
+        None => (0, GENESIS.to_owned()),
+    };
+    let mut seqs = Vec::with_capacity(entries.len());
+    let every = checkpoint_every.max(1) as i64;
+    for entry in entries {
+        seq += 1;
+        prev = insert(
+            w,
+            seq,
+            at_ms,
+            entry.kind,
+            &entry.actor,
+            entry.subject.as_deref(),
+            &entry.data.to_string(),
+            &prev,
+        )
+        .await?;
+        seqs.push(seq);
+        if seq % every == 0 {
+            let data = serde_json::json!({"upTo": seq, "head": prev, "mac": keys.checkpoint_mac(seq, &prev)});
+            seq += 1;
+            prev = insert(
+                w,
+                seq,
+                at_ms,
+                "checkpoint",
+                "server",
+                None,
+                &data.to_string(),
+                &prev,
+            )
+            .await?;
+        }
+    }
+    Ok(seqs)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    w: &mut WriteTx<'_>,
+    seq: i64,
+    at_ms: i64,
+    kind: &str,
+    actor: &str,
+    subject: Option<&str>,
+    data: &str,
+    prev: &str,
+) -> Result<String> {
+    let data_hash = sha256_hex(data.as_bytes());
+    let hash = entry_hash(seq, at_ms, kind, actor, &data_hash, prev);
+    sqlx::query("INSERT INTO audit_log (seq, at_ms, kind, actor, data_hash, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(seq)
+        .bind(at_ms)
+        .bind(kind)
+        .bind(actor)
+        .bind(&data_hash)
+        .bind(prev)
+        .bind(&hash)
+        .execute(&mut *w.tx)
+        .await?;
+    sqlx::query("INSERT INTO audit_data (seq, subject, data) VALUES ($1, $2, $3)")
+        .bind(seq)
+        .bind(subject)
+        .bind(data)
+        .execute(&mut *w.tx)
+        .await?;
+    Ok(hash)
+}
+
+/// Where a chain stops being what it claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Break {
+    /// The first entry that does not verify (or the sequence number that is missing).
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// Checks entries in order, as they come. Feed it every entry, then call `finish`.
+#[derive(Debug)]
+pub struct Verifier<'k> {
+    expected_seq: Option<i64>,
+    prev_hash: String,
+    checked: u64,
+    checkpoints: u64,
+    keys: Option<&'k Pseudonymizer>,
+    first_break: Option<Break>,
+}
+
+/// The verdict on a whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub entries: u64,
+    pub checkpoints_verified: u64,
+    pub head: String,
+    pub first_break: Option<Break>,
+}
+
+impl<'k> Verifier<'k> {
+    /// `keys`: when given, checkpoint MACs are checked too.
+    pub fn new(keys: Option<&'k Pseudonymizer>) -> Verifier<'k> {
+        Verifier {
+            expected_seq: None,
+            prev_hash: GENESIS.into(),
+            checked: 0,
+            checkpoints: 0,
+            keys,
+            first_break: None,
+        }
+    }
+
+    /// An export may start anywhere (a time window): the first entry anchors the chain.
+    pub fn push(&mut self, e: &Entry) {
+        if self.first_break.is_some() {
+            return;
+        }
+        let problem = self.check(e);
+        if let Some(problem) = problem {
+            self.first_break = Some(Break {
+                seq: e.seq,
+                problem,
+            });
+            return;
+        }
+        self.expected_seq = Some(e.seq + 1);
+        self.prev_hash = e.hash.clone();
+        self.checked += 1;
+    }
+
+    fn check(&mut self, e: &Entry) -> Option<String> {
+        match self.expected_seq {
+            Some(expected) if e.seq > expected => {
+                return Some(format!("entries {expected}..{} are missing", e.seq - 1));
+            }
+            Some(expected) if e.seq < expected => {
+                return Some("entry out of order or repeated".into())
+            }
+            None if e.seq == 1 && e.prev_hash != GENESIS => {
+                return Some("first entry does not start the chain".into())
+            }
+            _ => {}
+        }
+        if self.expected_seq.is_some() && e.prev_hash != self.prev_hash {
+            return Some("prev_hash does not match the entry before (removed or reordered)".into());
+        }
+        if let Some(data) = &e.data {
+            if sha256_hex(data.as_bytes()) != e.data_hash {
+                return Some("data altered (does not match data_hash)".into());
+            }
+        }
+        if entry_hash(
+            e.seq,
+            e.at_ms,
+            &e.kind,
+            &e.actor,
+            &e.data_hash,
+            &e.prev_hash,
+        ) != e.hash
+        {
+            return Some("entry altered (hash does not match its fields)".into());
+        }
+        if e.kind == "checkpoint" {
+            if let (Some(keys), Some(data)) = (self.keys, &e.data) {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+                let up_to = v["upTo"].as_i64().unwrap_or(-1);
+                let head = v["head"].as_str().unwrap_or_default();
+                if up_to != e.seq - 1
+                    || head != e.prev_hash
+                    || v["mac"].as_str() != Some(&keys.checkpoint_mac(up_to, head))
+                {
+                    return Some("checkpoint signature does not verify".into());
+                }
+                self.checkpoints += 1;
+            }
+        }
+        None
+    }
+
+    pub fn finish(self) -> Report {
+        Report {
+            ok: self.first_break.is_none(),
+            entries: self.checked,
+            checkpoints_verified: self.checkpoints,
+            head: self.prev_hash,
+            first_break: self.first_break,
+        }
+    }
+}
+
+/// CSV header of an export; rows are written by [`csv_row`].
+pub const CSV_HEADER: &str = "seq,at,kind,actor,data_hash,prev_hash,hash,data\r\n";
+
+pub fn csv_row(e: &Entry) -> String {
+    fn field(s: &str) -> String {
+        // Quote everything; a leading = + - @ would make a spreadsheet run a formula.
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+    let at = assent_protocol::Timestamp::from_unix_millis(e.at_ms).to_string();
+    format!(
+        "{},{},{},{},{},{},{},{}\r\n",
+        e.seq,
+        field(&at),
+        field(&e.kind),
+        field(&e.actor),
+        field(&e.data_hash),
+        field(&e.prev_hash),
+        field(&e.hash),
+        field(e.data.as_deref().unwrap_or(""))
+    )
+}
+
+/// Reads back a row written by [`csv_row`].
+pub fn parse_csv_row(line: &str) -> Option<Entry> {
+    let mut fields = Vec::new();
+    let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
+    loop {
+        let mut f = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        f.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    f.push(c);
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                f.push(c);
+                chars.next();
+            }
+        }
+        fields.push(f);
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return None,
+        }
+    }
+    if fields.len() != 8 {
+        return None;
+    }
+    let unguard = |s: &str| {
+        if s.starts_with("'") && s[1..].starts_with(['=', '+', '-', '@']) {
+            s[1..].to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    Some(Entry {
+        seq: fields[0].parse().ok()?,
+        at_ms: assent_protocol::Timestamp::parse(&fields[1])
+            .ok()?
+            .unix_millis(),
+        kind: unguard(&fields[2]),
+        actor: unguard(&fields[3]),
+        data_hash: fields[4].clone(),
+        prev_hash: fields[5].clone(),
+        hash: fields[6].clone(),
+        data: if fields[7].is_empty() {
+            None
+        } else {
+            Some(unguard(&fields[7]))
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn chain(n: i64) -> Vec<Entry> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let data = format!(r#"{{"n":{seq}}}"#);
+                let data_hash = sha256_hex(data.as_bytes());
+                let hash = entry_hash(seq, 1000 + seq, "consent", "key:k", &data_hash, &prev);
+                let e = Entry {
+                    seq,
+                    at_ms: 1000 + seq,
+                    kind: "consent".into(),
+                    actor: "key:k".into(),
+                    data_hash,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    data: Some(data),
+                };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    fn verify(entries: &[Entry]) -> Report {
+        let mut v = Verifier::new(None);
+        entries.iter().for_each(|e| v.push(e));
+        v.finish()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_erased_data_is_allowed() {
+        let mut c = chain(5);
+        assert!(verify(&c).ok);
+        c[2].data = None;
+        let r = verify(&c);
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.entries, 5);
+    }
+
+    #[test]
+    fn alteration_removal_and_reordering_name_the_first_bad_entry() {
+        let mut altered = chain(5);
+        altered[2].data = Some(r#"{"n":99}"#.into());
+        assert_eq!(verify(&altered).first_break.unwrap().seq, 3);
+
+        let mut forged = chain(5);
+        forged[3].actor = "key:someone-else".into();
+        assert_eq!(verify(&forged).first_break.unwrap().seq, 4);
+
+        let mut removed = chain(5);
+        removed.remove(1);
+        let b = verify(&removed).first_break.unwrap();
+        assert_eq!(b.seq, 3);
+        assert!(b.problem.contains("missing"));
+
+        let mut swapped = chain(5);
+        swapped.swap(1, 2);
+        assert_eq!(verify(&swapped).first_break.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn csv_rows_round_trip_including_quotes_and_formula_guards() {
+        let mut e = chain(1).remove(0);
+        e.data = Some(r#"{"note":"=SUM(A1), \"quoted\""}"#.into());
+        e.actor = "-danger".into();
+        let row = csv_row(&e);
+        assert!(row.contains("\"'-danger\""));
+        assert_eq!(parse_csv_row(&row).unwrap(), e);
+    }
+
+    #[test]
+    fn checkpoint_macs_are_checked_when_the_key_is_known() {
+        let keys = Pseudonymizer::new("k1", Secret::new("s".repeat(32)));
+        let mut c = chain(2);
+        let head = c[1].hash.clone();
+        let data =
+            serde_json::json!({"upTo": 2, "head": head, "mac": keys.checkpoint_mac(2, &head)})
+                .to_string();
+        let data_hash = sha256_hex(data.as_bytes());
+        let hash = entry_hash(3, 1003, "checkpoint", "server", &data_hash, &head);
+        c.push(Entry {
+            seq: 3,
+            at_ms: 1003,
+            kind: "checkpoint".into(),
+            actor: "server".into(),
+            data_hash,
+            prev_hash: head,
+            hash,
+            data: Some(data),
+        });
+        let mut v = Verifier::new(Some(&keys));
+        c.iter().for_each(|e| v.push(e));
+        let r = v.finish();
+        assert!(r.ok && r.checkpoints_verified == 1, "{r:?}");
+        let other = Pseudonymizer::new("k1", Secret::new("t".repeat(32)));
+        let mut v = Verifier::new(Some(&other));
+        c.iter().for_each(|e| v.push(e));
+        assert_eq!(v.finish().first_break.unwrap().seq, 3);
+    }
+}

@@ -1,0 +1,247 @@
+//! The command line: `serve` (the default), `migrate`, `keys`, `audit`, `subject`.
+use std::{io::Write, path::PathBuf, sync::Arc};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{
+    audit::{self, Verifier},
+    config::Config,
+    db,
+    error::{Error, Result},
+    export::{self, Format},
+    keys::{self, Role},
+    pseudonym::Pseudonymizer,
+    AppState, Application, SystemClock,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "assent-collector",
+    version,
+    about = "Assent collector: consent-enforcing event and consent ingest"
+)]
+pub struct Cli {
+    /// TOML configuration file (ASSENT_* environment variables override it).
+    #[arg(long, global = true, env = "ASSENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create, list and revoke write keys and compliance (admin) tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Export or verify the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Data subject requests.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Write,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once.
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Source the write key sends for (created when new).
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by its id.
+    Revoke { key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit trail as JSONL or CSV.
+    Export {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Output file (standard output when absent).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Check an exported file offline; names the first entry altered, removed or reordered.
+    Verify { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectCommand {
+    /// Print the pseudonym under which a raw id is stored.
+    Lookup { raw_id: String },
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    Config::load(cli.config.as_deref(), std::env::vars())
+}
+
+async fn open(cli: &Cli) -> Result<AppState> {
+    AppState::open(load(cli)?, Arc::new(SystemClock)).await
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        None | Some(Command::Serve) => {
+            let app = Application::build(load(&cli)?).await?;
+            app.run_until_stopped()
+                .await
+                .map_err(|e| Error::Internal(format!("server: {e}")))?;
+        }
+        Some(Command::Migrate) => {
+            let config = load(&cli)?;
+            let db = db::Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+        }
+        Some(Command::Keys(cmd)) => {
+            let state = open(&cli).await?;
+            match cmd {
+                KeysCommand::Create {
+                    role,
+                    source,
+                    label,
+                } => {
+                    let role = match role {
+                        RoleArg::Write => Role::Write,
+                        RoleArg::Admin => Role::Admin,
+                    };
+                    let key = keys::create(&state, role, source.as_deref(), label, "cli").await?;
+                    println!("{}\t{}", key.id, key.raw);
+                    eprintln!("Keep the key: only its hash is stored.");
+                }
+                KeysCommand::List => {
+                    for k in db::list_keys(&state.db).await? {
+                        println!("{}", serde_json::to_string(&k).expect("serializes"));
+                    }
+                }
+                KeysCommand::Revoke { key_id } => {
+                    keys::revoke(&state, key_id, "cli").await?;
+                    println!("revoked {key_id}");
+                }
+            }
+        }
+        Some(Command::Audit(AuditCommand::Export {
+            from,
+            to,
+            format,
+            output,
+        })) => {
+            let state = open(&cli).await?;
+            let window = crate::http::Window {
+                from: from.clone(),
+                to: to.clone(),
+                format: None,
+            };
+            let (from_ms, to_ms) = window.bounds()?;
+            let format = Format::parse(Some(format))?;
+            export::record_admin_act(
+                &state,
+                "audit_export",
+                "cli".into(),
+                None,
+                serde_json::json!({"from": from, "to": to}),
+            )
+            .await?;
+            let mut out: Box<dyn Write> = match output {
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let io = |e: std::io::Error| Error::Internal(format!("writing the export: {e}"));
+            if format == Format::Csv {
+                out.write_all(audit::CSV_HEADER.as_bytes()).map_err(io)?;
+            }
+            let mut after = 0;
+            loop {
+                let entries = export::page(&state.db, after, from_ms, to_ms).await?;
+                let Some(last) = entries.last() else { break };
+                after = last.seq;
+                out.write_all(format.render(&entries).as_bytes())
+                    .map_err(io)?;
+            }
+            out.flush().map_err(io)?;
+        }
+        Some(Command::Audit(AuditCommand::Verify { file })) => {
+            let config = load(&cli)?;
+            let keys = config
+                .pseudonym_key
+                .clone()
+                .map(|k| Pseudonymizer::new(config.pseudonym_key_id.clone(), k));
+            let report = verify_file(file, keys.as_ref())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("serializes")
+            );
+            if keys.is_none() {
+                eprintln!(
+                    "note: ASSENT_PSEUDONYM_KEY not set: checkpoint signatures were not checked"
+                );
+            }
+            return Ok(if report.ok { 0 } else { 1 });
+        }
+        Some(Command::Subject(SubjectCommand::Lookup { raw_id })) => {
+            let state = open(&cli).await?;
+            println!("{}", state.pseudonymizer.pseudonym(raw_id));
+        }
+    }
+    Ok(0)
+}
+
+/// Verifies an exported file (JSONL or CSV, told apart by its first line).
+pub fn verify_file(path: &std::path::Path, keys: Option<&Pseudonymizer>) -> Result<audit::Report> {
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let mut verifier = Verifier::new(keys);
+    let mut lines = std::io::BufReader::new(file).lines();
+    let mut csv = false;
+    let mut line_no = 0;
+    while let Some(line) = lines.next() {
+        let line = line.map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        line_no += 1;
+        if line_no == 1 && line.starts_with("seq,") {
+            csv = true;
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = if csv {
+            audit::parse_csv_row(&line)
+        } else {
+            serde_json::from_str::<audit::Entry>(&line).ok()
+        };
+        let Some(entry) = entry else {
+            return Err(Error::BadRequest(format!(
+                "line {line_no} is not an audit entry"
+            )));
+        };
+        verifier.push(&entry);
+    }
+    Ok(verifier.finish())
+}

@@ -1,0 +1,187 @@
+//! Configuration: defaults, then a TOML file, then `ASSENT_*` environment variables.
+use std::{fmt, net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A value that must never be printed (keys, tokens, database passwords).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// `sqlite://assent.db` (the default) or `postgres://...`.
+    pub database_url: Secret,
+    /// Largest request body, compressed or inflated.
+    pub max_body_bytes: usize,
+    /// Pseudonymization key (any string of 32+ bytes). Absent: one is generated and kept
+    /// in the database on first start.
+    pub pseudonym_key: Option<Secret>,
+    /// Id of `pseudonym_key`, written into every pseudonym so keys can rotate.
+    pub pseudonym_key_id: String,
+    /// Write key used for the `default` source on first start (else a random one).
+    pub bootstrap_write_key: Option<Secret>,
+    /// Admin (compliance) token created on first start (else a random one).
+    pub bootstrap_admin_token: Option<Secret>,
+    /// Allowed browser origins for the `default` source, comma-separated (`*` for any).
+    pub bootstrap_allowed_origins: String,
+    /// Days events are kept.
+    pub event_retention_days: u32,
+    /// Days consent records are kept.
+    pub consent_retention_days: u32,
+    /// Requests per second allowed per client IP and per key, with this burst.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// How often the retention job runs, in seconds.
+    pub retention_interval_secs: u64,
+    /// An audit checkpoint (HMAC-signed) every this many entries.
+    pub audit_checkpoint_every: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".parse().expect("valid address"),
+            database_url: Secret::new("sqlite://assent.db"),
+            max_body_bytes: assent_protocol::MAX_BATCH_BYTES,
+            pseudonym_key: None,
+            pseudonym_key_id: "k1".into(),
+            bootstrap_write_key: None,
+            bootstrap_admin_token: None,
+            bootstrap_allowed_origins: String::new(),
+            event_retention_days: 395,
+            consent_retention_days: 5 * 365,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            retention_interval_secs: 3600,
+            audit_checkpoint_every: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the TOML file (when given) and then by the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("ASSENT_") else {
+                continue;
+            };
+            config.set(key, &value)?;
+        }
+        if name_ok(&config.pseudonym_key_id) {
+            Ok(config)
+        } else {
+            Err(Error::Config(
+                "pseudonym_key_id must be 1-16 letters, digits, '-' or '_'".into(),
+            ))
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+            v.parse()
+                .map_err(|_| Error::Config(format!("ASSENT_{key} must be a number")))
+        }
+        match key {
+            "BIND" => {
+                self.bind = value
+                    .parse()
+                    .map_err(|_| Error::Config("ASSENT_BIND must be host:port".into()))?
+            }
+            "DATABASE_URL" => self.database_url = Secret::new(value),
+            "MAX_BODY_BYTES" => self.max_body_bytes = num(key, value)?,
+            "PSEUDONYM_KEY" => self.pseudonym_key = Some(Secret::new(value)),
+            "PSEUDONYM_KEY_ID" => self.pseudonym_key_id = value.into(),
+            "BOOTSTRAP_WRITE_KEY" => self.bootstrap_write_key = Some(Secret::new(value)),
+            "BOOTSTRAP_ADMIN_TOKEN" => self.bootstrap_admin_token = Some(Secret::new(value)),
+            "BOOTSTRAP_ALLOWED_ORIGINS" => self.bootstrap_allowed_origins = value.into(),
+            "EVENT_RETENTION_DAYS" => self.event_retention_days = num(key, value)?,
+            "CONSENT_RETENTION_DAYS" => self.consent_retention_days = num(key, value)?,
+            "RATE_LIMIT_PER_SECOND" => self.rate_limit_per_second = num(key, value)?,
+            "RATE_LIMIT_BURST" => self.rate_limit_burst = num(key, value)?,
+            "RETENTION_INTERVAL_SECS" => self.retention_interval_secs = num(key, value)?,
+            "AUDIT_CHECKPOINT_EVERY" => self.audit_checkpoint_every = num(key, value)?,
+            // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn retention_interval(&self) -> Duration {
+        Duration::from_secs(self.retention_interval_secs.max(1))
+    }
+}
+
+fn name_ok(s: &str) -> bool {
+    (1..=16).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assent.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9000\"\nevent_retention_days = 30\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("ASSENT_EVENT_RETENTION_DAYS".to_string(), "7".to_string()),
+            ("ASSENT_PSEUDONYM_KEY".to_string(), "x".repeat(40)),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(Some(&file), env.into_iter()).unwrap();
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.event_retention_days, 7);
+        assert_eq!(format!("{:?}", c.pseudonym_key), "Some(Secret(***))");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let env = vec![("ASSENT_RATE_LIMIT_BURST".to_string(), "lots".to_string())];
+        let err = Config::load(None, env.into_iter()).unwrap_err();
+        assert!(err.to_string().contains("ASSENT_RATE_LIMIT_BURST"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+        assert!(Config::load(Some(&file), std::iter::empty()).is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! The database: one `AnyPool` over SQLite (embedded default, WAL) or PostgreSQL, the same
+//! SQL for both where it can be, and the few places where they differ.
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    AnyPool, Executor, Row,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::{
+    config::{Config, Secret},
+    error::{Error, Result},
+    pseudonym::{random_token, sha256_hex},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Lock id that serializes appends to the audit chain across PostgreSQL replicas.
+const AUDIT_CHAIN_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// SQLite has one writer: taking it here first avoids busy retries and makes the
+    /// audit chain's read-then-append safe. Unused for PostgreSQL.
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction (and, on SQLite, the writer lock).
+pub struct WriteTx<'a> {
+    pub tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    chain_locked: bool,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    /// Serializes audit chain appends (a no-op on SQLite, which has one writer).
+    pub async fn lock_audit_chain(&mut self) -> Result<()> {
+        if self.backend == Backend::Postgres && !self.chain_locked {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(AUDIT_CHAIN_LOCK)
+                .execute(&mut *self.tx)
+                .await?;
+            self.chain_locked = true;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(Error::Config(
+                "database_url must start with sqlite: or postgres:".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::Config(format!("database_url: {e}")))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer. FULL: a commit is on disk
+                        // before the 2xx that acknowledges it.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn write(&self) -> Result<WriteTx<'_>> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            chain_locked: false,
+            _writer: guard,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pseudonymization key: from the configuration, or generated once and kept in the
+    /// database (so that every replica and every restart uses the same one).
+    pub async fn pseudonym_key(&self, config: &Config, now_ms: i64) -> Result<Secret> {
+        if let Some(key) = &config.pseudonym_key {
+            if key.expose().len() < 32 {
+                return Err(Error::Config(
+                    "pseudonym_key must be at least 32 bytes".into(),
+                ));
+            }
+            return Ok(key.clone());
+        }
+        let name = format!("pseudonym_key.{}", config.pseudonym_key_id);
+        let mut w = self.write().await?;
+        // Several replicas may start at once: the first insert wins, all read the winner.
+        sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(&name).bind(random_token("")).bind(now_ms).execute(&mut *w.tx).await?;
+        let value: String = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(&name)
+            .fetch_one(&mut *w.tx)
+            .await?
+            .try_get(0)?;
+        w.commit().await?;
+        Ok(Secret::new(value))
+    }
+}
+
+/// Who is calling: a write key of a source, or an admin (compliance) token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Source { source_id: String, key_id: String },
+    Admin { key_id: String },
+}
+
+impl Caller {
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Source { key_id, .. } | Caller::Admin { key_id } => format!("key:{key_id}"),
+        }
+    }
+}
+
+/// Keys are stored as SHA-256 hashes; the raw key is shown once, when created.
+pub fn key_hash(raw: &str) -> String {
+    sha256_hex(raw.as_bytes())
+}
+
+pub async fn find_key(db: &Db, raw: &str) -> Result<Option<Caller>> {
+    let row = sqlx::query(
+        "SELECT id, role, source_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
+    )
+    .bind(key_hash(raw))
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let key_id: String = row.try_get(0)?;
+    let role: String = row.try_get(1)?;
+    let source: Option<String> = row.try_get(2)?;
+    Ok(match (role.as_str(), source) {
+        ("write", Some(source_id)) => Some(Caller::Source { source_id, key_id }),
+        ("admin", _) => Some(Caller::Admin { key_id }),
+        _ => None,
+    })
+}
+
+/// One key as `keys list` shows it (never the key itself).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub role: String,
+    pub source: Option<String>,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+pub async fn list_keys(db: &Db) -> Result<Vec<KeyInfo>> {
+    let rows = sqlx::query(
+        "SELECT k.id, k.role, s.name, k.label, k.created_at_ms, k.revoked_at_ms
+         FROM api_keys k LEFT JOIN sources s ON s.id = k.source_id ORDER BY k.created_at_ms, k.id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(KeyInfo {
+                id: r.try_get(0)?,
+                role: r.try_get(1)?,
+                source: r.try_get(2)?,
+                label: r.try_get(3)?,
+                created_at_ms: r.try_get(4)?,
+                revoked_at_ms: r.try_get(5)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,104 @@
+//! The collector's one error type, and how it becomes an HTTP answer.
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or unknown write key")]
+    Unauthorized,
+    #[error("this key may not do that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Unavailable(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Internal(format!("migration failed: {e}"))
+    }
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Every server-side failure is reported as "try again": clients retry 503.
+            Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden => "forbidden",
+            Error::NotFound => "not_found",
+            Error::TooLarge(_) => "too_large",
+            Error::Unsupported(_) => "unsupported_media_type",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The cause goes to the log (it names no personal data); the client gets a retry.
+            tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
+        }
+        let message = match &self {
+            Error::Unavailable(_) | Error::Internal(_) | Error::Config(_) => {
+                "temporarily unavailable, retry later".into()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({"error": {"code": self.code(), "message": message}});
+        let mut response = (status, Json(body)).into_response();
+        let retry = match &self {
+            Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,221 @@
+//! Assent collector: receives batches of events and consent records over HTTP, enforces
+//! consent again, pseudonymizes identifiers, stores everything durably (SQLite by default,
+//! PostgreSQL for many replicas), and keeps a tamper-evident audit trail.
+//!
+//! `main.rs` only parses the command line; everything is here, so tests use it directly.
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod export;
+pub mod http;
+pub mod ingest;
+pub mod keys;
+pub mod metrics;
+pub mod pseudonym;
+pub mod retention;
+pub mod subjects;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use sqlx::Row;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Where the collector reads the time, so tests can set it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub db: db::Db,
+    pub pseudonymizer: pseudonym::Pseudonymizer,
+    pub metrics: metrics::Metrics,
+    pub clock: Arc<dyn Clock>,
+    /// Allowed browser origins per source, refreshed periodically.
+    origins: RwLock<HashMap<String, Vec<String>>>,
+}
+
+impl AppState {
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState> {
+        let db = db::Db::connect(config.database_url.expose()).await?;
+        db.migrate().await?;
+        let key = db.pseudonym_key(&config, clock.now_ms()).await?;
+        let pseudonymizer = pseudonym::Pseudonymizer::new(config.pseudonym_key_id.clone(), key);
+        let state = AppState {
+            config,
+            db,
+            pseudonymizer,
+            metrics: Default::default(),
+            clock,
+            origins: Default::default(),
+        };
+        state.refresh_origins().await?;
+        Ok(state)
+    }
+
+    pub async fn refresh_origins(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT id, allowed_origins FROM sources")
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut map = HashMap::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let list: String = r.try_get(1)?;
+            map.insert(
+                id,
+                list.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            );
+        }
+        *self.origins.write().expect("origins lock") = map;
+        Ok(())
+    }
+
+    fn origin_allowed_anywhere(&self, origin: &str) -> bool {
+        self.origins
+            .read()
+            .expect("origins lock")
+            .values()
+            .flatten()
+            .any(|o| o == "*" || o == origin)
+    }
+
+    /// A browser request (it has an `Origin`) must come from an origin its source allows.
+    pub async fn check_origin(&self, source_id: &str, headers: &HeaderMap) -> Result<()> {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+            return Ok(());
+        };
+        let allowed = self
+            .origins
+            .read()
+            .expect("origins lock")
+            .get(source_id)
+            .is_some_and(|list| list.iter().any(|o| o == "*" || o == origin));
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+}
+
+/// A built collector: bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects, migrates, bootstraps and binds (`bind` port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Application> {
+        Application::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Application> {
+        let bind = config.bind;
+        let state = Arc::new(AppState::open(config, clock).await?);
+        if let Some((write, admin)) = keys::bootstrap(&state).await? {
+            state.refresh_origins().await?;
+            let generated = state.config.bootstrap_write_key.is_none()
+                || state.config.bootstrap_admin_token.is_none();
+            if generated {
+                // Shown once, on the terminal that started the first run; never logged.
+                println!("First start: created the `default` source.");
+                if state.config.bootstrap_write_key.is_none() {
+                    println!("  write key:        {}", write.raw);
+                }
+                if state.config.bootstrap_admin_token.is_none() {
+                    println!("  compliance token: {}", admin.raw);
+                }
+                println!("Keep them: they are stored only as hashes and will not be shown again.");
+            }
+        }
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| Error::Config(format!("cannot bind {bind}: {e}")))?;
+        Ok(Application { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    pub fn router(state: Arc<AppState>) -> axum::Router {
+        let cors_state = state.clone();
+        let cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+                origin
+                    .to_str()
+                    .is_ok_and(|o| cors_state.origin_allowed_anywhere(o))
+            }))
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::CONTENT_ENCODING,
+            ])
+            .max_age(std::time::Duration::from_secs(3600));
+        http::router(state).layer(cors)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, with the retention job running beside.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        tokio::spawn(retention::run(state.clone()));
+        let app = Application::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(port = self.port(), backend = ?self.state.db.backend, "collector listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

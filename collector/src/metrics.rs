@@ -1,0 +1,121 @@
+//! Prometheus metrics: requests, events by outcome and reason, latency, and what waits.
+use std::sync::Mutex;
+
+use assent_protocol::{BatchResponse, RejectCode};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnly {
+    pub route: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub requests: Family<RouteLabels, Counter>,
+    pub events: Family<OutcomeLabels, Counter>,
+    pub latency: Family<RouteOnly, Histogram>,
+    /// Requests being handled right now (the ingest queue).
+    pub in_flight: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RouteLabels, Counter>::default();
+        let events = Family::<OutcomeLabels, Counter>::default();
+        let latency = Family::<RouteOnly, Histogram>::new_with_constructor(|| {
+            Histogram::new(
+                [
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]
+                .into_iter(),
+            )
+        });
+        let in_flight = Gauge::default();
+        let mut registry = Registry::with_prefix("assent");
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "events",
+            "Events by outcome (accepted, duplicate, rejected) and reason",
+            events.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being processed",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            events,
+            latency,
+            in_flight,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_batch(&self, r: &BatchResponse) {
+        let count = |outcome: &str, reason: &str, n: u64| {
+            if n > 0 {
+                self.events
+                    .get_or_create(&OutcomeLabels {
+                        outcome: outcome.into(),
+                        reason: reason.into(),
+                    })
+                    .inc_by(n);
+            }
+        };
+        count("accepted", "", u64::from(r.accepted));
+        count("duplicate", "", u64::from(r.duplicates));
+        for code in [
+            RejectCode::Invalid,
+            RejectCode::TooLarge,
+            RejectCode::NoConsent,
+        ] {
+            let n = r.rejected.iter().filter(|x| x.code == code).count() as u64;
+            let reason = serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            count("rejected", &reason, n);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().expect("metrics registry"))
+            .expect("writing to a String");
+        out
+    }
+}

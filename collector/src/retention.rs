@@ -1,0 +1,64 @@
+//! The retention job: deletes events (and, on their own schedule, consent records) older
+//! than configured, a bounded batch at a time so writers are never blocked for long.
+use std::sync::Arc;
+
+use crate::{error::Result, AppState};
+
+const BATCH: i64 = 1000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+pub async fn run(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.retention_interval());
+    loop {
+        tick.tick().await;
+        match sweep(&state).await {
+            Ok((events, consent)) if events + consent > 0 => {
+                tracing::info!(events, consent, "retention removed expired rows")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
+        }
+        let _ = state.refresh_origins().await;
+    }
+}
+
+/// One sweep: returns how many events and consent records were deleted.
+pub async fn sweep(state: &AppState) -> Result<(u64, u64)> {
+    let now = state.clock.now_ms();
+    let events_before = now - i64::from(state.config.event_retention_days) * DAY_MS;
+    let consent_before = now - i64::from(state.config.consent_retention_days) * DAY_MS;
+    let events = delete_batches(
+        state,
+        "DELETE FROM events WHERE (source_id, message_id) IN
+         (SELECT source_id, message_id FROM events WHERE received_at_ms < $1 LIMIT $2)",
+        events_before,
+    )
+    .await?;
+    let consent = delete_batches(
+        state,
+        "DELETE FROM consent_records WHERE (source_id, consent_id) IN
+         (SELECT source_id, consent_id FROM consent_records WHERE received_at_ms < $1 LIMIT $2)",
+        consent_before,
+    )
+    .await?;
+    Ok((events, consent))
+}
+
+async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut w = state.db.write().await?;
+        let n = sqlx::query(sql)
+            .bind(before)
+            .bind(BATCH)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
