@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: test deps lint test-rust bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: test deps lint sdk-demo test-rust bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 test: deps lint test-rust test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
@@ -17,8 +17,10 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# The collector's suite runs on SQLite and on PostgreSQL (a throwaway cluster when
+# TEST_DATABASE_URL is not given).
 test-rust:
-	cargo test --workspace
+	scripts/with-postgres.sh cargo test --workspace
 
 bindings:
 	bindings/generate.sh
@@ -65,5 +67,11 @@ bench: deps
 	strip -s -o target/libassent_core.stripped.so $(LIB_DIR)/libassent_core.so
 	cargo bench -p assent-core --bench track
 
+# The collector on 127.0.0.1:8080 with an embedded SQLite file (assent.db); migrations
+# run at start, and the first start prints a write key and a compliance token.
 run:
+	cargo run --release -p assent-collector -- serve
+
+# The SDK end to end against a stand-in collector that prints what it receives.
+sdk-demo:
 	cargo run -q -p assent-core --example quickstart

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test families need when it is missing: a Python venv with maturin
 # and pytest (PyPI), kotlinc (npm package kotlin-compiler), JNA (Debian libjna-java),
-# and strip (binutils) for measuring the cdylib. Idempotent; quiet when all is there.
+# strip (binutils) for measuring the cdylib, and PostgreSQL's server binaries for the
+# collector's PostgreSQL suite. Idempotent; quiet when all is there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,6 +24,7 @@ missing=()
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v strip >/dev/null || missing+=(binutils)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt_install "${missing[@]}"

@@ -218,10 +218,10 @@ pub fn verify_file(path: &std::path::Path, keys: Option<&Pseudonymizer>) -> Resu
     let file =
         std::fs::File::open(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let mut verifier = Verifier::new(keys);
-    let mut lines = std::io::BufReader::new(file).lines();
+    let lines = std::io::BufReader::new(file).lines();
     let mut csv = false;
     let mut line_no = 0;
-    while let Some(line) = lines.next() {
+    for line in lines {
         let line = line.map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         line_no += 1;
         if line_no == 1 && line.starts_with("seq,") {

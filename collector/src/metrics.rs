@@ -45,12 +45,9 @@ impl Default for Metrics {
         let requests = Family::<RouteLabels, Counter>::default();
         let events = Family::<OutcomeLabels, Counter>::default();
         let latency = Family::<RouteOnly, Histogram>::new_with_constructor(|| {
-            Histogram::new(
-                [
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]
-                .into_iter(),
-            )
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
         });
         let in_flight = Gauge::default();
         let mut registry = Registry::with_prefix("assent");

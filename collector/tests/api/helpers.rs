@@ -1,0 +1,155 @@
+//! Black-box helpers: a real collector on a random port, against a fresh SQLite file or a
+//! fresh PostgreSQL database, and an HTTP client.
+use std::sync::Arc;
+
+use assent_collector::{config::Secret, AppState, Application, Config};
+use serde_json::Value;
+use sqlx::{Connection, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const WRITE_KEY: &str = "wk_test_write_key_0123456789";
+pub const ADMIN_TOKEN: &str = "adm_test_admin_token_0123456789";
+
+pub struct TestApp {
+    pub url: String,
+    pub state: Arc<AppState>,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh, empty database URL for the backend.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("assent.db").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("TEST_DATABASE_URL").expect(
+                "the PostgreSQL suite needs TEST_DATABASE_URL (`make test-rust` starts a throwaway cluster and sets it)",
+            );
+            let name = format!("assent_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub fn config(database_url: &str) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: Secret::new(database_url),
+        bootstrap_write_key: Some(Secret::new(WRITE_KEY)),
+        bootstrap_admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        bootstrap_allowed_origins: "https://shop.example".into(),
+        audit_checkpoint_every: 5,
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(backend, dir.path()).await;
+    spawn_with(config(&database_url), dir).await
+}
+
+pub async fn spawn_with(config: Config, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(config).await.expect("collector starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        url,
+        state,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(WRITE_KEY, Some(""))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.post(format!("{}{path}", self.url)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let h = r.headers().clone();
+        (status, r.json().await.unwrap_or(Value::Null), h)
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+            .try_get::<i64, _>(0)
+            .unwrap()
+    }
+
+    /// Row counts of every table a request could write.
+    pub async fn counts(&self) -> Vec<i64> {
+        let mut v = Vec::new();
+        for t in [
+            "events",
+            "consent_records",
+            "dead_letters",
+            "audit_log",
+            "audit_data",
+        ] {
+            v.push(self.count(t).await);
+        }
+        v
+    }
+}
+
+pub fn consent(id: &str, subject: &str, purposes: Value, at: &str) -> Value {
+    serde_json::json!({
+        "consentId": id, "subjectId": subject, "purposes": purposes, "policyVersion": "2026-01",
+        "method": "custom", "source": "sdk", "timestamp": at
+    })
+}
+
+pub fn track(id: &str, subject: &str, purpose: Option<&str>, at: &str) -> Value {
+    let mut e = serde_json::json!({"messageId": id, "type": "track", "event": "Bought", "anonymousId": subject, "timestamp": at});
+    if let Some(p) = purpose {
+        e["purpose"] = p.into();
+    }
+    e
+}

@@ -1,0 +1,43 @@
+//! The collector's HTTP API, black-box, on SQLite and on PostgreSQL: the same suite runs
+//! against both (`sqlite::name` and `postgres::name`).
+mod helpers;
+mod suite;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::suite::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::suite::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_batch_is_checked_event_by_event_and_consent_is_enforced,
+    duplicates_are_stored_once,
+    consent_in_the_same_batch_counts_and_time_matters,
+    every_way_to_present_a_key_works_and_wrong_keys_fail,
+    bad_input_gets_its_4xx_and_changes_nothing,
+    identifiers_and_addresses_are_never_stored_raw,
+    clock_skew_is_corrected_from_sent_at,
+    consent_endpoints_record_and_return_the_current_state,
+    the_audit_trail_exports_and_verifies_and_detects_tampering,
+    the_audit_log_refuses_updates_and_deletes,
+    subject_access_and_erasure_keep_the_chain_verifying,
+    segment_consent_stamps_count_and_are_recorded,
+    single_event_endpoints_take_the_type_from_the_path,
+    health_readiness_metrics_and_openapi,
+    cors_follows_the_source_allowed_origins,
+    the_sdk_delivers_to_the_collector_end_to_end,
+    retention_deletes_expired_events_in_batches,
+    openapi_matches_the_router,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_behave_as_one_collector() {
+    suite::two_replicas(helpers::Backend::Postgres).await
+}

@@ -1,0 +1,896 @@
+use std::io::Write;
+
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::helpers::*;
+
+const T0: &str = "2026-11-29T10:00:00.000Z";
+const T1: &str = "2026-11-29T10:00:05.000Z";
+
+pub async fn a_batch_is_checked_event_by_event_and_consent_is_enforced(b: Backend) {
+    let app = spawn_app(b).await;
+    let body = json!({
+        "batch": [
+            track("e1", "anon-1", None, T1),
+            track("e2", "anon-1", Some("advertising"), T1),
+            {"messageId": "e3", "type": "track", "anonymousId": "anon-1"},
+            track("e4", "anon-1", Some("necessary"), T1),
+            track("e5", "anon-2", None, T1),
+            "not an event",
+        ],
+        "consent": [consent("c1", "anon-1", json!({"analytics": true}), T0)],
+    });
+    let (status, answer) = app.post("/v1/batch", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    assert_eq!(answer["duplicates"], 0);
+    let rejected: Vec<(u64, &str)> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (1, "no_consent"),
+            (2, "invalid"),
+            (4, "no_consent"),
+            (5, "invalid")
+        ]
+    );
+    assert_eq!(app.count("events").await, 2);
+    assert_eq!(app.count("dead_letters").await, 4);
+    assert_eq!(app.count("consent_records").await, 1);
+}
+
+pub async fn duplicates_are_stored_once(b: Backend) {
+    let app = spawn_app(b).await;
+    let body = json!({"batch": [track("d1", "a", Some("necessary"), T1), track("d1", "a", Some("necessary"), T1)]});
+    let (_, first) = app.post("/v1/batch", &body).await;
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (_, again) = app.post("/v1/batch", &body).await;
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(app.count("events").await, 1);
+}
+
+pub async fn consent_in_the_same_batch_counts_and_time_matters(b: Backend) {
+    let app = spawn_app(b).await;
+    // Granted at 10:00:00, withdrawn at 10:00:10: an event at 10:00:05 is consented, one
+    // at 10:00:15 is not, one before the grant is not.
+    let body = json!({
+        "batch": [
+            track("t1", "s", None, "2026-11-29T09:59:59.000Z"),
+            track("t2", "s", None, "2026-11-29T10:00:05.000Z"),
+            track("t3", "s", None, "2026-11-29T10:00:15.000Z"),
+        ],
+        "consent": [
+            consent("g", "s", json!({"analytics": true}), "2026-11-29T10:00:00.000Z"),
+            consent("w", "s", json!({"analytics": false}), "2026-11-29T10:00:10.000Z"),
+        ],
+    });
+    let (_, answer) = app.post("/v1/batch", &body).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let codes: Vec<u64> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![0, 2]);
+    // Records stored earlier count for later batches.
+    let (_, later) = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [track("t4", "s", None, "2026-11-29T10:00:06.000Z")]}),
+        )
+        .await;
+    assert_eq!(later["accepted"], 1, "{later}");
+}
+
+pub async fn every_way_to_present_a_key_works_and_wrong_keys_fail(b: Backend) {
+    let app = spawn_app(b).await;
+    let event = |id: &str| json!({"batch": [track(id, "a", Some("necessary"), T1)]});
+    let url = format!("{}/v1/batch", app.url);
+    let c = &app.client;
+    let ok = c
+        .post(&url)
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&event("k1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok = c
+        .post(&url)
+        .bearer_auth(WRITE_KEY)
+        .json(&event("k2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let mut with_key = event("k3");
+    with_key["writeKey"] = WRITE_KEY.into();
+    let ok = c
+        .post(&url)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(with_key.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "sendBeacon style");
+    for (req, want) in [
+        (c.post(&url).json(&event("x1")), 401),
+        (
+            c.post(&url)
+                .basic_auth("wk_forged_key_000000000000", Some(""))
+                .json(&event("x2")),
+            401,
+        ),
+        (
+            c.post(&url)
+                .header("authorization", "Basic !!!")
+                .json(&event("x3")),
+            401,
+        ),
+        (
+            c.post(&url).bearer_auth(ADMIN_TOKEN).json(&event("x4")),
+            403,
+        ),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    let r = c
+        .get(format!("{}/v1/audit/verify", app.url))
+        .bearer_auth(WRITE_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a write key is not a compliance token");
+    // A revoked key stops working at once.
+    let key = assent_collector::keys::create(
+        &app.state,
+        assent_collector::keys::Role::Write,
+        Some("mobile"),
+        "t",
+        "test",
+    )
+    .await
+    .unwrap();
+    let r = c
+        .post(&url)
+        .basic_auth(&key.raw, Some(""))
+        .json(&event("r1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assent_collector::keys::revoke(&app.state, &key.id, "test")
+        .await
+        .unwrap();
+    let r = c
+        .post(&url)
+        .basic_auth(&key.raw, Some(""))
+        .json(&event("r2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(app.count("events").await, 4);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+pub async fn bad_input_gets_its_4xx_and_changes_nothing(b: Backend) {
+    let app = spawn_app(b).await;
+    let before = app.counts().await;
+    let json = "application/json";
+    let auth = format!("Bearer {WRITE_KEY}");
+    let zeros = vec![b' '; 200 * 1024 * 1024];
+    let bomb = gzip(&zeros);
+    drop(zeros);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge_string = format!(
+        r#"{{"batch":[{{"messageId":"h","type":"track","event":"{}","anonymousId":"a"}}]}}"#,
+        "x".repeat(600_000)
+    );
+    let valid = json!({"batch": [track("ok", "a", Some("necessary"), T1)]}).to_string();
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        ("malformed", vec![], b"{\"batch\": [".to_vec(), 400),
+        ("truncated", vec![], b"{\"batch\": [{\"messageId\": \"m\"".to_vec(), 400),
+        ("not an object", vec![], b"[1, 2, 3]".to_vec(), 400),
+        ("batch of the wrong type", vec![], br#"{"batch": {"a": 1}}"#.to_vec(), 400),
+        ("invalid utf-8", vec![], vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'], 400),
+        ("deep nesting", vec![], deep.into_bytes(), 400),
+        ("huge number sentAt", vec![], br#"{"batch": [], "sentAt": 1e999999}"#.to_vec(), 400),
+        ("bad sentAt", vec![], br#"{"batch": [], "sentAt": "yesterday"}"#.to_vec(), 400),
+        ("bad consent record", vec![], br#"{"batch": [], "consent": [{"consentId": "x"}]}"#.to_vec(), 400),
+        ("sql-looking consent", vec![], br#"{"consent": [{"consentId": "'; DROP TABLE events; --", "subjectId": "x", "purposes": {"analytics": "yes'); --"}}]}"#.to_vec(), 400),
+        ("oversize", vec![], huge_string.into_bytes(), 413),
+        ("gzip bomb", vec![("content-encoding", "gzip".into())], bomb, 413),
+        ("not gzip", vec![("content-encoding", "gzip".into())], b"plain".to_vec(), 400),
+        ("unknown encoding", vec![("content-encoding", "br".into())], valid.clone().into_bytes(), 415),
+        ("wrong type", vec![("content-type", "application/xml".into())], valid.clone().into_bytes(), 415),
+        ("no key", vec![("authorization", String::new())], valid.clone().into_bytes(), 401),
+    ];
+    for (name, extra, body, want) in cases {
+        let mut headers: Vec<(&str, String)> = vec![
+            ("content-type", json.into()),
+            ("authorization", auth.clone()),
+        ];
+        for (k, v) in extra {
+            headers.retain(|(h, _)| *h != k);
+            if !v.is_empty() {
+                headers.push((k, v));
+            }
+        }
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, answer, _) = app.raw("/v1/batch", &h, body).await;
+        assert_eq!(status, want, "{name}: {answer}");
+        assert!(answer["error"]["code"].is_string(), "{name}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{name}: {answer}");
+    }
+    assert_eq!(
+        app.counts().await,
+        before,
+        "nothing from a refused request is stored"
+    );
+    // SQL-looking strings inside a valid event are data, not SQL.
+    let sneaky = json!({"batch": [{"messageId": "'; DROP TABLE events; --", "type": "track", "event": "x' OR '1'='1",
+        "anonymousId": "a\"); DELETE FROM consent_records; --", "purpose": "necessary"}]});
+    let (status, answer) = app.post("/v1/batch", &sneaky).await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert_eq!(app.count("events").await, 1);
+}
+
+pub async fn identifiers_and_addresses_are_never_stored_raw(b: Backend) {
+    let app = spawn_app(b).await;
+    let raw_anon = "raw-anonymous-id-123";
+    let raw_user = "alice@example.com";
+    let mut e = track("p1", raw_anon, None, T1);
+    e["userId"] = raw_user.into();
+    e["context"] = json!({"ip": "203.0.113.77", "library": {"name": "x", "version": "1"}});
+    let mut bad = track("p2", raw_anon, Some("advertising"), T1);
+    bad["userId"] = raw_user.into();
+    let body = json!({"batch": [e, bad], "consent": [consent("c", raw_anon, json!({"analytics": true}), T0)]});
+    let (_, answer) = app.post("/v1/batch", &body).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let mut dump = String::new();
+    for table in ["events", "consent_records", "dead_letters", "audit_data"] {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+        for row in rows {
+            for i in 0..sqlx::Row::len(&row) {
+                if let Ok(Some(s)) = row.try_get::<Option<String>, _>(i) {
+                    dump.push_str(&s);
+                    dump.push('\n');
+                }
+            }
+        }
+    }
+    for raw in [raw_anon, raw_user, "203.0.113.77"] {
+        assert!(!dump.contains(raw), "{raw} stored raw:\n{dump}");
+    }
+    let pseudonym = app.state.pseudonymizer.pseudonym(raw_anon);
+    assert!(dump.contains(&pseudonym));
+    assert!(
+        dump.contains("127.0.0.0/24"),
+        "the client address is kept truncated"
+    );
+}
+
+pub async fn clock_skew_is_corrected_from_sent_at(b: Backend) {
+    let app = spawn_app(b).await;
+    // The device clock is 1 hour ahead: sentAt says 11:00, the server receives now.
+    let now = assent_protocol::Timestamp::from_unix_millis(app.state.clock.now_ms());
+    let device_now = assent_protocol::Timestamp::from_unix_millis(now.unix_millis() + 3_600_000);
+    let event_time =
+        assent_protocol::Timestamp::from_unix_millis(device_now.unix_millis() - 60_000);
+    let body = json!({"batch": [track("s1", "a", Some("necessary"), &event_time.to_string())], "sentAt": device_now.to_string()});
+    let (_, answer) = app.post("/v1/batch", &body).await;
+    assert_eq!(answer["accepted"], 1);
+    let row = sqlx::query(
+        "SELECT timestamp_ms, original_timestamp_ms, received_at_ms, sent_at_ms FROM events",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    let (corrected, original, received, sent): (i64, i64, i64, i64) = (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get(2).unwrap(),
+        row.try_get(3).unwrap(),
+    );
+    assert_eq!(original, event_time.unix_millis());
+    assert_eq!(sent, device_now.unix_millis());
+    assert_eq!(
+        corrected,
+        received - 60_000,
+        "one minute before it was received"
+    );
+}
+
+pub async fn consent_endpoints_record_and_return_the_current_state(b: Backend) {
+    let app = spawn_app(b).await;
+    let (status, answer) = app
+        .post(
+            "/v1/consent",
+            &consent("one", "visitor", json!({"analytics": true}), T0),
+        )
+        .await;
+    assert_eq!((status, answer["accepted"].as_u64()), (201, Some(1)));
+    let records = json!({"records": [
+        consent("two", "visitor", json!({"analytics": true, "advertising": true}), T1),
+        consent("three", "other", json!({"personalization": true}), T1),
+    ]});
+    let (status, _) = app.post("/v1/consent", &records).await;
+    assert_eq!(status, 201);
+    let r = app
+        .client
+        .get(format!("{}/v1/consent/visitor", app.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let state: Value = r.json().await.unwrap();
+    assert_eq!(
+        state["purposes"],
+        json!({"analytics": true, "advertising": true, "necessary": true})
+    );
+    assert_eq!(state["timestamp"], T1);
+    let r = app
+        .client
+        .get(format!("{}/v1/consent/nobody", app.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Re-sending a record is idempotent.
+    app.post(
+        "/v1/consent",
+        &consent("one", "visitor", json!({"analytics": true}), T0),
+    )
+    .await;
+    assert_eq!(app.count("consent_records").await, 3);
+    let (status, _) = app.post("/v1/consent", &json!({"records": []})).await;
+    assert_eq!(status, 400);
+}
+
+async fn export(app: &TestApp, format: &str) -> String {
+    let r = app
+        .admin_get(&format!("/v1/audit/export?format={format}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+fn verify_text(text: &str, ext: &str, app: &TestApp) -> assent_collector::audit::Report {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("audit.{ext}"));
+    std::fs::write(&path, text).unwrap();
+    assent_collector::cli::verify_file(&path, Some(&app.state.pseudonymizer)).unwrap()
+}
+
+pub async fn the_audit_trail_exports_and_verifies_and_detects_tampering(b: Backend) {
+    let app = spawn_app(b).await;
+    for i in 0..12 {
+        app.post(
+            "/v1/consent",
+            &consent(
+                &format!("c{i}"),
+                &format!("s{i}"),
+                json!({"analytics": i % 2 == 0}),
+                T0,
+            ),
+        )
+        .await;
+    }
+    let verify: Value = app
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(
+        verify["checkpoints_verified"].as_u64().unwrap() >= 2,
+        "{verify}"
+    );
+
+    let jsonl = export(&app, "jsonl").await;
+    let lines: Vec<&str> = jsonl.lines().collect();
+    assert!(lines.len() >= 15, "{} lines", lines.len());
+    let report = verify_text(&jsonl, "jsonl", &app);
+    assert!(report.ok, "{report:?}");
+
+    let csv = export(&app, "csv").await;
+    assert!(csv.starts_with("seq,at,kind,actor,data_hash,prev_hash,hash,data\r\n"));
+    assert!(verify_text(&csv, "csv", &app).ok);
+
+    // Altered data, a removed entry, a reordering: each is named at its first entry.
+    let mut altered: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    let target = (5..altered.len())
+        .find(|&i| altered[i].contains("\"kind\":\"consent\""))
+        .unwrap();
+    let target_seq: i64 = serde_json::from_str::<Value>(&altered[target]).unwrap()["seq"]
+        .as_i64()
+        .unwrap();
+    let forged =
+        altered[target].replace("purposes\\\":{", "purposes\\\":{\\\"advertising\\\":true,");
+    assert_ne!(forged, altered[target]);
+    altered[target] = forged;
+    let r = verify_text(&altered.join("\n"), "jsonl", &app);
+    assert_eq!(
+        r.first_break.as_ref().map(|b| b.seq),
+        Some(target_seq),
+        "{r:?}"
+    );
+    let mut removed: Vec<&str> = lines.clone();
+    removed.remove(7);
+    let r = verify_text(&removed.join("\n"), "jsonl", &app);
+    assert_eq!(r.first_break.as_ref().map(|b| b.seq), Some(9), "{r:?}");
+    let mut swapped = lines.clone();
+    swapped.swap(3, 4);
+    let r = verify_text(&swapped.join("\n"), "jsonl", &app);
+    assert_eq!(r.first_break.as_ref().map(|b| b.seq), Some(5), "{r:?}");
+
+    let r = app.admin_get("/v1/audit/export?format=xml").await;
+    assert_eq!(r.status(), 400);
+    let r = app.admin_get("/v1/audit/export?from=not-a-date").await;
+    assert_eq!(r.status(), 400);
+    // Exports are themselves audited.
+    let kinds: Vec<String> = sqlx::query("SELECT kind FROM audit_log ORDER BY seq")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap())
+        .collect();
+    assert!(kinds.iter().filter(|k| *k == "audit_export").count() >= 2);
+}
+
+pub async fn the_audit_log_refuses_updates_and_deletes(b: Backend) {
+    let app = spawn_app(b).await;
+    app.post(
+        "/v1/consent",
+        &consent("c", "s", json!({"analytics": true}), T0),
+    )
+    .await;
+    let pool = &app.state.db.pool;
+    assert!(sqlx::query("UPDATE audit_log SET actor = 'mallory'")
+        .execute(pool)
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM audit_log")
+        .execute(pool)
+        .await
+        .is_err());
+    let verify: Value = app
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["ok"], true);
+}
+
+pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
+    let app = spawn_app(b).await;
+    let body = json!({
+        "batch": [track("a1", "erase-me", None, T1), track("a2", "erase-me", None, T1), track("k1", "keep-me", Some("necessary"), T1)],
+        "consent": [consent("c1", "erase-me", json!({"analytics": true}), T0), consent("c2", "keep-me", json!({}), T0)],
+    });
+    assert_eq!(app.post("/v1/batch", &body).await.1["accepted"], 3);
+    let access: Value = app
+        .admin_get("/v1/subjects/erase-me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(access["events"].as_array().unwrap().len(), 2, "{access}");
+    assert_eq!(access["consent"].as_array().unwrap().len(), 1);
+
+    let r = app
+        .client
+        .delete(format!("{}/v1/subjects/erase-me", app.url))
+        .bearer_auth(WRITE_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .client
+        .delete(format!("{}/v1/subjects/erase-me", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["events"], 2);
+    let after: Value = app
+        .admin_get("/v1/subjects/erase-me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        after["events"].as_array().unwrap().is_empty()
+            && after["consent"].as_array().unwrap().is_empty()
+    );
+    let kept: Value = app
+        .admin_get("/v1/subjects/keep-me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["events"].as_array().unwrap().len(), 1);
+    let verify: Value = app
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        verify["ok"], true,
+        "erasure must not break the chain: {verify}"
+    );
+    let exported = export(&app, "jsonl").await;
+    assert!(
+        exported.contains("\"kind\":\"erasure\"")
+            && exported.contains("\"kind\":\"subject_access\"")
+    );
+    assert!(verify_text(&exported, "jsonl", &app).ok);
+}
+
+pub async fn segment_consent_stamps_count_and_are_recorded(b: Backend) {
+    let app = spawn_app(b).await;
+    let stamped = |id: &str, analytics: bool| {
+        let mut e = track(id, "seg-user", None, T1);
+        e["context"] = json!({"consent": {"categoryPreferences": {"Analytics": analytics, "Advertising": false}}});
+        e
+    };
+    let (_, answer) = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [stamped("s1", true), stamped("s2", true)]}),
+        )
+        .await;
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    assert_eq!(
+        app.count("consent_records").await,
+        1,
+        "recorded once, when it changed the state"
+    );
+    let (_, answer) = app
+        .post("/v1/batch", &json!({"batch": [stamped("s3", false)]}))
+        .await;
+    assert_eq!(answer["rejected"][0]["code"], "no_consent");
+    let origin: String = sqlx::query("SELECT origin FROM consent_records LIMIT 1")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(origin, "api");
+}
+
+pub async fn single_event_endpoints_take_the_type_from_the_path(b: Backend) {
+    let app = spawn_app(b).await;
+    app.post(
+        "/v1/consent",
+        &consent("c", "u", json!({"analytics": true}), T0),
+    )
+    .await;
+    for (path, body) in [
+        (
+            "/v1/track",
+            json!({"messageId": "1", "event": "E", "anonymousId": "u", "timestamp": T1}),
+        ),
+        (
+            "/v1/identify",
+            json!({"messageId": "2", "anonymousId": "u", "traits": {"plan": "pro"}, "timestamp": T1}),
+        ),
+        (
+            "/v1/page",
+            json!({"messageId": "3", "name": "Home", "anonymousId": "u", "timestamp": T1}),
+        ),
+        (
+            "/v1/screen",
+            json!({"messageId": "4", "name": "Cart", "anonymousId": "u", "timestamp": T1}),
+        ),
+        (
+            "/v1/group",
+            json!({"messageId": "5", "groupId": "acme", "anonymousId": "u", "timestamp": T1}),
+        ),
+        (
+            "/v1/alias",
+            json!({"messageId": "6", "previousId": "u", "userId": "v", "anonymousId": "u", "timestamp": T1}),
+        ),
+    ] {
+        let (status, answer) = app.post(path, &body).await;
+        assert_eq!(
+            (status, answer["accepted"].as_u64()),
+            (200, Some(1)),
+            "{path}: {answer}"
+        );
+    }
+    let types: Vec<String> = sqlx::query("SELECT type FROM events ORDER BY message_id")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0).unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["track", "identify", "page", "screen", "group", "alias"]
+    );
+}
+
+pub async fn health_readiness_metrics_and_openapi(b: Backend) {
+    let app = spawn_app(b).await;
+    let get = |p: &str| app.client.get(format!("{}{p}", app.url)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    app.post(
+        "/v1/batch",
+        &json!({"batch": [track("m", "a", Some("necessary"), T1), track("n", "a", None, T1)]}),
+    )
+    .await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("assent_events_total{outcome=\"accepted\",reason=\"\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assent_events_total{outcome=\"rejected\",reason=\"no_consent\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assent_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    let doc: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let r = get("/nowhere").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
+    let app = spawn_app(b).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/v1/batch", app.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://shop.example").await.unwrap();
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").unwrap(),
+        "https://shop.example"
+    );
+    let no = preflight("https://evil.example").await.unwrap();
+    assert!(no.headers().get("access-control-allow-origin").is_none());
+    let body = json!({"batch": [track("o1", "a", Some("necessary"), T1)]});
+    let r = app
+        .client
+        .post(format!("{}/v1/batch", app.url))
+        .header("origin", "https://evil.example")
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "a source only takes browser requests from its origins"
+    );
+    let r = app
+        .client
+        .post(format!("{}/v1/batch", app.url))
+        .header("origin", "https://shop.example")
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+pub async fn the_sdk_delivers_to_the_collector_end_to_end(b: Backend) {
+    let app = spawn_app(b).await;
+    let url = app.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap().to_owned();
+    let (answer, pid) = tokio::task::spawn_blocking(move || {
+        let mut config =
+            assent_core::ClientConfig::new(url, WRITE_KEY, storage, "com.example.e2e", "2026-01");
+        config.flush_at = 10_000;
+        let client = assent_core::AssentClient::new(config).unwrap();
+        client
+            .set_consent([("analytics".to_string(), true)].into(), "custom".into())
+            .unwrap();
+        for i in 0..50 {
+            client
+                .track(format!("E{i}"), r#"{"n":1}"#.into(), None)
+                .unwrap();
+        }
+        client
+            .track("Login".into(), "".into(), Some("necessary".into()))
+            .unwrap();
+        let result = client.flush().unwrap();
+        let pid = client.pseudonymous_id();
+        client.shutdown();
+        (result, pid)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (answer.accepted, answer.rejected, answer.remaining),
+        (51, 0, 0)
+    );
+    assert_eq!(app.count("events").await, 51);
+    assert_eq!(app.count("consent_records").await, 1);
+    let r = app
+        .client
+        .get(format!("{}/v1/consent/{pid}", app.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    let state: Value = r.json().await.unwrap();
+    assert_eq!(state["purposes"]["analytics"], true);
+}
+
+pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
+    let app = spawn_app(b).await;
+    let events: Vec<Value> = (0..250)
+        .map(|i| track(&format!("r{i}"), "a", Some("necessary"), T1))
+        .collect();
+    for chunk in events.chunks(100) {
+        app.post("/v1/batch", &json!({"batch": chunk})).await;
+    }
+    // Age half of them beyond the retention period.
+    sqlx::query("UPDATE events SET received_at_ms = 0 WHERE message_id LIKE 'r1%'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let old = sqlx::query("SELECT COUNT(*) FROM events WHERE received_at_ms = 0")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap();
+    let (events_deleted, _) = assent_collector::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(events_deleted as i64, old);
+    assert_eq!(app.count("events").await, 250 - old);
+}
+
+pub async fn two_replicas(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(b, dir.path()).await;
+    let (a, b) = tokio::join!(
+        spawn_with(config(&database_url), tempfile::tempdir().unwrap()),
+        spawn_with(config(&database_url), tempfile::tempdir().unwrap())
+    );
+    // Both replicas take consent records at once: one chain.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let c = app.client.clone();
+        let url = format!("{}/v1/consent", app.url);
+        let record = consent(
+            &format!("rc{i}"),
+            &format!("subj{i}"),
+            json!({"analytics": true}),
+            T0,
+        );
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .basic_auth(WRITE_KEY, Some(""))
+                .json(&record)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let verify: Value = a.admin_get("/v1/audit/verify").await.json().await.unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    // A retry that lands on the other replica is a duplicate.
+    let body = json!({"batch": [track("same", "subj0", None, T1)]});
+    assert_eq!(a.post("/v1/batch", &body).await.1["accepted"], 1);
+    let again = b.post("/v1/batch", &body).await.1;
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(a.count("events").await, 1);
+    // Both started on an empty database; one bootstrap happened.
+    assert_eq!(a.count("api_keys").await, 2);
+}
+
+/// The OpenAPI document names exactly the routes the router serves (read from its
+/// source), and each documented operation is served.
+pub async fn openapi_matches_the_router(b: Backend) {
+    let app = spawn_app(b).await;
+    let doc: Value = serde_json::from_str(assent_collector::OPENAPI).unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((path.clone(), method.clone()));
+        }
+    }
+    documented.sort();
+    let source = include_str!("../../src/http.rs");
+    let mut served: Vec<(String, String)> = Vec::new();
+    let routes = source.split(".fallback(").next().unwrap();
+    for chunk in routes.split(".route(").skip(1) {
+        let chunk: String = chunk.split_whitespace().collect();
+        let raw_path = chunk[1..].split('"').next().unwrap();
+        let rest = &chunk[1 + raw_path.len()..];
+        let path = raw_path.replace("{subject_id}", "{subjectId}");
+        for method in ["get", "post", "delete"] {
+            if rest.starts_with(&format!("\",{method}(")) || rest.contains(&format!(").{method}("))
+            {
+                served.push((path.clone(), method.to_owned()));
+            }
+        }
+    }
+    served.sort();
+    assert_eq!(documented, served);
+    for (path, method) in &documented {
+        let url = format!(
+            "{}{}",
+            app.url,
+            path.replace("{subjectId}", "x").replace("{id}", "x")
+        );
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = app
+            .client
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            status != 405 && body["error"]["code"] != "not_found" || path.contains('{'),
+            "{method} {path}: {status}"
+        );
+    }
+}
