@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod pseudonym;
+pub mod ratelimit;
 pub mod retention;
 pub mod subjects;
 
@@ -189,7 +190,8 @@ impl Application {
                 header::CONTENT_ENCODING,
             ])
             .max_age(std::time::Duration::from_secs(3600));
-        http::router(state).layer(cors)
+        let config = state.config.clone();
+        ratelimit::apply(http::router(state), &config).layer(cors)
     }
 
     /// Serves until Ctrl-C or SIGTERM, with the retention job running beside.

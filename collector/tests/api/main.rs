@@ -35,9 +35,15 @@ on_both_backends!(
     the_sdk_delivers_to_the_collector_end_to_end,
     retention_deletes_expired_events_in_batches,
     openapi_matches_the_router,
+    rate_limits_answer_429_with_retry_after,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_behave_as_one_collector() {
     suite::two_replicas(helpers::Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_gives_503_and_the_collector_recovers() {
+    suite::an_unreachable_database_gives_503_and_recovers(helpers::Backend::Postgres).await
 }

@@ -894,3 +894,114 @@ pub async fn openapi_matches_the_router(b: Backend) {
         );
     }
 }
+
+pub async fn rate_limits_answer_429_with_retry_after(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(b, dir.path()).await;
+    let mut c = config(&database_url);
+    c.rate_limit_per_second = 1;
+    c.rate_limit_burst = 3;
+    let app = spawn_with(c, dir).await;
+    let body = json!({"batch": [track("rl", "a", Some("necessary"), T1)]});
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .client
+            .post(format!("{}/v1/batch", app.url))
+            .basic_auth(WRITE_KEY, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 429 {
+            let retry: u64 = r
+                .headers()
+                .get("retry-after")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(retry >= 1);
+            let err: Value = r.json().await.unwrap();
+            assert_eq!(err["error"]["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    assert_eq!(app.count("events").await, 1);
+}
+
+/// PostgreSQL goes away: requests get 503 with Retry-After (nothing half-stored), and the
+/// collector recovers by itself when it comes back.
+pub async fn an_unreachable_database_gives_503_and_recovers(b: Backend) {
+    assert_eq!(b, Backend::Postgres);
+    let app = spawn_app(b).await;
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    let name = sqlx::query("SELECT current_database()::text")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get::<String, _>(0)
+        .unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let body = json!({"batch": [track("down", "a", Some("necessary"), T1)]});
+    let r = app
+        .client
+        .post(format!("{}/v1/batch", app.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "unavailable");
+    assert_eq!(
+        app.client
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        app.client
+            .get(format!("{}/healthz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let (status, answer) = app.post("/v1/batch", &body).await;
+        if status == 200 {
+            assert_eq!(answer["accepted"], 1);
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered);
+    assert_eq!(app.count("events").await, 1);
+}
