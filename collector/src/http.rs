@@ -77,10 +77,10 @@ async fn observe(State(state): Shared, request: Request, next: Next) -> Response
     response
 }
 
-/// Reads a JSON body: only JSON (or text/plain, as `sendBeacon` sends it), identity or
-/// gzip encoding, and never more than the limit, compressed or inflated — a gzip bomb is
-/// cut off after `limit + 1` inflated bytes.
-pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value> {
+/// Reads a body: only JSON (or text/plain, as `sendBeacon` sends it), identity or gzip
+/// encoding, and never more than the limit, compressed or inflated — a gzip bomb is cut
+/// off after `limit + 1` inflated bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
@@ -105,19 +105,23 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     let raw: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| Error::TooLarge(limit))?;
-    let bytes = if gzip {
-        let mut inflated = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(limit as u64 + 1)
-            .read_to_end(&mut inflated)
-            .map_err(|_| Error::BadRequest("body is not valid gzip".into()))?;
-        if inflated.len() > limit {
-            return Err(Error::TooLarge(limit));
-        }
-        Bytes::from(inflated)
-    } else {
-        raw
-    };
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|_| Error::BadRequest("body is not valid gzip".into()))?;
+    if inflated.len() > limit {
+        return Err(Error::TooLarge(limit));
+    }
+    Ok(Bytes::from(inflated))
+}
+
+/// Reads a body (see [`read_body`]) as one JSON value.
+pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value> {
+    let bytes = read_body(headers, body, limit).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::BadRequest(match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON".into(),
@@ -129,7 +133,7 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 
 /// The key a request carries: HTTP Basic (key as user name, as Segment's libraries send
 /// it), `Bearer`, or the body's `writeKey`.
-fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Option<String> {
+fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -154,15 +158,15 @@ fn presented_key(headers: &HeaderMap, body: Option<&Value>) -> Option<String> {
         }
         return None;
     }
-    body?.get("writeKey")?.as_str().map(str::to_owned)
+    body_key.map(str::to_owned)
 }
 
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    body: Option<&Value>,
+    body_key: Option<&str>,
 ) -> Result<Caller> {
-    let key = presented_key(headers, body).ok_or(Error::Unauthorized)?;
+    let key = presented_key(headers, body_key).ok_or(Error::Unauthorized)?;
     if key.len() > 256 {
         return Err(Error::Unauthorized);
     }
@@ -181,9 +185,9 @@ pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Call
 async fn source_caller(
     state: &AppState,
     headers: &HeaderMap,
-    body: Option<&Value>,
+    body_key: Option<&str>,
 ) -> Result<(Caller, String)> {
-    match authenticate(state, headers, body).await? {
+    match authenticate(state, headers, body_key).await? {
         c @ Caller::Source { .. } => {
             let Caller::Source { source_id, .. } = &c else {
                 unreachable!()
@@ -203,15 +207,16 @@ async fn batch(
     body: Body,
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
-    let body = read_json(&headers, body, state.config.max_body_bytes).await?;
-    let (caller, source_id) = source_caller(&state, &headers, Some(&body)).await?;
+    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
+    let envelope = ingest::Envelope::parse(&bytes)?;
+    let (caller, source_id) = source_caller(&state, &headers, envelope.write_key()).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
         received_at_ms,
         ip: Some(peer.ip()),
     };
-    let answer = ingest::batch(&state, req, body).await?;
+    let answer = ingest::batch(&state, req, envelope).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -226,14 +231,20 @@ async fn single(
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
     let mut event = read_json(&headers, body, state.config.max_body_bytes).await?;
-    let (caller, source_id) = source_caller(&state, &headers, Some(&event)).await?;
+    let body_key = event
+        .get("writeKey")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (caller, source_id) = source_caller(&state, &headers, body_key.as_deref()).await?;
     let Some(obj) = event.as_object_mut() else {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
     };
     let kind = path.as_str().trim_start_matches("/v1/").to_owned();
     obj.entry("type").or_insert(Value::String(kind));
     let sent_at = obj.remove("sentAt");
-    let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at});
+    let bytes = serde_json::to_vec(&serde_json::json!({"batch": [event], "sentAt": sent_at}))
+        .expect("serializes");
+    let envelope = ingest::Envelope::parse(&bytes)?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
@@ -252,7 +263,11 @@ async fn consent_post(
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
     let mut body = read_json(&headers, body, state.config.max_body_bytes).await?;
-    let (caller, source_id) = source_caller(&state, &headers, Some(&body)).await?;
+    let body_key = body
+        .get("writeKey")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (caller, source_id) = source_caller(&state, &headers, body_key.as_deref()).await?;
     if let Some(obj) = body.as_object_mut() {
         obj.remove("writeKey");
     }

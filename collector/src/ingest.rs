@@ -10,12 +10,12 @@ use assent_protocol::{
     BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, Event, ProtocolError, Purpose,
     PurposeMap, RejectCode, Rejection, Timestamp,
 };
-use serde_json::{Map, Value};
+use serde_json::{value::RawValue, Value};
 use sqlx::Row;
 
 use crate::{
     audit::{self, NewEntry},
-    db::Caller,
+    db::{Caller, WriteTx},
     error::{Error, Result},
     pseudonym::truncate_ip,
     AppState,
@@ -204,46 +204,106 @@ async fn load_history(state: &AppState, subjects: &[String]) -> Result<ConsentHi
     Ok(history)
 }
 
+/// A batch as it arrives: events kept as raw JSON so each is checked on its own.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<'a> {
+    #[serde(borrow, default)]
+    pub batch: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    pub consent: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    pub sent_at: Option<Value>,
+    #[serde(default)]
+    pub write_key: Option<Value>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses the body of `POST /v1/batch`. Whole-request problems are errors.
+    pub fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(Error::BadRequest("the body must be a JSON object".into()));
+        }
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::BadRequest(match e.classify() {
+                serde_json::error::Category::Eof => "truncated JSON".into(),
+                serde_json::error::Category::Data => "`batch` and `consent` must be arrays".into(),
+                _ => format!("malformed JSON at line {} column {}", e.line(), e.column()),
+            })
+        })
+    }
+
+    /// The `writeKey` field, for clients that cannot set headers.
+    pub fn write_key(&self) -> Option<&str> {
+        self.write_key.as_ref().and_then(Value::as_str)
+    }
+
+    fn sent_at(&self) -> Result<Option<Timestamp>> {
+        match &self.sent_at {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Timestamp::parse(s).map(Some).map_err(shape),
+            Some(_) => Err(Error::BadRequest(
+                "sentAt must be an ISO 8601 string".into(),
+            )),
+        }
+    }
+}
+
+/// Pseudonyms computed once per raw id within a request.
+struct Pseudonyms<'p> {
+    keys: &'p crate::pseudonym::Pseudonymizer,
+    memo: HashMap<String, String>,
+}
+
+impl Pseudonyms<'_> {
+    fn of(&mut self, raw: &str) -> String {
+        if let Some(p) = self.memo.get(raw) {
+            return p.clone();
+        }
+        let p = self.keys.pseudonym(raw);
+        self.memo.insert(raw.to_owned(), p.clone());
+        p
+    }
+}
+
 /// Checks, stores and answers one batch. Whole-request problems are errors (nothing is
 /// stored); problems with one event reject that event only.
-pub async fn batch(state: &AppState, req: Request<'_>, envelope: Value) -> Result<BatchResponse> {
-    let Value::Object(mut envelope) = envelope else {
-        return Err(Error::BadRequest("the body must be a JSON object".into()));
-    };
-    let events = take_array(&mut envelope, "batch")?;
-    let consents = take_array(&mut envelope, "consent")?;
-    let sent_at = match envelope.get("sentAt") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Timestamp::parse(s).map_err(shape)?),
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "sentAt must be an ISO 8601 string".into(),
-            ))
-        }
-    };
+pub async fn batch(
+    state: &AppState,
+    req: Request<'_>,
+    envelope: Envelope<'_>,
+) -> Result<BatchResponse> {
+    let sent_at = envelope.sent_at()?;
     let skew = Skew {
         offset_ms: sent_at.map_or(0, |s| req.received_at_ms - s.unix_millis()),
         received_at_ms: req.received_at_ms,
     };
-    let mut records = Vec::with_capacity(consents.len());
-    for (i, value) in consents.into_iter().enumerate() {
+    let mut records = Vec::new();
+    for (i, raw) in envelope.consent.unwrap_or_default().into_iter().enumerate() {
+        let value: Value = serde_json::from_str(raw.get())
+            .map_err(|_| Error::BadRequest(format!("consent[{i}]: malformed")))?;
         records.push(consent_row(state, value, i, skew)?);
     }
-    ingest(state, &req, skew, events, records).await
-}
-
-fn take_array(obj: &mut Map<String, Value>, field: &str) -> Result<Vec<Value>> {
-    match obj.remove(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(Error::BadRequest(format!("`{field}` must be an array"))),
-    }
+    let sent_at_ms = sent_at.map(Timestamp::unix_millis);
+    ingest(
+        state,
+        &req,
+        skew,
+        sent_at_ms,
+        envelope.batch.unwrap_or_default(),
+        records,
+    )
+    .await
 }
 
 /// `POST /v1/consent`: one record or `{"records": [...]}`.
 pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<usize> {
     let values = match body {
-        Value::Object(mut obj) if obj.contains_key("records") => take_array(&mut obj, "records")?,
+        Value::Object(mut obj) if obj.contains_key("records") => match obj.remove("records") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(Error::BadRequest("`records` must be an array".into())),
+        },
         v @ Value::Object(_) => vec![v],
         _ => {
             return Err(Error::BadRequest(
@@ -263,34 +323,55 @@ pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<
         records.push(consent_row(state, value, i, skew)?);
     }
     let n = records.len();
-    ingest(state, &req, skew, Vec::new(), records).await?;
+    ingest(state, &req, skew, None, Vec::new(), records).await?;
     Ok(n)
+}
+
+fn dead_payload(state: &AppState, raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v) => scrub(state, v).to_string(),
+        Err(_) => "null".into(),
+    }
 }
 
 async fn ingest(
     state: &AppState,
     req: &Request<'_>,
     skew: Skew,
-    events: Vec<Value>,
+    sent_at_ms: Option<i64>,
+    events: Vec<&RawValue>,
     mut records: Vec<ConsentRow>,
 ) -> Result<BatchResponse> {
     let mut response = BatchResponse::default();
-    let mut parsed: Vec<(usize, Event, Value)> = Vec::with_capacity(events.len());
+    let mut ids = Pseudonyms {
+        keys: &state.pseudonymizer,
+        memo: HashMap::new(),
+    };
+    let mut parsed: Vec<(usize, Event, String)> = Vec::with_capacity(events.len());
     let mut dead = Vec::new();
-    for (index, value) in events.into_iter().enumerate() {
-        let original = value.clone();
-        match Event::from_value(value) {
-            Ok(event) => parsed.push((index, event, original)),
+    for (index, raw) in events.into_iter().enumerate() {
+        match Event::from_json(raw.get()) {
+            Ok(event) => {
+                let raw_subject = event
+                    .anonymous_id
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .or(event.user_id.as_deref())
+                    .unwrap_or_default();
+                let subject = ids.of(raw_subject);
+                parsed.push((index, event, subject));
+            }
             Err(err) => {
                 let code = if err == ProtocolError::EventTooLarge {
                     RejectCode::TooLarge
                 } else {
                     RejectCode::Invalid
                 };
-                let message_id = original
-                    .get("messageId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+                let message_id = serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| {
+                    v.get("messageId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
                 let reason = err.to_string();
                 response.rejected.push(Rejection {
                     index: index as u32,
@@ -302,24 +383,18 @@ async fn ingest(
                     message_id,
                     code,
                     reason,
-                    payload: scrub(state, original).to_string(),
+                    payload: dead_payload(state, raw.get()),
                 });
             }
         }
     }
 
     // Consent in force: stored records, this request's records, and Segment stamps.
-    let subject_of = |e: &Event| {
-        let raw = e
-            .anonymous_id
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .or(e.user_id.as_deref())
-            .unwrap_or_default();
-        state.pseudonymizer.pseudonym(raw)
-    };
     let subjects: Vec<String> = {
-        let mut s: Vec<String> = parsed.iter().map(|(_, e, _)| subject_of(e)).collect();
+        let mut s: Vec<String> = parsed
+            .iter()
+            .map(|(_, _, subject)| subject.clone())
+            .collect();
         s.sort_unstable();
         s.dedup();
         s
@@ -330,17 +405,21 @@ async fn ingest(
     }
 
     let mut rows = Vec::with_capacity(parsed.len());
-    for (index, event, original) in parsed {
-        let subject = subject_of(&event);
+    for (index, mut event, subject) in parsed {
         let at = skew.correct(event.timestamp);
         let purpose = event.effective_purpose();
         if let Some(stamp) = segment_stamp(&event) {
             if history.at(&subject, at) != Some(&stamp) {
                 // The stamp changes what we know of the subject's consent: record it.
-                let mut record = ConsentRecord {
+                let record = ConsentRecord {
                     consent_id: format!("segment-{}", event.message_id),
-                    subject_id: String::new(),
-                    user_id: None,
+                    subject_id: event
+                        .anonymous_id
+                        .clone()
+                        .filter(|s| !s.is_empty())
+                        .or(event.user_id.clone())
+                        .unwrap_or_default(),
+                    user_id: event.user_id.clone(),
                     purposes: stamp.clone(),
                     policy_version: "segment-consent-stamp".into(),
                     method: ConsentMethod::Custom,
@@ -351,14 +430,6 @@ async fn ingest(
                     tcf: None,
                     previous: history.at(&subject, at).cloned(),
                 };
-                // Pseudonymize from the raw id, as for any record.
-                record.subject_id = event
-                    .anonymous_id
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .or(event.user_id.clone())
-                    .unwrap_or_default();
-                record.user_id = event.user_id.clone();
                 let no_skew = Skew {
                     offset_ms: 0,
                     received_at_ms: req.received_at_ms,
@@ -373,6 +444,17 @@ async fn ingest(
                 .at(&subject, at)
                 .is_some_and(|p| p.get(&purpose).copied().unwrap_or(false));
         let message_id = event.message_id.as_str().to_owned();
+        // What is stored: identifiers pseudonymized, the address and the key dropped.
+        let anonymous_id = event.anonymous_id.as_deref().map(|a| ids.of(a));
+        let user_id = event.user_id.as_deref().map(|u| ids.of(u));
+        event.anonymous_id = anonymous_id.clone();
+        event.user_id = user_id.clone();
+        event.previous_id = event.previous_id.as_deref().map(|p| ids.of(p));
+        event.extra.remove("writeKey");
+        if let Some(ctx) = event.context.as_mut() {
+            ctx.extra.remove("ip");
+        }
+        let payload = serde_json::to_string(&event).expect("events serialize");
         if !granted {
             let reason = format!(
                 "purpose {purpose} was not granted by the subject's consent at the event's time"
@@ -387,140 +469,190 @@ async fn ingest(
                 message_id: Some(message_id),
                 code: RejectCode::NoConsent,
                 reason,
-                payload: scrub(state, original).to_string(),
+                payload,
             });
             continue;
         }
-        let p = &state.pseudonymizer;
         rows.push(EventRow {
             message_id,
             kind: event.kind.as_str(),
             name: event.event.clone().or(event.name.clone()),
             purpose,
             subject,
-            anonymous_id: event.anonymous_id.as_deref().map(|a| p.pseudonym(a)),
-            user_id: event.user_id.as_deref().map(|u| p.pseudonym(u)),
+            anonymous_id,
+            user_id,
             timestamp_ms: at,
             original_timestamp_ms: event.timestamp.map(Timestamp::unix_millis),
-            payload: scrub(state, original).to_string(),
+            payload,
         });
     }
     response.rejected.sort_by_key(|r| r.index);
 
-    let source_id = req.source_id;
-    let ip = req.ip.map(truncate_ip);
-    let sent_at_ms = (skew.offset_ms != 0).then_some(req.received_at_ms - skew.offset_ms);
-    let mut w = state.db.write().await?;
-    // Consent records first; each new one goes into the audit trail.
-    let mut fresh = Vec::new();
-    for r in &records {
-        let exists =
-            sqlx::query("SELECT 1 FROM consent_records WHERE source_id = $1 AND consent_id = $2")
-                .bind(source_id)
-                .bind(&r.consent_id)
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .is_some();
-        if !exists {
-            fresh.push(r);
-        }
-    }
-    let entries = fresh
-        .iter()
-        .map(|r| NewEntry {
-            kind: "consent",
-            actor: req.caller.actor(),
-            subject: Some(r.subject.clone()),
-            data: r.audit_data.clone(),
-        })
-        .collect();
-    let seqs = audit::append(
-        &mut w,
-        entries,
-        req.received_at_ms,
-        &state.pseudonymizer,
-        state.config.audit_checkpoint_every,
-    )
-    .await?;
-    for (r, seq) in fresh.iter().zip(seqs) {
-        sqlx::query(
-            "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
-             timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-        )
-        .bind(source_id)
-        .bind(&r.consent_id)
-        .bind(&r.subject)
-        .bind(r.user_id.as_deref())
-        .bind(serde_json::to_string(&r.purposes).expect("serializes"))
-        .bind(&r.policy_version)
-        .bind(r.method.as_str())
-        .bind(serde_json::to_value(r.origin).expect("serializes").as_str().unwrap_or("api").to_owned())
-        .bind(r.timestamp_ms)
-        .bind(r.original_timestamp_ms)
-        .bind(req.received_at_ms)
-        .bind(seq)
-        .execute(&mut *w.tx)
-        .await?;
-    }
-    // Events: a duplicate messageId from this source is skipped, and counted.
-    const COLS: usize = 14;
-    for chunk in rows.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO events (source_id, message_id, type, name, purpose, subject, anonymous_id, user_id, timestamp_ms,
-             original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..COLS {
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i * COLS + c + 1));
-            }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (source_id, message_id) DO NOTHING");
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(source_id)
-                .bind(&r.message_id)
-                .bind(r.kind)
-                .bind(r.name.as_deref())
-                .bind(r.purpose.as_str())
-                .bind(&r.subject)
-                .bind(r.anonymous_id.as_deref())
-                .bind(r.user_id.as_deref())
-                .bind(r.timestamp_ms)
-                .bind(r.original_timestamp_ms)
-                .bind(sent_at_ms)
-                .bind(req.received_at_ms)
-                .bind(ip.as_deref())
-                .bind(&r.payload);
-        }
-        let inserted = q.execute(&mut *w.tx).await?.rows_affected() as u32;
-        response.accepted += inserted;
-        response.duplicates += chunk.len() as u32 - inserted;
-    }
-    for d in &dead {
-        sqlx::query(
-            "INSERT INTO dead_letters (source_id, message_id, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,$6)",
-        )
-        .bind(source_id)
-        .bind(d.message_id.as_deref())
-        .bind(serde_json::to_value(d.code).expect("serializes").as_str().unwrap_or("invalid").to_owned())
-        .bind(&d.reason)
-        .bind(&d.payload)
-        .bind(req.received_at_ms)
-        .execute(&mut *w.tx)
-        .await?;
-    }
-    w.commit().await?;
+    let job = WriteJob {
+        source_id: req.source_id.to_owned(),
+        actor: req.caller.actor(),
+        received_at_ms: req.received_at_ms,
+        sent_at_ms,
+        ip: req.ip.map(truncate_ip),
+        records,
+        events: rows,
+        dead,
+    };
+    let (accepted, duplicates) = state.writer.submit(job).await?;
+    response.accepted = accepted;
+    response.duplicates = duplicates;
     state.metrics.record_batch(&response);
     Ok(response)
+}
+
+/// Everything one request stores, ready for the writer.
+pub struct WriteJob {
+    source_id: String,
+    actor: String,
+    received_at_ms: i64,
+    sent_at_ms: Option<i64>,
+    ip: Option<String>,
+    records: Vec<ConsentRow>,
+    events: Vec<EventRow>,
+    dead: Vec<DeadLetter>,
+}
+
+impl WriteJob {
+    pub(crate) fn has_consent(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Writes the job inside the writer's transaction; returns (accepted, duplicates).
+    pub(crate) async fn write(
+        &self,
+        w: &mut WriteTx<'_>,
+        keys: &crate::pseudonym::Pseudonymizer,
+        checkpoint_every: u64,
+    ) -> Result<(u32, u32)> {
+        let source_id = self.source_id.as_str();
+        // Consent records first; each new one goes into the audit trail.
+        let mut fresh = Vec::new();
+        for r in &self.records {
+            let exists = sqlx::query(
+                "SELECT 1 FROM consent_records WHERE source_id = $1 AND consent_id = $2",
+            )
+            .bind(source_id)
+            .bind(&r.consent_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some();
+            if !exists
+                && !fresh
+                    .iter()
+                    .any(|f: &&ConsentRow| f.consent_id == r.consent_id)
+            {
+                fresh.push(r);
+            }
+        }
+        let entries = fresh
+            .iter()
+            .map(|r| NewEntry {
+                kind: "consent",
+                actor: self.actor.clone(),
+                subject: Some(r.subject.clone()),
+                data: r.audit_data.clone(),
+            })
+            .collect();
+        let seqs = audit::append(w, entries, self.received_at_ms, keys, checkpoint_every).await?;
+        for (r, seq) in fresh.iter().zip(seqs) {
+            sqlx::query(
+                "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
+                 timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+            )
+            .bind(source_id)
+            .bind(&r.consent_id)
+            .bind(&r.subject)
+            .bind(r.user_id.as_deref())
+            .bind(serde_json::to_string(&r.purposes).expect("serializes"))
+            .bind(&r.policy_version)
+            .bind(r.method.as_str())
+            .bind(origin_name(r.origin))
+            .bind(r.timestamp_ms)
+            .bind(r.original_timestamp_ms)
+            .bind(self.received_at_ms)
+            .bind(seq)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        // Events: a duplicate messageId from this source is skipped, and counted.
+        const COLS: usize = 14;
+        let (mut accepted, mut duplicates) = (0, 0);
+        for chunk in self.events.chunks(100) {
+            let mut sql = String::with_capacity(256 + chunk.len() * COLS * 5);
+            sql.push_str(
+                "INSERT INTO events (source_id, message_id, type, name, purpose, subject, anonymous_id, user_id, timestamp_ms,
+                 original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i > 0 { ",(" } else { "(" });
+                for c in 0..COLS {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push('$');
+                    sql.push_str(&(i * COLS + c + 1).to_string());
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT (source_id, message_id) DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(source_id)
+                    .bind(&r.message_id)
+                    .bind(r.kind)
+                    .bind(r.name.as_deref())
+                    .bind(r.purpose.as_str())
+                    .bind(&r.subject)
+                    .bind(r.anonymous_id.as_deref())
+                    .bind(r.user_id.as_deref())
+                    .bind(r.timestamp_ms)
+                    .bind(r.original_timestamp_ms)
+                    .bind(self.sent_at_ms)
+                    .bind(self.received_at_ms)
+                    .bind(self.ip.as_deref())
+                    .bind(&r.payload);
+            }
+            let inserted = q.execute(&mut *w.tx).await?.rows_affected() as u32;
+            accepted += inserted;
+            duplicates += chunk.len() as u32 - inserted;
+        }
+        for d in &self.dead {
+            sqlx::query(
+                "INSERT INTO dead_letters (source_id, message_id, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,$6)",
+            )
+            .bind(source_id)
+            .bind(d.message_id.as_deref())
+            .bind(code_name(d.code))
+            .bind(&d.reason)
+            .bind(&d.payload)
+            .bind(self.received_at_ms)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        Ok((accepted, duplicates))
+    }
+}
+
+fn origin_name(o: ConsentSource) -> &'static str {
+    match o {
+        ConsentSource::Sdk => "sdk",
+        ConsentSource::Banner => "banner",
+        ConsentSource::Api => "api",
+    }
+}
+
+fn code_name(c: RejectCode) -> &'static str {
+    match c {
+        RejectCode::Invalid => "invalid",
+        RejectCode::TooLarge => "too_large",
+        RejectCode::NoConsent => "no_consent",
+    }
 }
 
 /// `GET /v1/consent/{subjectId}`: the latest state of a subject (raw id in, pseudonym looked up).

@@ -17,6 +17,7 @@ pub mod pseudonym;
 pub mod ratelimit;
 pub mod retention;
 pub mod subjects;
+pub mod writer;
 
 use std::{
     collections::HashMap,
@@ -60,6 +61,7 @@ pub struct AppState {
     pub pseudonymizer: pseudonym::Pseudonymizer,
     pub metrics: metrics::Metrics,
     pub clock: Arc<dyn Clock>,
+    pub writer: writer::Writer,
     /// Allowed browser origins per source, refreshed periodically.
     origins: RwLock<HashMap<String, Vec<String>>>,
 }
@@ -70,12 +72,18 @@ impl AppState {
         db.migrate().await?;
         let key = db.pseudonym_key(&config, clock.now_ms()).await?;
         let pseudonymizer = pseudonym::Pseudonymizer::new(config.pseudonym_key_id.clone(), key);
+        let writer = writer::Writer::start(
+            db.clone(),
+            pseudonymizer.clone(),
+            config.audit_checkpoint_every,
+        );
         let state = AppState {
             config,
             db,
             pseudonymizer,
             metrics: Default::default(),
             clock,
+            writer,
             origins: Default::default(),
         };
         state.refresh_origins().await?;

@@ -1,0 +1,238 @@
+//! Load generator: `make bench-collector` (or `cargo bench -p assent-collector --bench load`
+//! with TEST_DATABASE_URL for PostgreSQL). Posts batches of 100 consented events over many
+//! connections to a real collector on this machine and prints accepted events/s and
+//! p50/p99 latency per backend, then the rate of a bare bulk insert of the same rows into
+//! the same database, and the ratio. Load generator and collector share the machine.
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use assent_collector::{config::Secret, Application, Config};
+use serde_json::json;
+
+const BATCH: usize = 100;
+const SUBJECTS: usize = 1000;
+const WRITE_KEY: &str = "wk_load_generator_key_000001";
+
+fn arg(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<String> {
+    match kind {
+        "sqlite" => Some(format!("sqlite://{}", dir.join("load.db").display())),
+        _ => {
+            let admin = std::env::var("TEST_DATABASE_URL").ok()?;
+            let name = format!("assent_load_{}", std::process::id());
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .ok()?;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await;
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .ok()?;
+            Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+        }
+    }
+}
+
+fn event(n: u64, run: &str) -> serde_json::Value {
+    json!({
+        "messageId": format!("{run}-{n}"),
+        "type": "track",
+        "event": "Product Viewed",
+        "anonymousId": format!("subject-{}", n as usize % SUBJECTS),
+        "properties": {"product_id": "sku-1234", "price": 19.99, "currency": "EUR"},
+        "context": {"library": {"name": "load", "version": "1"}, "locale": "en-GB"},
+        "timestamp": "2026-11-29T10:00:05.000Z",
+    })
+}
+
+async fn run(kind: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = fresh_db(kind, dir.path()).await else {
+        println!("{kind}: skipped (set TEST_DATABASE_URL, or run `make bench-collector`)");
+        return;
+    };
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: Secret::new(url.clone()),
+        bootstrap_write_key: Some(Secret::new(WRITE_KEY)),
+        bootstrap_admin_token: Some(Secret::new("adm_load_generator_token_01")),
+        rate_limit_per_second: 1_000_000,
+        rate_limit_burst: 1_000_000,
+        ..Config::default()
+    };
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+
+    // Every subject consents to analytics first.
+    let records: Vec<_> = (0..SUBJECTS)
+        .map(|s| json!({"consentId": format!("c{s}"), "subjectId": format!("subject-{s}"), "purposes": {"analytics": true},
+            "policyVersion": "1", "method": "custom", "source": "sdk", "timestamp": "2026-11-29T10:00:00.000Z"}))
+        .collect();
+    for chunk in records.chunks(500) {
+        let r = client
+            .post(format!("{base}/v1/consent"))
+            .bearer_auth(WRITE_KEY)
+            .json(&json!({"records": chunk}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    let connections = arg("LOAD_CONNECTIONS", 32) as usize;
+    let seconds = arg("LOAD_SECONDS", 10);
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, base, next, accepted, stop) = (
+            client.clone(),
+            base.clone(),
+            next.clone(),
+            accepted.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let first = next.fetch_add(BATCH as u64, Ordering::Relaxed);
+                let batch: Vec<_> = (first..first + BATCH as u64)
+                    .map(|n| event(n, "load"))
+                    .collect();
+                let body = serde_json::to_vec(
+                    &json!({"batch": batch, "sentAt": "2026-11-29T10:00:06.000Z"}),
+                )
+                .unwrap();
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{base}/v1/batch"))
+                    .bearer_auth(WRITE_KEY)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let answer: serde_json::Value = r.json().await.unwrap();
+                latencies.push(t.elapsed());
+                assert_eq!(status, 200, "{answer}");
+                accepted.fetch_add(answer["accepted"].as_u64().unwrap(), Ordering::Relaxed);
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<Duration> = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let total = accepted.load(Ordering::Relaxed);
+    let rate = total as f64 / elapsed;
+    println!(
+        "{kind:8} collector: {rate:>9.0} events/s accepted ({total} in {elapsed:.1} s, {connections} connections, batches of {BATCH}); latency p50 {:.1} ms, p99 {:.1} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+
+    // The same rows, inserted bare: multi-row INSERTs of 100 in a transaction each.
+    let rows = (total as usize).clamp(10_000, 200_000);
+    let pool = &state.db.pool;
+    sqlx::query("CREATE TABLE bare_events AS SELECT * FROM events WHERE 1 = 0")
+        .execute(pool)
+        .await
+        .unwrap();
+    let sample = sqlx::query_as::<_, (String, String, String, String, i64, String)>(
+        "SELECT subject, anonymous_id, name, purpose, timestamp_ms, payload FROM events LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let t = Instant::now();
+    for chunk_start in (0..rows).step_by(BATCH) {
+        let mut sql = String::from("INSERT INTO bare_events (source_id, message_id, type, name, purpose, subject, anonymous_id, timestamp_ms, received_at_ms, payload) VALUES ");
+        for i in 0..BATCH {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 10;
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for i in 0..BATCH {
+            q = q
+                .bind("src")
+                .bind(format!("bare-{}", chunk_start + i))
+                .bind("track")
+                .bind(&sample.2)
+                .bind(&sample.3)
+                .bind(&sample.0)
+                .bind(&sample.1)
+                .bind(sample.4)
+                .bind(sample.4)
+                .bind(&sample.5);
+        }
+        let mut tx = pool.begin().await.unwrap();
+        q.execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let bare = rows as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
+        rate / bare
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!(
+            "assent-collector load benchmark ({} cores, generator in the same process)",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        run("sqlite").await;
+        run("postgres").await;
+    });
+}
