@@ -594,8 +594,7 @@ impl WriteJob {
                     if c > 0 {
                         sql.push(',');
                     }
-                    sql.push('$');
-                    sql.push_str(&(i * COLS + c + 1).to_string());
+                    w.placeholder(&mut sql, i * COLS + c + 1);
                 }
                 sql.push(')');
             }
