@@ -5,9 +5,9 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: test deps lint sdk-demo test-rust bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: test deps lint sdk-demo test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
-test: deps lint test-rust test-python test-kotlin test-swift examples
+test: deps lint test-rust test-clients test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
 
 deps:
@@ -21,6 +21,12 @@ lint:
 # TEST_DATABASE_URL is not given).
 test-rust:
 	scripts/with-postgres.sh cargo test --workspace
+
+# Segment's own Python and Node libraries, unchanged, sending to the real collector binary.
+test-clients: deps
+	cargo build -p assent-collector
+	cd collector/tests/clients && ../../../$(VENV)/bin/python -m pytest -q test_segment_python.py
+	cd collector/tests/clients && node --test
 
 bindings:
 	bindings/generate.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test families need when it is missing: a Python venv with maturin
-# and pytest (PyPI), kotlinc (npm package kotlin-compiler), JNA (Debian libjna-java),
+# pytest, jsonschema and Segment's Python library (PyPI), Segment's Node library (npm), kotlinc (npm package kotlin-compiler), JNA (Debian libjna-java),
 # strip (binutils) for measuring the cdylib, and PostgreSQL's server binaries for the
 # collector's PostgreSQL suite. Idempotent; quiet when all is there.
 set -euo pipefail
@@ -31,10 +31,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 venv="$root/target/venv"
-if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import jsonschema" 2>/dev/null; then
-  echo "creating $venv with maturin and pytest"
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] \
+  || ! "$venv/bin/python" -c "import jsonschema, segment.analytics" 2>/dev/null; then
+  echo "creating $venv with maturin, pytest, jsonschema and segment-analytics-python"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "jsonschema>=4.18"
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "jsonschema>=4.18" \
+    "segment-analytics-python==2.4.0"
+fi
+
+if [ ! -d collector/tests/clients/node_modules/@segment/analytics-node ]; then
+  echo "installing @segment/analytics-node from npm"
+  (cd collector/tests/clients && npm install --no-audit --no-fund --silent)
 fi
 
 if [ ! -x bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc ]; then

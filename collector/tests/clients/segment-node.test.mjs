@@ -1,0 +1,89 @@
+// Segment's own Node library (@segment/analytics-node, from npm), pointed at the
+// collector with its `host` option: consented events land in the store.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Analytics } from "@segment/analytics-node";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../../..");
+const WRITE_KEY = "wk_segment_node_test_key_0001";
+const ADMIN = "adm_segment_node_test_token_01";
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+async function startCollector() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), "assent-node-"));
+  const binary = process.env.COLLECTOR_BIN ?? path.join(root, "target/debug/assent-collector");
+  const child = spawn(binary, ["serve"], {
+    env: {
+      ...process.env,
+      ASSENT_BIND: `127.0.0.1:${port}`,
+      ASSENT_DATABASE_URL: `sqlite://${dir}/assent.db`,
+      ASSENT_BOOTSTRAP_WRITE_KEY: WRITE_KEY,
+      ASSENT_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error("collector did not start");
+}
+
+const call = (url, method, p, token, body) =>
+  fetch(`${url}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+
+test("events from @segment/analytics-node land after consent", async () => {
+  const { url, child } = await startCollector();
+  try {
+    const consent = await call(url, "POST", "/v1/consent", WRITE_KEY, {
+      consentId: "node-c1", subjectId: "node-visitor", purposes: { analytics: true },
+      policyVersion: "2026-01", method: "custom", source: "api", timestamp: "2020-01-01T00:00:00Z",
+    });
+    assert.equal(consent.status, 201);
+
+    const analytics = new Analytics({ writeKey: WRITE_KEY, host: url, flushAt: 10, maxRetries: 1 });
+    const errors = [];
+    analytics.on("error", (e) => errors.push(e));
+    analytics.track({ anonymousId: "node-visitor", event: "Signed Up", properties: { plan: "pro" } });
+    analytics.identify({ anonymousId: "node-visitor", userId: "node-user", traits: { plan: "pro" } });
+    analytics.track({ anonymousId: "node-stranger", event: "Signed Up" });
+    await analytics.closeAndFlush({ timeout: 10000 });
+    assert.deepEqual(errors, []);
+
+    const held = await (await call(url, "GET", "/v1/subjects/node-visitor", ADMIN)).json();
+    const types = held.events.map((e) => e.type).sort();
+    assert.deepEqual(types, ["identify", "track"]);
+    const track = held.events.find((e) => e.type === "track");
+    assert.equal(track.event, "Signed Up");
+    assert.match(track.context.library.name, /analytics-node/);
+    const stranger = await (await call(url, "GET", "/v1/subjects/node-stranger", ADMIN)).json();
+    assert.deepEqual(stranger.events, []);
+  } finally {
+    child.kill();
+  }
+});
