@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test families need when it is missing: a Python venv with maturin
-# pytest, jsonschema and Segment's Python library (PyPI), Segment's Node library (npm), kotlinc (npm package kotlin-compiler), JNA (Debian libjna-java),
+# Installs what the test families need when it is missing: a Python venv with maturin,
+# pytest, jsonschema and Segment's Python library (PyPI), Segment's Node library and
+# kotlinc (npm packages @segment/analytics-node, kotlin-compiler), JNA (libjna-java),
 # strip (binutils) for measuring the cdylib, and PostgreSQL's server binaries for the
 # collector's PostgreSQL suite. Idempotent; quiet when all is there.
 set -euo pipefail

@@ -108,15 +108,20 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if !gzip {
         return Ok(raw);
     }
+    inflate_limited(&raw, limit).map(Bytes::from)
+}
+
+/// Inflates a gzip body, refusing (without inflating the rest) once it passes `limit`.
+pub fn inflate_limited(raw: &[u8], limit: usize) -> Result<Vec<u8>> {
     let mut inflated = Vec::new();
-    flate2::read::GzDecoder::new(&raw[..])
+    flate2::read::GzDecoder::new(raw)
         .take(limit as u64 + 1)
         .read_to_end(&mut inflated)
         .map_err(|_| Error::BadRequest("body is not valid gzip".into()))?;
     if inflated.len() > limit {
         return Err(Error::TooLarge(limit));
     }
-    Ok(Bytes::from(inflated))
+    Ok(inflated)
 }
 
 /// Reads a body (see [`read_body`]) as one JSON value.

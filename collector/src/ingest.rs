@@ -250,6 +250,28 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// Everything done to a batch body before the database is touched: the envelope, each
+/// consent record, each event and its consent stamp. Returns how many events and records
+/// are valid. The fuzz target drives it; no input may make it panic.
+pub fn parse_only(bytes: &[u8]) -> Result<(usize, usize)> {
+    let envelope = Envelope::parse(bytes)?;
+    envelope.sent_at()?;
+    let _ = envelope.write_key();
+    let mut events = 0;
+    for raw in envelope.batch.iter().flatten() {
+        if let Ok(event) = Event::from_json(raw.get()) {
+            let _ = (segment_stamp(&event), event.effective_purpose());
+            events += 1;
+        }
+    }
+    let mut records = 0;
+    for raw in envelope.consent.iter().flatten() {
+        ConsentRecord::from_json(raw.get()).map_err(shape)?;
+        records += 1;
+    }
+    Ok((events, records))
+}
+
 /// Pseudonyms computed once per raw id within a request.
 struct Pseudonyms<'p> {
     keys: &'p crate::pseudonym::Pseudonymizer,
@@ -706,6 +728,56 @@ mod tests {
         assert_eq!(stamp.get(&Purpose::Analytics), Some(&true));
         assert_eq!(stamp.get(&Purpose::Advertising), Some(&false));
         assert_eq!(stamp.len(), 3);
+    }
+
+    /// The fuzz target's body on seeds and many random mutations of them: errors are
+    /// fine, panics are not. (`make fuzz` runs the coverage-guided fuzzer itself.)
+    #[test]
+    fn the_batch_parser_survives_mutated_input() {
+        let seeds: Vec<Vec<u8>> = [
+            include_str!("../../protocol/fixtures/batch.json"),
+            include_str!("../../protocol/fixtures/segment-analytics-js-track.json"),
+            r#"{"batch":[{"messageId":"m","type":"track","event":"e","anonymousId":"a","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}],"sentAt":"2026-01-01T00:00:00Z"}"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let interesting: &[&[u8]] = &[
+            b"{", b"}", b"[", b"]", b"\"", b"\\u0000", b"1e999", b"-", b"null", b"\xff", b",", b":",
+        ];
+        let mut valid = 0;
+        for _ in 0..20_000 {
+            let mut input = seeds[(next() % seeds.len() as u64) as usize].clone();
+            for _ in 0..(1 + next() % 4) {
+                let pos = (next() % (input.len() as u64 + 1)) as usize;
+                match next() % 4 {
+                    0 if pos < input.len() => input[pos] = next() as u8,
+                    1 if pos < input.len() => {
+                        input.truncate(pos);
+                    }
+                    2 => {
+                        let piece = interesting[(next() % interesting.len() as u64) as usize];
+                        input.splice(pos..pos, piece.iter().copied());
+                    }
+                    _ => {
+                        let end = (pos + (next() % 8) as usize).min(input.len());
+                        input.drain(pos..end);
+                    }
+                }
+            }
+            if parse_only(&input).is_ok() {
+                valid += 1;
+            }
+            let _ = crate::http::inflate_limited(&input, 1024);
+        }
+        assert!(valid > 100, "mutations should not all be invalid ({valid})");
     }
 
     #[test]
