@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: test deps lint sdk-demo test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: test deps lint sdk-demo bench-collector fuzz test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 test: deps lint test-rust test-clients test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
@@ -77,6 +77,16 @@ bench: deps
 # run at start, and the first start prints a write key and a compliance token.
 run:
 	cargo run --release -p assent-collector -- serve
+
+# The collector's load generator on SQLite and on PostgreSQL (a throwaway cluster with
+# fsync on, so acknowledged means durable as in production).
+bench-collector:
+	PG_FSYNC=on scripts/with-postgres.sh cargo bench -p assent-collector --bench load
+
+# The coverage-guided fuzzer on the batch parser (cargo-fuzz; FUZZ_SECONDS, default 60).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd collector/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none batch_parser -- -max_total_time=$${FUZZ_SECONDS:-60}
 
 # The SDK end to end against a stand-in collector that prints what it receives.
 sdk-demo:

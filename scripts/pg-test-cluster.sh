@@ -33,7 +33,7 @@ as_user() {
   fi
 }
 as_user "'$bindir/initdb' -D '$dir/data' -U assent --auth=trust -E UTF8 --no-sync >'$dir/initdb.log' 2>&1"
-# Throwaway: no fsync, so the tests measure the collector, not the disk.
-as_user "'$bindir/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start >/dev/null"
+# Throwaway: no fsync by default (tests need no durability); PG_FSYNC=on for benchmarks.
+as_user "'$bindir/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-off} -c max_connections=200\" start >/dev/null"
 echo "PG_DIR=$dir"
 echo "TEST_DATABASE_URL=postgres://assent@127.0.0.1:$port/postgres"

@@ -188,19 +188,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::Audit(AuditCommand::Verify { file })) => {
             let config = load(&cli)?;
-            let keys = config
-                .pseudonym_key
-                .clone()
-                .map(|k| Pseudonymizer::new(config.pseudonym_key_id.clone(), k));
+            let keys = checkpoint_keys(&config).await;
             let report = verify_file(file, keys.as_ref())?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("serializes")
             );
             if keys.is_none() {
-                eprintln!(
-                    "note: ASSENT_PSEUDONYM_KEY not set: checkpoint signatures were not checked"
-                );
+                eprintln!("note: the server key is unknown here (no ASSENT_PSEUDONYM_KEY, no database): checkpoint signatures were not checked");
             }
             return Ok(if report.ok { 0 } else { 1 });
         }
@@ -210,6 +205,34 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The key that signs checkpoints: from the configuration, else the one generated in the
+/// database, when the database is reachable (read only: nothing is created).
+async fn checkpoint_keys(config: &Config) -> Option<Pseudonymizer> {
+    if let Some(key) = &config.pseudonym_key {
+        return Some(Pseudonymizer::new(
+            config.pseudonym_key_id.clone(),
+            key.clone(),
+        ));
+    }
+    let url = config.database_url.expose();
+    // Read only: verifying must not create a database file.
+    let url = if url.starts_with("sqlite:") && !url.contains('?') {
+        format!("{url}?mode=ro")
+    } else {
+        url.to_owned()
+    };
+    let db = db::Db::connect(&url).await.ok()?;
+    let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+        .bind(format!("pseudonym_key.{}", config.pseudonym_key_id))
+        .fetch_optional(&db.pool)
+        .await
+        .ok()??;
+    Some(Pseudonymizer::new(
+        config.pseudonym_key_id.clone(),
+        crate::config::Secret::new(value),
+    ))
 }
 
 /// Verifies an exported file (JSONL or CSV, told apart by its first line).
