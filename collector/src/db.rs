@@ -108,6 +108,7 @@ impl Db {
                         // Keep hot index pages in memory rather than re-reading them.
                         conn.execute("PRAGMA cache_size = -65536").await?;
                         conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())

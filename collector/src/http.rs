@@ -175,9 +175,7 @@ pub async fn authenticate(
     if key.len() > 256 {
         return Err(Error::Unauthorized);
     }
-    db::find_key(&state.db, &key)
-        .await?
-        .ok_or(Error::Unauthorized)
+    state.find_key(&key).await?.ok_or(Error::Unauthorized)
 }
 
 pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller> {

@@ -159,7 +159,9 @@ pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
         state.config.audit_checkpoint_every,
     )
     .await?;
-    w.commit().await
+    w.commit().await?;
+    state.forget_keys();
+    Ok(())
 }
 
 /// First start on an empty database: a `default` source with a write key and a

@@ -64,7 +64,13 @@ pub struct AppState {
     pub writer: writer::Writer,
     /// Allowed browser origins per source, refreshed periodically.
     origins: RwLock<HashMap<String, Vec<String>>>,
+    /// Recently seen valid keys (by hash), so most requests skip the key lookup.
+    keys: std::sync::Mutex<HashMap<String, (db::Caller, std::time::Instant)>>,
 }
+
+/// How long a valid key is trusted without asking the database again. A revocation takes
+/// effect at once on the replica that made it, and within this time on the others.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState> {
@@ -85,9 +91,39 @@ impl AppState {
             clock,
             writer,
             origins: Default::default(),
+            keys: Default::default(),
         };
         state.refresh_origins().await?;
         Ok(state)
+    }
+
+    /// The caller a raw key stands for, from the cache when it is fresh.
+    pub async fn find_key(&self, raw: &str) -> Result<Option<db::Caller>> {
+        let hash = db::key_hash(raw);
+        if let Some((caller, at)) = self.keys.lock().expect("key cache").get(&hash) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(caller.clone()));
+            }
+        }
+        let found = db::find_key(&self.db, raw).await?;
+        let mut cache = self.keys.lock().expect("key cache");
+        match &found {
+            Some(caller) => {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(hash, (caller.clone(), std::time::Instant::now()));
+            }
+            None => {
+                cache.remove(&hash);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets cached keys (after a revocation here).
+    pub fn forget_keys(&self) {
+        self.keys.lock().expect("key cache").clear();
     }
 
     pub async fn refresh_origins(&self) -> Result<()> {

@@ -44,7 +44,12 @@ impl Pseudonymizer {
 
     /// The stored form of a raw identifier.
     pub fn pseudonym(&self, raw: &str) -> String {
-        format!("{}.{}", self.key_id, hex(&self.mac(LABEL, raw.as_bytes())))
+        // 128 bits: ample against collisions, and half the index size of 256.
+        format!(
+            "{}.{}",
+            self.key_id,
+            hex(&self.mac(LABEL, raw.as_bytes())[..16])
+        )
     }
 
     /// The MAC that signs an audit checkpoint.
@@ -101,7 +106,7 @@ mod tests {
         let q = Pseudonymizer::new("k2", Secret::new("b".repeat(32)));
         let a = p.pseudonym("user-42");
         assert_eq!(a, p.pseudonym("user-42"));
-        assert!(a.starts_with("k1.") && a.len() == 3 + 64);
+        assert!(a.starts_with("k1.") && a.len() == 3 + 32);
         assert!(!a.contains("user-42"));
         assert_ne!(a[3..], q.pseudonym("user-42")[3..]);
     }
