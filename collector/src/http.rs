@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    db::{self, Caller},
+    db::Caller,
     error::{Error, Result},
     export, ingest, subjects, AppState,
 };
