@@ -39,6 +39,9 @@ pub struct Config {
     pub pseudonym_key: Option<Secret>,
     /// Id of `pseudonym_key`, written into every pseudonym so keys can rotate.
     pub pseudonym_key_id: String,
+    /// Keys rotated out, `id=key,id=key`: data stored under them is still found (access,
+    /// erasure, consent in force) while new data uses `pseudonym_key`.
+    pub previous_pseudonym_keys: Option<Secret>,
     /// Write key used for the `default` source on first start (else a random one).
     pub bootstrap_write_key: Option<Secret>,
     /// Admin (compliance) token created on first start (else a random one).
@@ -66,6 +69,7 @@ impl Default for Config {
             max_body_bytes: assent_protocol::MAX_BATCH_BYTES,
             pseudonym_key: None,
             pseudonym_key_id: "k1".into(),
+            previous_pseudonym_keys: None,
             bootstrap_write_key: None,
             bootstrap_admin_token: None,
             bootstrap_allowed_origins: String::new(),
@@ -124,6 +128,7 @@ impl Config {
             "MAX_BODY_BYTES" => self.max_body_bytes = num(key, value)?,
             "PSEUDONYM_KEY" => self.pseudonym_key = Some(Secret::new(value)),
             "PSEUDONYM_KEY_ID" => self.pseudonym_key_id = value.into(),
+            "PREVIOUS_PSEUDONYM_KEYS" => self.previous_pseudonym_keys = Some(Secret::new(value)),
             "BOOTSTRAP_WRITE_KEY" => self.bootstrap_write_key = Some(Secret::new(value)),
             "BOOTSTRAP_ADMIN_TOKEN" => self.bootstrap_admin_token = Some(Secret::new(value)),
             "BOOTSTRAP_ALLOWED_ORIGINS" => self.bootstrap_allowed_origins = value.into(),

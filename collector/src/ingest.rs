@@ -181,9 +181,15 @@ impl ConsentHistory {
     }
 }
 
-async fn load_history(state: &AppState, subjects: &[String]) -> Result<ConsentHistory> {
+/// Consent records of the given stored pseudonyms, filed under the current pseudonym each
+/// stands for (`aliases`: stored → current).
+async fn load_history(
+    state: &AppState,
+    aliases: &HashMap<String, String>,
+) -> Result<ConsentHistory> {
     let mut history = ConsentHistory::default();
-    for chunk in subjects.chunks(200) {
+    let stored: Vec<&String> = aliases.keys().collect();
+    for chunk in stored.chunks(200) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT subject, timestamp_ms, purposes FROM consent_records WHERE subject IN ({})",
@@ -194,11 +200,12 @@ async fn load_history(state: &AppState, subjects: &[String]) -> Result<ConsentHi
             q = q.bind(s);
         }
         for row in q.fetch_all(&state.db.pool).await? {
-            let subject: String = row.try_get(0)?;
+            let stored: String = row.try_get(0)?;
+            let subject = aliases.get(&stored).unwrap_or(&stored);
             let at: i64 = row.try_get(1)?;
             let purposes: String = row.try_get(2)?;
             let purposes: PurposeMap = serde_json::from_str(&purposes).unwrap_or_default();
-            history.add(&subject, at, purposes);
+            history.add(subject, at, purposes);
         }
     }
     Ok(history)
@@ -411,17 +418,27 @@ async fn ingest(
         }
     }
 
-    // Consent in force: stored records, this request's records, and Segment stamps.
-    let subjects: Vec<String> = {
-        let mut s: Vec<String> = parsed
-            .iter()
-            .map(|(_, _, subject)| subject.clone())
-            .collect();
-        s.sort_unstable();
-        s.dedup();
-        s
-    };
-    let mut history = load_history(state, &subjects).await?;
+    // Consent in force: stored records (under the current key or a rotated-out one),
+    // this request's records, and Segment stamps.
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    for (_, event, subject) in &parsed {
+        if aliases.contains_key(subject) {
+            continue;
+        }
+        aliases.insert(subject.clone(), subject.clone());
+        if state.pseudonymizer.has_previous() {
+            let raw = event
+                .anonymous_id
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .or(event.user_id.as_deref())
+                .unwrap_or_default();
+            for old in state.pseudonymizer.all_pseudonyms(raw).into_iter().skip(1) {
+                aliases.insert(old, subject.clone());
+            }
+        }
+    }
+    let mut history = load_history(state, &aliases).await?;
     for r in &records {
         history.add(&r.subject, r.timestamp_ms, r.purposes.clone());
     }
@@ -678,14 +695,18 @@ fn code_name(c: RejectCode) -> &'static str {
 
 /// `GET /v1/consent/{subjectId}`: the latest state of a subject (raw id in, pseudonym looked up).
 pub async fn current(state: &AppState, raw_subject: &str) -> Result<Option<Value>> {
-    let subject = state.pseudonymizer.pseudonym(raw_subject);
-    let row = sqlx::query(
+    let all = state.pseudonymizer.all_pseudonyms(raw_subject);
+    let l: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
         "SELECT purposes, policy_version, method, origin, timestamp_ms FROM consent_records
-         WHERE subject = $1 ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
-    )
-    .bind(&subject)
-    .fetch_optional(&state.db.pool)
-    .await?;
+         WHERE subject IN ({}) ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
+        l.join(",")
+    );
+    let mut q = sqlx::query(&sql);
+    for p in &all {
+        q = q.bind(p);
+    }
+    let row = q.fetch_optional(&state.db.pool).await?;
     let Some(row) = row else { return Ok(None) };
     let purposes: String = row.try_get(0)?;
     let purposes: BTreeMap<String, bool> = serde_json::from_str(&purposes).unwrap_or_default();

@@ -77,7 +77,12 @@ impl AppState {
         let db = db::Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
         let key = db.pseudonym_key(&config, clock.now_ms()).await?;
-        let pseudonymizer = pseudonym::Pseudonymizer::new(config.pseudonym_key_id.clone(), key);
+        let previous = match &config.previous_pseudonym_keys {
+            Some(list) => pseudonym::parse_key_list(list.expose()).map_err(Error::Config)?,
+            None => Vec::new(),
+        };
+        let pseudonymizer = pseudonym::Pseudonymizer::new(config.pseudonym_key_id.clone(), key)
+            .with_previous(previous);
         let writer = writer::Writer::start(
             db.clone(),
             pseudonymizer.clone(),
@@ -94,7 +99,56 @@ impl AppState {
             keys: Default::default(),
         };
         state.refresh_origins().await?;
+        state.note_key_rotation().await?;
         Ok(state)
+    }
+
+    /// When the pseudonymization key in use changed since the last start, the change goes
+    /// into the audit trail (once, whichever replica sees it first).
+    async fn note_key_rotation(&self) -> Result<()> {
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        let current = self.pseudonymizer.key_id().to_owned();
+        let recorded: Option<String> =
+            sqlx::query("SELECT value FROM server_secrets WHERE name = 'pseudonym_key_in_use'")
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        match recorded {
+            Some(id) if id == current => return Ok(()),
+            Some(previous) => {
+                sqlx::query(
+                    "UPDATE server_secrets SET value = $1 WHERE name = 'pseudonym_key_in_use'",
+                )
+                .bind(&current)
+                .execute(&mut *w.tx)
+                .await?;
+                let entry = audit::NewEntry {
+                    kind: "key_rotation",
+                    actor: "server".into(),
+                    subject: None,
+                    data: serde_json::json!({"from": previous, "to": current}),
+                };
+                let now = self.clock.now_ms();
+                audit::append(
+                    &mut w,
+                    vec![entry],
+                    now,
+                    &self.pseudonymizer,
+                    self.config.audit_checkpoint_every,
+                )
+                .await?;
+            }
+            None => {
+                sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ('pseudonym_key_in_use', $1, $2)")
+                    .bind(&current)
+                    .bind(self.clock.now_ms())
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
+        }
+        w.commit().await
     }
 
     /// The caller a raw key stands for, from the cache when it is fresh.

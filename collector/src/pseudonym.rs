@@ -16,6 +16,8 @@ const CHECKPOINT_LABEL: &[u8] = b"assent/audit-checkpoint/v1\0";
 pub struct Pseudonymizer {
     key_id: String,
     key: Secret,
+    /// Keys rotated out: data stored under them is still found, never written anew.
+    previous: Vec<(String, Secret)>,
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -31,15 +33,26 @@ impl Pseudonymizer {
         Pseudonymizer {
             key_id: key_id.into(),
             key,
+            previous: Vec::new(),
         }
     }
 
+    /// Adds the keys that were in use before this one (`id=key,id=key`).
+    pub fn with_previous(mut self, previous: Vec<(String, Secret)>) -> Pseudonymizer {
+        self.previous = previous;
+        self
+    }
+
+    pub fn has_previous(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     fn mac(&self, label: &[u8], data: &[u8]) -> [u8; 32] {
-        let mut mac =
-            HmacSha256::new_from_slice(self.key.expose().as_bytes()).expect("any key length");
-        mac.update(label);
-        mac.update(data);
-        mac.finalize().into_bytes().into()
+        mac_with(&self.key, label, data)
     }
 
     /// The stored form of a raw identifier.
@@ -52,10 +65,47 @@ impl Pseudonymizer {
         )
     }
 
+    /// The pseudonyms a raw identifier may be stored under: the current key's first, then
+    /// those of rotated-out keys.
+    pub fn all_pseudonyms(&self, raw: &str) -> Vec<String> {
+        let mut all = vec![self.pseudonym(raw)];
+        for (id, key) in &self.previous {
+            all.push(format!(
+                "{id}.{}",
+                hex(&mac_with(key, LABEL, raw.as_bytes())[..16])
+            ));
+        }
+        all
+    }
+
     /// The MAC that signs an audit checkpoint.
     pub fn checkpoint_mac(&self, seq: i64, hash: &str) -> String {
         hex(&self.mac(CHECKPOINT_LABEL, format!("{seq}:{hash}").as_bytes()))
     }
+}
+
+fn mac_with(key: &Secret, label: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes()).expect("any key length");
+    mac.update(label);
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Parses `id=key,id=key` (the rotated-out keys).
+pub fn parse_key_list(text: &str) -> Result<Vec<(String, Secret)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (id, key) = pair
+                .split_once('=')
+                .ok_or("previous keys are id=key pairs separated by commas")?;
+            if key.len() < 32 {
+                return Err("every pseudonym key must be at least 32 bytes".to_owned());
+            }
+            Ok((id.trim().to_owned(), Secret::new(key.trim())))
+        })
+        .collect()
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -109,6 +159,20 @@ mod tests {
         assert!(a.starts_with("k1.") && a.len() == 3 + 32);
         assert!(!a.contains("user-42"));
         assert_ne!(a[3..], q.pseudonym("user-42")[3..]);
+    }
+
+    #[test]
+    fn rotated_keys_still_find_old_pseudonyms() {
+        let old = Pseudonymizer::new("k1", Secret::new("a".repeat(32)));
+        let new = Pseudonymizer::new("k2", Secret::new("b".repeat(32)))
+            .with_previous(parse_key_list(&format!("k1={}", "a".repeat(32))).unwrap());
+        let all = new.all_pseudonyms("user-42");
+        assert_eq!(
+            all,
+            vec![new.pseudonym("user-42"), old.pseudonym("user-42")]
+        );
+        assert!(parse_key_list("k1=short").is_err());
+        assert!(parse_key_list("nonsense").is_err());
     }
 
     #[test]

@@ -15,36 +15,57 @@ use crate::{
     error::Result, export::record_admin_act, http::require_admin, pseudonym::sha256_hex, AppState,
 };
 
+/// `$1,...,$n`: every pseudonym a subject may be stored under (one per key, current and
+/// rotated out), usable several times in one statement.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    all: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for p in all {
+        q = q.bind(p);
+    }
+    q
+}
+
 /// Everything stored about the subject whose raw id is `raw`.
 pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
-    let p = state.pseudonymizer.pseudonym(raw);
+    let all = state.pseudonymizer.all_pseudonyms(raw);
+    let p = all[0].clone();
+    let l = placeholders(all.len());
     let db = &state.db.pool;
-    let events: Vec<Value> = sqlx::query(
+    let sql = format!(
         "SELECT payload, timestamp_ms, received_at_ms FROM events
-         WHERE subject = $1 OR anonymous_id = $1 OR user_id = $1 ORDER BY timestamp_ms",
-    )
-    .bind(&p)
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|r| {
-        let payload: String = r.try_get(0).unwrap_or_default();
-        serde_json::from_str(&payload).unwrap_or(Value::Null)
-    })
-    .collect();
-    let consent: Vec<Value> = sqlx::query(
+         WHERE subject IN ({l}) OR anonymous_id IN ({l}) OR user_id IN ({l}) ORDER BY timestamp_ms"
+    );
+    let events: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let payload: String = r.try_get(0).unwrap_or_default();
+            serde_json::from_str(&payload).unwrap_or(Value::Null)
+        })
+        .collect();
+    let sql = format!(
         "SELECT d.data FROM consent_records c JOIN audit_data d ON d.seq = c.audit_seq
-         WHERE c.subject = $1 OR c.user_id = $1 ORDER BY c.timestamp_ms",
-    )
-    .bind(&p)
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|r| {
-        let data: String = r.try_get(0).unwrap_or_default();
-        serde_json::from_str(&data).unwrap_or(Value::Null)
-    })
-    .collect();
+         WHERE c.subject IN ({l}) OR c.user_id IN ({l}) ORDER BY c.timestamp_ms"
+    );
+    let consent: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let data: String = r.try_get(0).unwrap_or_default();
+            serde_json::from_str(&data).unwrap_or(Value::Null)
+        })
+        .collect();
     Ok(json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent}))
 }
 
@@ -72,21 +93,24 @@ pub async fn access(
 /// erasable data rows go. The erasure entry names the subject by a hash of its
 /// pseudonym, which compliance staff can recompute from the raw id.
 pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result<Value> {
-    let p = state.pseudonymizer.pseudonym(raw);
+    let all = state.pseudonymizer.all_pseudonyms(raw);
+    let p = all[0].clone();
+    let l = placeholders(all.len());
     let mut w = state.db.write().await?;
-    let events =
-        sqlx::query("DELETE FROM events WHERE subject = $1 OR anonymous_id = $1 OR user_id = $1")
-            .bind(&p)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-    let consent = sqlx::query("DELETE FROM consent_records WHERE subject = $1 OR user_id = $1")
-        .bind(&p)
+    let sql = format!(
+        "DELETE FROM events WHERE subject IN ({l}) OR anonymous_id IN ({l}) OR user_id IN ({l})"
+    );
+    let events = bind_all(sqlx::query(&sql), &all)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-    let audit_data = sqlx::query("DELETE FROM audit_data WHERE subject = $1")
-        .bind(&p)
+    let sql = format!("DELETE FROM consent_records WHERE subject IN ({l}) OR user_id IN ({l})");
+    let consent = bind_all(sqlx::query(&sql), &all)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+    let sql = format!("DELETE FROM audit_data WHERE subject IN ({l})");
+    let audit_data = bind_all(sqlx::query(&sql), &all)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();

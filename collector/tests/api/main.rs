@@ -36,6 +36,7 @@ on_both_backends!(
     retention_deletes_expired_events_in_batches,
     openapi_matches_the_router,
     rate_limits_answer_429_with_retry_after,
+    pseudonym_keys_rotate_without_losing_subjects,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1005,3 +1005,73 @@ pub async fn an_unreachable_database_gives_503_and_recovers(b: Backend) {
     assert!(recovered);
     assert_eq!(app.count("events").await, 1);
 }
+
+/// The pseudonymization key rotates: new data uses the new key, data stored under the old
+/// one is still found (consent in force, access, erasure), and the rotation is audited.
+pub async fn pseudonym_keys_rotate_without_losing_subjects(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(b, dir.path()).await;
+    let old_key = "old-pseudonym-key-0123456789abcdef0123";
+    let mut c1 = config(&database_url);
+    c1.pseudonym_key = Some(assent_collector::config::Secret::new(old_key));
+    c1.pseudonym_key_id = "k1".into();
+    let before = spawn_with(c1, tempfile::tempdir().unwrap()).await;
+    let body = json!({"batch": [track("before", "rot-visitor", None, T1)], "consent": [consent("rc", "rot-visitor", json!({"analytics": true}), T0)]});
+    assert_eq!(before.post("/v1/batch", &body).await.1["accepted"], 1);
+
+    let mut c2 = config(&database_url);
+    c2.pseudonym_key = Some(assent_collector::config::Secret::new(
+        "new-pseudonym-key-0123456789abcdef0123",
+    ));
+    c2.pseudonym_key_id = "k2".into();
+    c2.previous_pseudonym_keys = Some(assent_collector::config::Secret::new(format!(
+        "k1={old_key}"
+    )));
+    let after = spawn_with(c2, tempfile::tempdir().unwrap()).await;
+    let (_, answer) = after
+        .post(
+            "/v1/batch",
+            &json!({"batch": [track("after", "rot-visitor", None, T1)]}),
+        )
+        .await;
+    assert_eq!(
+        answer["accepted"], 1,
+        "consent given under the old key still counts: {answer}"
+    );
+    let held: Value = after
+        .admin_get("/v1/subjects/rot-visitor")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["events"].as_array().unwrap().len(), 2, "{held}");
+    assert_eq!(held["consent"].as_array().unwrap().len(), 1);
+    let kinds: Vec<String> = sqlx::query("SELECT kind FROM audit_log ORDER BY seq")
+        .fetch_all(&after.state.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0).unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "key_rotation").count(),
+        1,
+        "{kinds:?}"
+    );
+    let r = after
+        .client
+        .delete(format!("{}/v1/subjects/rot-visitor", after.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let erased: Value = r.json().await.unwrap();
+    assert_eq!(erased["events"], 2);
+    let verify: Value = after
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+}
