@@ -30,8 +30,10 @@ pub struct Metrics {
     pub requests: Family<RouteLabels, Counter>,
     pub events: Family<OutcomeLabels, Counter>,
     pub latency: Family<RouteOnly, Histogram>,
-    /// Requests being handled right now (the ingest queue).
+    /// Requests being handled right now.
     pub in_flight: Gauge,
+    /// Requests waiting for the writer (group commit queue).
+    pub writer_queue: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,6 +52,7 @@ impl Default for Metrics {
             ])
         });
         let in_flight = Gauge::default();
+        let writer_queue = Gauge::default();
         let mut registry = Registry::with_prefix("assent");
         registry.register(
             "http_requests",
@@ -71,12 +74,18 @@ impl Default for Metrics {
             "Requests being processed",
             in_flight.clone(),
         );
+        registry.register(
+            "writer_queue_depth",
+            "Requests waiting for the writer",
+            writer_queue.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             events,
             latency,
             in_flight,
+            writer_queue,
         }
     }
 }

@@ -53,6 +53,11 @@ impl Writer {
         Writer { queue: tx }
     }
 
+    /// Requests waiting for a writer.
+    pub fn depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Writes one request's rows; returns (accepted, duplicates) once committed.
     pub async fn submit(&self, job: WriteJob) -> Result<(u32, u32)> {
         let (reply, answer) = oneshot::channel();

@@ -674,6 +674,8 @@ pub async fn health_readiness_metrics_and_openapi(b: Backend) {
         metrics.contains("assent_http_request_duration_seconds_bucket"),
         "{metrics}"
     );
+    assert!(metrics.contains("assent_writer_queue_depth 0"), "{metrics}");
+    assert!(metrics.contains("assent_requests_in_flight"), "{metrics}");
     let doc: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let r = get("/nowhere").await.unwrap();
