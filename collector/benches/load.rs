@@ -165,10 +165,12 @@ async fn run(kind: &str) {
     let pool = &state.db.pool;
     for ddl in [
         "CREATE TABLE bare_events (source_id TEXT NOT NULL, message_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT,
-         purpose TEXT NOT NULL, subject TEXT NOT NULL, anonymous_id TEXT, user_id TEXT, timestamp_ms BIGINT NOT NULL,
+         purpose TEXT NOT NULL, subject TEXT NOT NULL, subject_key BIGINT NOT NULL, anonymous_id TEXT, user_id TEXT,
+         timestamp_ms BIGINT NOT NULL,
          original_timestamp_ms BIGINT, sent_at_ms BIGINT, received_at_ms BIGINT NOT NULL, ip_prefix TEXT,
          payload TEXT NOT NULL, PRIMARY KEY (source_id, message_id))",
-        "CREATE INDEX bare_subject ON bare_events (subject)",
+        "CREATE INDEX bare_subject_key ON bare_events (subject_key)",
+        "CREATE INDEX bare_user ON bare_events (user_id) WHERE user_id IS NOT NULL",
         "CREATE INDEX bare_received ON bare_events (received_at_ms)",
     ] {
         sqlx::query(ddl).execute(pool).await.unwrap();
@@ -186,7 +188,7 @@ async fn run(kind: &str) {
     for (chunk_no, chunk) in sample.chunks(BATCH).enumerate() {
         let mut sql = String::from(
             "INSERT INTO bare_events (source_id, message_id, type, name, purpose, subject, anonymous_id, timestamp_ms,
-             received_at_ms, payload) VALUES ",
+             received_at_ms, payload, subject_key) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
@@ -194,9 +196,9 @@ async fn run(kind: &str) {
             }
             // The fastest form for each database: `?` for SQLite, `$n` for PostgreSQL.
             if kind == "sqlite" {
-                sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+                sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
             } else {
-                let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+                let p: Vec<String> = (1..=11).map(|c| format!("${}", i * 11 + c)).collect();
                 sql.push_str(&format!("({})", p.join(",")));
             }
         }
@@ -217,7 +219,8 @@ async fn run(kind: &str) {
                 .bind(&row.1)
                 .bind(row.4)
                 .bind(row.4)
-                .bind(&row.5);
+                .bind(&row.5)
+                .bind(assent_collector::pseudonym::subject_key(&row.0));
         }
         q.execute(&mut *tx).await.unwrap();
         if chunk_no % 100 == 99 {

@@ -50,6 +50,7 @@ struct EventRow {
     kind: &'static str,
     name: Option<String>,
     purpose: Purpose,
+    subject_key: i64,
     subject: String,
     anonymous_id: Option<String>,
     user_id: Option<String>,
@@ -514,6 +515,7 @@ async fn ingest(
         }
         rows.push(EventRow {
             message_id,
+            subject_key: crate::pseudonym::subject_key(&subject),
             kind: event.kind.as_str(),
             name: event.event.clone().or(event.name.clone()),
             purpose,
@@ -619,13 +621,13 @@ impl WriteJob {
             .await?;
         }
         // Events: a duplicate messageId from this source is skipped, and counted.
-        const COLS: usize = 14;
+        const COLS: usize = 15;
         let (mut accepted, mut duplicates) = (0, 0);
         for chunk in self.events.chunks(100) {
             let mut sql = String::with_capacity(256 + chunk.len() * COLS * 5);
             sql.push_str(
-                "INSERT INTO events (source_id, message_id, type, name, purpose, subject, anonymous_id, user_id, timestamp_ms,
-                 original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
+                "INSERT INTO events (source_id, message_id, type, name, purpose, subject, subject_key, anonymous_id, user_id,
+                 timestamp_ms, original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
             );
             for i in 0..chunk.len() {
                 sql.push_str(if i > 0 { ",(" } else { "(" });
@@ -647,6 +649,7 @@ impl WriteJob {
                     .bind(r.name.as_deref())
                     .bind(r.purpose.as_str())
                     .bind(&r.subject)
+                    .bind(r.subject_key)
                     .bind(r.anonymous_id.as_deref())
                     .bind(r.user_id.as_deref())
                     .bind(r.timestamp_ms)

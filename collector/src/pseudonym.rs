@@ -84,6 +84,21 @@ impl Pseudonymizer {
     }
 }
 
+/// The indexed key of a stored pseudonym: its first 64 bits, as a signed integer.
+pub fn subject_key(pseudonym: &str) -> i64 {
+    let digits = pseudonym.split_once('.').map_or(pseudonym, |(_, h)| h);
+    match digits
+        .get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+    {
+        Some(v) => v as i64,
+        None => {
+            let d = Sha256::digest(pseudonym.as_bytes());
+            i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+        }
+    }
+}
+
 fn mac_with(key: &Secret, label: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes()).expect("any key length");
     mac.update(label);
@@ -173,6 +188,14 @@ mod tests {
         );
         assert!(parse_key_list("k1=short").is_err());
         assert!(parse_key_list("nonsense").is_err());
+    }
+
+    #[test]
+    fn subject_keys_are_the_first_64_bits_of_the_pseudonym() {
+        assert_eq!(subject_key("k1.00000000000000ff0123456789abcdef"), 255);
+        assert_eq!(subject_key("k1.ffffffffffffffff0123456789abcdef"), -1);
+        // Not one of ours: still a stable key.
+        assert_eq!(subject_key("odd"), subject_key("odd"));
     }
 
     #[test]

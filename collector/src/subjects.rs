@@ -34,6 +34,28 @@ fn bind_all<'q>(
     q
 }
 
+/// The events of a subject: by its indexed key (the pseudonym itself rules out a
+/// collision), or by the user id they carry.
+fn events_of(n: usize) -> String {
+    let l = placeholders(n);
+    let keys: Vec<String> = (n + 1..=2 * n).map(|i| format!("${i}")).collect();
+    format!(
+        "(subject_key IN ({}) AND subject IN ({l})) OR user_id IN ({l})",
+        keys.join(",")
+    )
+}
+
+fn bind_events<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    all: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = bind_all(q, all);
+    for p in all {
+        q = q.bind(crate::pseudonym::subject_key(p));
+    }
+    q
+}
+
 /// Everything stored about the subject whose raw id is `raw`.
 pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
     let all = state.pseudonymizer.all_pseudonyms(raw);
@@ -41,10 +63,10 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
     let l = placeholders(all.len());
     let db = &state.db.pool;
     let sql = format!(
-        "SELECT payload, timestamp_ms, received_at_ms FROM events
-         WHERE subject IN ({l}) OR anonymous_id IN ({l}) OR user_id IN ({l}) ORDER BY timestamp_ms"
+        "SELECT payload, timestamp_ms, received_at_ms FROM events WHERE {} ORDER BY timestamp_ms",
+        events_of(all.len())
     );
-    let events: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+    let events: Vec<Value> = bind_events(sqlx::query(&sql), &all)
         .fetch_all(db)
         .await?
         .into_iter()

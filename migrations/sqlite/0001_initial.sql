@@ -31,6 +31,8 @@ CREATE TABLE events (
     name                  TEXT,
     purpose               TEXT NOT NULL,
     subject               TEXT NOT NULL,
+    -- The first 64 bits of the subject's pseudonym: a small, cheap key to index.
+    subject_key           BIGINT NOT NULL,
     anonymous_id          TEXT,
     user_id               TEXT,
     timestamp_ms          BIGINT NOT NULL,
@@ -41,7 +43,8 @@ CREATE TABLE events (
     payload               TEXT NOT NULL,
     PRIMARY KEY (source_id, message_id)
 );
-CREATE INDEX events_subject ON events (subject);
+CREATE INDEX events_subject_key ON events (subject_key);
+CREATE INDEX events_user ON events (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX events_received ON events (received_at_ms);
 
 CREATE TABLE consent_records (
