@@ -183,22 +183,19 @@ impl Drop for Recorder {
     }
 }
 
-/// A clock the test moves by hand.
+/// A device clock that moves one second forward every time it is read.
 #[derive(Debug)]
-pub struct ManualClock(pub AtomicI64);
+pub struct TickingClock(AtomicI64);
 
-impl ManualClock {
-    pub fn at(millis: i64) -> Arc<ManualClock> {
-        Arc::new(ManualClock(AtomicI64::new(millis)))
-    }
-    pub fn advance(&self, millis: i64) {
-        self.0.fetch_add(millis, Ordering::SeqCst);
+impl TickingClock {
+    pub fn starting_at(millis: i64) -> Arc<TickingClock> {
+        Arc::new(TickingClock(AtomicI64::new(millis)))
     }
 }
 
-impl Clock for ManualClock {
+impl Clock for TickingClock {
     fn now_millis(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        self.0.fetch_add(1_000, Ordering::SeqCst)
     }
 }
 
