@@ -52,6 +52,9 @@ pub struct Config {
     pub event_retention_days: u32,
     /// Days consent records are kept.
     pub consent_retention_days: u32,
+    /// Days the audit trail keeps its data (the part that may be personal). The chained
+    /// hashes stay for good, so the chain still verifies after the data goes.
+    pub audit_retention_days: u32,
     /// Requests per second allowed per client IP and per key, with this burst.
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
@@ -75,6 +78,7 @@ impl Default for Config {
             bootstrap_allowed_origins: String::new(),
             event_retention_days: 395,
             consent_retention_days: 5 * 365,
+            audit_retention_days: 6 * 365,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             retention_interval_secs: 3600,
@@ -134,6 +138,7 @@ impl Config {
             "BOOTSTRAP_ALLOWED_ORIGINS" => self.bootstrap_allowed_origins = value.into(),
             "EVENT_RETENTION_DAYS" => self.event_retention_days = num(key, value)?,
             "CONSENT_RETENTION_DAYS" => self.consent_retention_days = num(key, value)?,
+            "AUDIT_RETENTION_DAYS" => self.audit_retention_days = num(key, value)?,
             "RATE_LIMIT_PER_SECOND" => self.rate_limit_per_second = num(key, value)?,
             "RATE_LIMIT_BURST" => self.rate_limit_burst = num(key, value)?,
             "RETENTION_INTERVAL_SECS" => self.retention_interval_secs = num(key, value)?,

@@ -1,5 +1,6 @@
-//! The retention job: deletes events (and, on their own schedule, consent records) older
-//! than configured, a bounded batch at a time so writers are never blocked for long.
+//! The retention job: deletes events, consent records and audit data older than their
+//! configured periods, a bounded batch at a time so writers are never blocked for long.
+//! The audit chain itself is append-only: its hashes stay and keep verifying.
 use std::sync::Arc;
 
 use crate::{error::Result, AppState};
@@ -12,8 +13,8 @@ pub async fn run(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         match sweep(&state).await {
-            Ok((events, consent)) if events + consent > 0 => {
-                tracing::info!(events, consent, "retention removed expired rows")
+            Ok((events, consent, audit)) if events + consent + audit > 0 => {
+                tracing::info!(events, consent, audit, "retention removed expired rows")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
@@ -22,8 +23,8 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-/// One sweep: returns how many events and consent records were deleted.
-pub async fn sweep(state: &AppState) -> Result<(u64, u64)> {
+/// One sweep: returns how many events, consent records and audit data rows were deleted.
+pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
     let now = state.clock.now_ms();
     let events_before = now - i64::from(state.config.event_retention_days) * DAY_MS;
     let consent_before = now - i64::from(state.config.consent_retention_days) * DAY_MS;
@@ -41,7 +42,15 @@ pub async fn sweep(state: &AppState) -> Result<(u64, u64)> {
         consent_before,
     )
     .await?;
-    Ok((events, consent))
+    let audit_before = now - i64::from(state.config.audit_retention_days) * DAY_MS;
+    let audit = delete_batches(
+        state,
+        "DELETE FROM audit_data WHERE seq IN
+         (SELECT l.seq FROM audit_log l JOIN audit_data d ON d.seq = l.seq WHERE l.at_ms < $1 LIMIT $2)",
+        audit_before,
+    )
+    .await?;
+    Ok((events, consent, audit))
 }
 
 async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {

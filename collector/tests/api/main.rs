@@ -37,6 +37,7 @@ on_both_backends!(
     openapi_matches_the_router,
     rate_limits_answer_429_with_retry_after,
     pseudonym_keys_rotate_without_losing_subjects,
+    expired_consent_and_audit_data_go_and_the_chain_still_verifies,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -792,7 +792,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .unwrap()
         .try_get::<i64, _>(0)
         .unwrap();
-    let (events_deleted, _) = assent_collector::retention::sweep(&app.state)
+    let (events_deleted, _, _) = assent_collector::retention::sweep(&app.state)
         .await
         .unwrap();
     assert_eq!(events_deleted as i64, old);
@@ -1070,6 +1070,50 @@ pub async fn pseudonym_keys_rotate_without_losing_subjects(b: Backend) {
     let erased: Value = r.json().await.unwrap();
     assert_eq!(erased["events"], 2);
     let verify: Value = after
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+/// Consent records and the audit trail's data expire on their own periods; the chained
+/// hashes stay, so the trail still verifies afterwards.
+pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(b, dir.path()).await;
+    let mut c = config(&database_url);
+    c.consent_retention_days = 0;
+    c.audit_retention_days = 0;
+    let app = spawn_with(c, dir).await;
+    for i in 0..7 {
+        app.post(
+            "/v1/consent",
+            &consent(
+                &format!("x{i}"),
+                &format!("s{i}"),
+                json!({"analytics": true}),
+                T0,
+            ),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let entries = app.count("audit_log").await;
+    let (_, consent_deleted, audit_deleted) = assent_collector::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(consent_deleted, 7);
+    // The background job may already have swept the bootstrap entries at start.
+    assert!(audit_deleted >= 7, "{audit_deleted}");
+    assert_eq!(app.count("audit_data").await, 0);
+    assert_eq!(
+        app.count("audit_log").await,
+        entries,
+        "the chain itself is kept"
+    );
+    let verify: Value = app
         .admin_get("/v1/audit/verify")
         .await
         .json()
