@@ -211,20 +211,11 @@ async fn batch(
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let envelope = ingest::Envelope::parse(&bytes)?;
-    let (caller, source_id) = source_caller(&state, &headers, envelope.write_key()).await?;
-    let req = ingest::Request {
-        caller: &caller,
-        source_id: &source_id,
-        received_at_ms,
-        ip: Some(peer.ip()),
-    };
-    let answer = ingest::batch(&state, req, envelope).await?;
-    Ok(Json(answer).into_response())
+    accept(&state, peer, &headers, received_at_ms, &bytes).await
 }
 
 /// `/v1/track` and the other single-event endpoints: the body is one event, whose type
-/// comes from the path when it does not say.
+/// comes from the path when it does not say; it is handled as a batch of one.
 async fn single(
     State(state): Shared,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -234,27 +225,35 @@ async fn single(
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
     let mut event = read_json(&headers, body, state.config.max_body_bytes).await?;
-    let body_key = event
-        .get("writeKey")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let (caller, source_id) = source_caller(&state, &headers, body_key.as_deref()).await?;
     let Some(obj) = event.as_object_mut() else {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
     };
     let kind = path.as_str().trim_start_matches("/v1/").to_owned();
     obj.entry("type").or_insert(Value::String(kind));
     let sent_at = obj.remove("sentAt");
-    let bytes = serde_json::to_vec(&serde_json::json!({"batch": [event], "sentAt": sent_at}))
-        .expect("serializes");
-    let envelope = ingest::Envelope::parse(&bytes)?;
+    let write_key = obj.remove("writeKey");
+    let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
+    let bytes = serde_json::to_vec(&envelope).expect("serializes");
+    accept(&state, peer, &headers, received_at_ms, &bytes).await
+}
+
+/// Authenticates and ingests one batch body.
+async fn accept(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    received_at_ms: i64,
+    bytes: &[u8],
+) -> Result<Response> {
+    let envelope = ingest::Envelope::parse(bytes)?;
+    let (caller, source_id) = source_caller(state, headers, envelope.write_key()).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
         received_at_ms,
         ip: Some(peer.ip()),
     };
-    let answer = ingest::batch(&state, req, envelope).await?;
+    let answer = ingest::batch(state, req, envelope).await?;
     Ok(Json(answer).into_response())
 }
 

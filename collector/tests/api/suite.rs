@@ -638,6 +638,27 @@ pub async fn single_event_endpoints_take_the_type_from_the_path(b: Backend) {
             "{path}: {answer}"
         );
     }
+    // sendBeacon style: the key in the body, no header; it is not stored with the event.
+    let beacon = json!({"messageId": "7", "event": "Beacon", "anonymousId": "u", "timestamp": T1, "writeKey": WRITE_KEY});
+    let (status, answer, _) = app
+        .raw(
+            "/v1/track",
+            &[("content-type", "text/plain;charset=UTF-8")],
+            beacon.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    let payload: String = sqlx::query("SELECT payload FROM events WHERE message_id = '7'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(!payload.contains(WRITE_KEY));
     let types: Vec<String> = sqlx::query("SELECT type FROM events ORDER BY message_id")
         .fetch_all(&app.state.db.pool)
         .await
@@ -647,7 +668,7 @@ pub async fn single_event_endpoints_take_the_type_from_the_path(b: Backend) {
         .collect();
     assert_eq!(
         types,
-        ["track", "identify", "page", "screen", "group", "alias"]
+        ["track", "identify", "page", "screen", "group", "alias", "track"]
     );
 }
 
