@@ -176,6 +176,15 @@ impl Db {
     }
 }
 
+/// `$first,...,$(first + n - 1)`: numbered placeholders for an IN list. Numbered ones can
+/// be used several times in one statement, in both databases.
+pub fn numbered(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Who is calling: a write key of a source, or an admin (compliance) token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

@@ -96,14 +96,7 @@ pub async fn record_admin_act(
         subject,
         data,
     };
-    audit::append(
-        &mut w,
-        vec![entry],
-        state.clock.now_ms(),
-        &state.pseudonymizer,
-        state.config.audit_checkpoint_every,
-    )
-    .await?;
+    state.audit(&mut w, entry).await?;
     w.commit().await
 }
 

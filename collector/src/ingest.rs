@@ -191,10 +191,9 @@ async fn load_history(
     let mut history = ConsentHistory::default();
     let stored: Vec<&String> = aliases.keys().collect();
     for chunk in stored.chunks(200) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT subject, timestamp_ms, purposes FROM consent_records WHERE subject IN ({})",
-            placeholders.join(",")
+            crate::db::numbered(1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for s in chunk {
@@ -357,10 +356,18 @@ pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<
     Ok(n)
 }
 
-fn dead_payload(state: &AppState, raw: &str) -> String {
+/// A refused event's `messageId` (when readable) and the payload kept as its dead letter
+/// (scrubbed), from one parse of its raw JSON.
+fn dead_letter_parts(state: &AppState, raw: &str) -> (Option<String>, String) {
     match serde_json::from_str::<Value>(raw) {
-        Ok(v) => scrub(state, v).to_string(),
-        Err(_) => "null".into(),
+        Ok(v) => {
+            let message_id = v
+                .get("messageId")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (message_id, scrub(state, v).to_string())
+        }
+        Err(_) => (None, "null".into()),
     }
 }
 
@@ -397,11 +404,7 @@ async fn ingest(
                 } else {
                     RejectCode::Invalid
                 };
-                let message_id = serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| {
-                    v.get("messageId")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                });
+                let (message_id, payload) = dead_letter_parts(state, raw.get());
                 let reason = err.to_string();
                 response.rejected.push(Rejection {
                     index: index as u32,
@@ -413,7 +416,7 @@ async fn ingest(
                     message_id,
                     code,
                     reason,
-                    payload: dead_payload(state, raw.get()),
+                    payload,
                 });
             }
         }
@@ -699,11 +702,10 @@ fn code_name(c: RejectCode) -> &'static str {
 /// `GET /v1/consent/{subjectId}`: the latest state of a subject (raw id in, pseudonym looked up).
 pub async fn current(state: &AppState, raw_subject: &str) -> Result<Option<Value>> {
     let all = state.pseudonymizer.all_pseudonyms(raw_subject);
-    let l: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT purposes, policy_version, method, origin, timestamp_ms FROM consent_records
          WHERE subject IN ({}) ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
-        l.join(",")
+        crate::db::numbered(1, all.len())
     );
     let mut q = sqlx::query(&sql);
     for p in &all {

@@ -4,7 +4,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::{
-    audit::{self, NewEntry},
+    audit::NewEntry,
     db::{key_hash, WriteTx},
     error::{Error, Result},
     pseudonym::random_token,
@@ -90,14 +90,7 @@ pub async fn create_in(
         subject: None,
         data: json!({"keyId": id, "role": role.as_str(), "sourceId": source_id, "label": label}),
     };
-    audit::append(
-        w,
-        vec![entry],
-        now,
-        &state.pseudonymizer,
-        state.config.audit_checkpoint_every,
-    )
-    .await?;
+    state.audit(w, entry).await?;
     Ok(NewKey { id, raw })
 }
 
@@ -151,14 +144,7 @@ pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
         subject: None,
         data: json!({"keyId": key_id}),
     };
-    audit::append(
-        &mut w,
-        vec![entry],
-        now,
-        &state.pseudonymizer,
-        state.config.audit_checkpoint_every,
-    )
-    .await?;
+    state.audit(&mut w, entry).await?;
     w.commit().await?;
     state.forget_keys();
     Ok(())

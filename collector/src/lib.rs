@@ -130,15 +130,7 @@ impl AppState {
                     subject: None,
                     data: serde_json::json!({"from": previous, "to": current}),
                 };
-                let now = self.clock.now_ms();
-                audit::append(
-                    &mut w,
-                    vec![entry],
-                    now,
-                    &self.pseudonymizer,
-                    self.config.audit_checkpoint_every,
-                )
-                .await?;
+                self.audit(&mut w, entry).await?;
             }
             None => {
                 sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ('pseudonym_key_in_use', $1, $2)")
@@ -149,6 +141,20 @@ impl AppState {
             }
         }
         w.commit().await
+    }
+
+    /// Appends one entry to the audit trail inside `w`, at the current time, signing a
+    /// checkpoint when one falls due.
+    pub async fn audit(&self, w: &mut db::WriteTx<'_>, entry: audit::NewEntry) -> Result<()> {
+        audit::append(
+            w,
+            vec![entry],
+            self.clock.now_ms(),
+            &self.pseudonymizer,
+            self.config.audit_checkpoint_every,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The caller a raw key stands for, from the cache when it is fresh.

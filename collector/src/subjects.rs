@@ -18,10 +18,7 @@ use crate::{
 /// `$1,...,$n`: every pseudonym a subject may be stored under (one per key, current and
 /// rotated out), usable several times in one statement.
 fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    crate::db::numbered(1, n)
 }
 
 fn bind_all<'q>(
@@ -38,11 +35,8 @@ fn bind_all<'q>(
 /// collision), or by the user id they carry.
 fn events_of(n: usize) -> String {
     let l = placeholders(n);
-    let keys: Vec<String> = (n + 1..=2 * n).map(|i| format!("${i}")).collect();
-    format!(
-        "(subject_key IN ({}) AND subject IN ({l})) OR user_id IN ({l})",
-        keys.join(",")
-    )
+    let keys = crate::db::numbered(n + 1, n);
+    format!("(subject_key IN ({keys}) AND subject IN ({l})) OR user_id IN ({l})")
 }
 
 fn bind_events<'q>(
@@ -143,14 +137,7 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
         subject: None,
         data: summary.clone(),
     };
-    crate::audit::append(
-        &mut w,
-        vec![entry],
-        state.clock.now_ms(),
-        &state.pseudonymizer,
-        state.config.audit_checkpoint_every,
-    )
-    .await?;
+    state.audit(&mut w, entry).await?;
     w.commit().await?;
     Ok(summary)
 }
