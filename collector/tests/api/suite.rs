@@ -1122,12 +1122,12 @@ pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: B
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let entries = app.count("audit_log").await;
-    let (_, consent_deleted, audit_deleted) = assent_collector::retention::sweep(&app.state)
+    assent_collector::retention::sweep(&app.state)
         .await
         .unwrap();
-    assert_eq!(consent_deleted, 7);
-    // The background job may already have swept the bootstrap entries at start.
-    assert!(audit_deleted >= 7, "{audit_deleted}");
+    // The background job sweeps too (its first run is at start and may overlap the posts
+    // above), so the end state is checked rather than who deleted what.
+    assert_eq!(app.count("consent_records").await, 0);
     assert_eq!(app.count("audit_data").await, 0);
     assert_eq!(
         app.count("audit_log").await,
