@@ -1,5 +1,10 @@
 //! Configuration: defaults, then a TOML file, then `ASSENT_*` environment variables.
-use std::{fmt, net::SocketAddr, path::Path, time::Duration};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -62,6 +67,8 @@ pub struct Config {
     pub retention_interval_secs: u64,
     /// An audit checkpoint (HMAC-signed) every this many entries.
     pub audit_checkpoint_every: u64,
+    /// Folder of the web banner's built bundle, served at `/sdk/`.
+    pub sdk_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -83,6 +90,7 @@ impl Default for Config {
             rate_limit_burst: 2000,
             retention_interval_secs: 3600,
             audit_checkpoint_every: 1000,
+            sdk_dir: PathBuf::from("consent-ui/dist"),
         }
     }
 }
@@ -143,6 +151,7 @@ impl Config {
             "RATE_LIMIT_BURST" => self.rate_limit_burst = num(key, value)?,
             "RETENTION_INTERVAL_SECS" => self.retention_interval_secs = num(key, value)?,
             "AUDIT_CHECKPOINT_EVERY" => self.audit_checkpoint_every = num(key, value)?,
+            "SDK_DIR" => self.sdk_dir = PathBuf::from(value),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -471,6 +471,9 @@ async fn ingest(
                     gpc: None,
                     locale: None,
                     tcf: None,
+                    ui_version: None,
+                    notice_hash: None,
+                    interaction: None,
                     previous: history.at(&subject, at).cloned(),
                 };
                 let no_skew = Skew {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pseudonym;
 pub mod ratelimit;
 pub mod retention;
+pub mod sdk_files;
 pub mod subjects;
 pub mod writer;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub clock: Arc<dyn Clock>,
     pub writer: writer::Writer,
+    /// The web banner's bundle, served at `/sdk/`.
+    pub sdk: sdk_files::SdkFiles,
     /// Allowed browser origins per source, refreshed periodically.
     origins: RwLock<HashMap<String, Vec<String>>>,
     /// Recently seen valid keys (by hash), so most requests skip the key lookup.
@@ -88,7 +91,15 @@ impl AppState {
             pseudonymizer.clone(),
             config.audit_checkpoint_every,
         );
+        let sdk = sdk_files::SdkFiles::load(&config.sdk_dir)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
+        if sdk.is_empty() {
+            tracing::warn!(dir = %config.sdk_dir.display(), "no banner bundle found; /sdk/ answers 404 (build it with `make ui`)");
+        } else {
+            tracing::info!(files = sdk.len(), dir = %config.sdk_dir.display(), "serving the banner bundle at /sdk/");
+        }
         let state = AppState {
+            sdk,
             config,
             db,
             pseudonymizer,

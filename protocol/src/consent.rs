@@ -91,6 +91,30 @@ impl FromStr for ConsentSource {
     }
 }
 
+/// The screen a choice was made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The banner's first layer (Accept all, Reject all, Customize).
+    First,
+    /// The purpose-by-purpose preferences screen.
+    Second,
+    /// A program call (`showPreferences` aside), such as `assent.setConsent`.
+    Api,
+    /// A browser signal such as Global Privacy Control, or a policy change, with no click.
+    Signal,
+}
+
+/// How a choice was made: the screen and the control used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interaction {
+    /// The screen.
+    pub layer: Layer,
+    /// The control, such as `accept_all`, `reject_all`, `save` or `withdraw`.
+    pub control: String,
+}
+
 /// Proof of one consent choice: who, what, under which policy, how and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +145,16 @@ pub struct ConsentRecord {
     /// IAB TCF v2 TC string, for banners speaking TCF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcf: Option<String>,
+    /// Version of the banner or SDK that showed the notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_version: Option<String>,
+    /// SHA-256 (hex) of the exact texts and configuration shown, so what the person saw
+    /// can be proven later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_hash: Option<String>,
+    /// Which screen and which control the choice was made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<Interaction>,
     /// The state before this choice; absent for a subject's first record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<PurposeMap>,
@@ -157,6 +191,37 @@ impl ConsentRecord {
         }
         if self.policy_version.is_empty() {
             return Err(ProtocolError::MissingField("policyVersion"));
+        }
+        if let Some(h) = &self.notice_hash {
+            if h.len() != 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(ProtocolError::Shape(
+                    "noticeHash must be 64 lowercase hex digits (SHA-256)".into(),
+                ));
+            }
+        }
+        if self
+            .ui_version
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 64)
+        {
+            return Err(ProtocolError::Shape(
+                "uiVersion must be 1 to 64 bytes".into(),
+            ));
+        }
+        if let Some(i) = &self.interaction {
+            let c = &i.control;
+            if c.is_empty()
+                || c.len() > 40
+                || !c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return Err(ProtocolError::Shape(
+                    "interaction.control must be 1 to 40 of a-z and _".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ mod purpose;
 mod timestamp;
 
 pub use batch::{BatchEnvelope, BatchResponse, RejectCode, Rejection};
-pub use consent::{ConsentMethod, ConsentRecord, ConsentSource, PurposeMap};
+pub use consent::{ConsentMethod, ConsentRecord, ConsentSource, Interaction, Layer, PurposeMap};
 pub use error::ProtocolError;
 pub use event::{Context, Event, EventType, LibraryInfo, MessageId};
 pub use purpose::Purpose;

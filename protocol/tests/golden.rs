@@ -61,3 +61,23 @@ fn consent_records_batches_and_responses_round_trip() {
     let response: BatchResponse = round_trips("batch-response.json");
     assert_eq!(response.rejected.len(), 2);
 }
+
+#[test]
+fn a_banner_record_carries_proof_of_what_was_shown() {
+    let record: ConsentRecord = round_trips("consent-record-banner.json");
+    let interaction = record.interaction.clone().unwrap();
+    assert_eq!(interaction.layer, assent_protocol::Layer::Second);
+    assert_eq!(interaction.control, "save");
+    assert_eq!(record.notice_hash.as_deref().map(str::len), Some(64));
+    let text = fixture("consent-record-banner.json");
+    for (from, to) in [
+        ("\"noticeHash\": \"9f", "\"noticeHash\": \"XX"),
+        ("\"control\": \"save\"", "\"control\": \"Save!\""),
+        ("\"layer\": \"second\"", "\"layer\": \"third\""),
+        ("\"uiVersion\": \"0.1.0\"", "\"uiVersion\": \"\""),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let bad = text.replace(from, to);
+        assert!(ConsentRecord::from_json(&bad).is_err(), "accepted {to}");
+    }
+}

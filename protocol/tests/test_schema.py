@@ -29,6 +29,7 @@ def fixture(name):
         ("group.json", "event"),
         ("segment-analytics-js-track.json", "event"),
         ("consent-record.json", "consentRecord"),
+        ("consent-record-banner.json", "consentRecord"),
         ("batch.json", "batch"),
         ("batch-response.json", "batchResponse"),
     ],
@@ -55,6 +56,8 @@ def broken(name, change):
         ("consentRecord", broken("consent-record.json", lambda d: d.update(method="maybe"))),
         ("consentRecord", broken("consent-record.json", lambda d: d["purposes"].update(mind_reading=True))),
         ("consentRecord", broken("consent-record.json", lambda d: d.pop("policyVersion"))),
+        ("consentRecord", broken("consent-record-banner.json", lambda d: d.update(noticeHash="abc"))),
+        ("consentRecord", broken("consent-record-banner.json", lambda d: d["interaction"].update(layer="third"))),
         ("batchResponse", broken("batch-response.json", lambda d: d["rejected"][0].update(code="meh"))),
     ],
 )

@@ -312,6 +312,9 @@ impl Engine {
             gpc: Some(state.gpc),
             locale: self.settings.locale.clone(),
             tcf: None,
+            ui_version: None,
+            notice_hash: None,
+            interaction: None,
             previous,
         };
         serde_json::to_vec(&record).expect("consent records serialize")
