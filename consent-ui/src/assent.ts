@@ -150,6 +150,8 @@ export class Assent {
     let method = c.method;
     // GPC turned an "accept all" into "all but advertising": say so in the record.
     if (this.gpc && method === "accept_all") method = "gpc";
+    // Refusing everything after having agreed to something is a withdrawal.
+    if (method === "reject_all" && this.current() && anyOptional(this.state!.purposes)) method = "withdraw";
     await this.record(c.purposes, method, c.interaction);
     this.banner?.settingsButton(() => this.consent());
   }
@@ -211,7 +213,8 @@ export class Assent {
     if (!tc) delete record.tcf;
     if (!previous) delete record.previous;
     this.outbox.push(record);
-    const withdrawn = anyOptional(previous) && !anyOptional(p);
+    // A policy change pauses purposes but is not the person's withdrawal: the id stays.
+    const withdrawn = method !== "policy_change" && anyOptional(previous) && !anyOptional(p);
     this.state = {
       v: 1,
       // After a full withdrawal the old id is never used again: the next one is unlinkable.

@@ -82,7 +82,7 @@ export class Banner {
   show(layer: 1 | 2, current?: Purposes | null): void {
     this.close();
     const t = this.texts;
-    const d = el("dialog", { "aria-labelledby": "t", "aria-describedby": "b", lang: this.lang });
+    const d = el("dialog", { "aria-labelledby": "t", "aria-describedby": "b", lang: this.lang, tabindex: "-1" });
     if (layer === 1) {
       d.append(el("h2", { id: "t" }, t.title), el("p", { id: "b" }, t.body));
       if (this.gpc) d.append(el("p", { class: "note" }, t.gpcNote));
@@ -141,7 +141,9 @@ export class Banner {
     this.dialog = d;
     if (this.settings) this.settings.hidden = true;
     d.showModal();
-    d.querySelector<HTMLElement>(layer === 1 ? "#accept" : "input:not([disabled])")?.focus();
+    // Layer 1: the dialog itself takes focus, so no button is pre-selected; layer 2: the
+    // first choice.
+    (layer === 1 ? d : d.querySelector<HTMLElement>("input:not([disabled])") || d).focus();
   }
 
   /** Tab and Shift+Tab wrap around inside the dialog. */
@@ -151,10 +153,11 @@ export class Banner {
     const first = f[0];
     const last = f[f.length - 1];
     const active = this.root.activeElement;
-    if (e.shiftKey && active === first) {
+    const inside = f.includes(active as HTMLElement);
+    if (e.shiftKey && (active === first || !inside)) {
       e.preventDefault();
       last.focus();
-    } else if (!e.shiftKey && active === last) {
+    } else if (!e.shiftKey && (active === last || !inside)) {
       e.preventDefault();
       first.focus();
     }

@@ -12,6 +12,7 @@ p{margin:0 0 .75rem}
 .row{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1rem}
 .btn{flex:1 1 9rem;min-height:2.75rem;padding:.5rem 1rem;border:2px solid ${t.accent};border-radius:.5rem;background:${t.accent};color:#fff;font-size:1rem;font-weight:600;cursor:pointer}
 .btn:hover{filter:brightness(1.1)}
+dialog:focus{outline:none}
 :focus-visible{outline:3px solid ${t.text};outline-offset:2px}
 ul{list-style:none;margin:0;padding:0}
 li{padding:.75rem 0;border-top:1px solid #d0d0d0}

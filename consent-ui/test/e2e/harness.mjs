@@ -1,0 +1,145 @@
+// What the browser tests share: a real collector binary on a random port (fresh SQLite),
+// a separate origin serving the test pages, and Debian's Chromium driven by playwright-core.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ui = path.resolve(here, "../..");
+export const root = path.resolve(ui, "..");
+export const artifacts = path.join(ui, "artifacts");
+export const WRITE_KEY = "wk_banner_e2e_write_key_0001";
+export const ADMIN = "adm_banner_e2e_admin_token_01";
+
+const listen = (server) =>
+  new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server.address().port)));
+
+const freePort = async () => {
+  const s = createServer();
+  const port = await listen(s);
+  await new Promise((r) => s.close(r));
+  return port;
+};
+
+/** The site: pages registered by the tests, plus a third-party-like tracking script. */
+export async function startSite() {
+  const pages = new Map();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/tracker.js") {
+      res.writeHead(200, { "content-type": "text/javascript" });
+      return res.end(
+        "window.__trackerRuns=(window.__trackerRuns||0)+1;" +
+          "document.cookie='_ga=GA1.1.123;path=/';document.cookie='_ga_XYZ=GS1.1;path=/';" +
+          "document.cookie='_ga_XYZ=GS1.2;path=/shop/';",
+      );
+    }
+    const html = pages.get(url.pathname);
+    if (!html) {
+      res.writeHead(404);
+      return res.end();
+    }
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(html);
+  });
+  const port = await listen(server);
+  return { origin: `http://127.0.0.1:${port}`, pages, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** The collector binary on a fresh SQLite file, allowing `origin` for CORS. */
+export async function startCollector(origin) {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), "assent-banner-"));
+  const binary = process.env.COLLECTOR_BIN ?? path.join(root, "target/debug/assent-collector");
+  const child = spawn(binary, ["serve"], {
+    env: {
+      ...process.env,
+      ASSENT_BIND: `127.0.0.1:${port}`,
+      ASSENT_DATABASE_URL: `sqlite://${dir}/assent.db`,
+      ASSENT_BOOTSTRAP_WRITE_KEY: WRITE_KEY,
+      ASSENT_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
+      ASSENT_BOOTSTRAP_ALLOWED_ORIGINS: origin,
+      ASSENT_SDK_DIR: path.join(ui, "dist"),
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const admin = async (p) => {
+    const r = await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    if (!r.ok) throw new Error(`${p}: ${r.status}`);
+    return r.json();
+  };
+  return {
+    url,
+    /** Everything the collector's database holds about a subject (GDPR access). */
+    subject: (id) => admin(`/v1/subjects/${encodeURIComponent(id)}`),
+    stop: () => child.kill("SIGTERM"),
+  };
+}
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+  });
+}
+
+/** A page embedding the banner the way a site does: one tag, optional inline config. */
+export function sitePage(collector, { policy = "2026-11", lang = "en", config, body = "" } = {}) {
+  return `<!doctype html>
+<html lang="${lang}"><head><meta charset="utf-8"><title>Shop</title>
+${config ? `<script type="application/json" id="assent-config">${JSON.stringify(config)}</script>` : ""}
+<script src="${collector.url}/sdk/assent.js" data-write-key="${WRITE_KEY}" data-policy-version="${policy}" async></script>
+<script type="text/plain" data-assent-purpose="analytics" src="/tracker.js"></script>
+<script type="text/plain" data-assent-purpose="analytics">window.__inlineRuns=(window.__inlineRuns||0)+1</script>
+</head><body><main><h1>Shop</h1><p>Products.</p>${body}</main></body></html>`;
+}
+
+/** Waits until the page's Assent has started. */
+export async function ready(page) {
+  await page.waitForFunction(() => window.assent && !Array.isArray(window.assent) && window.__assentReady);
+}
+
+/** Records that `assent:ready` fired, counts dialogs opened, before any page script runs. */
+export const INIT = () => {
+  addEventListener("assent:ready", () => (window.__assentReady = true));
+  const show = HTMLDialogElement.prototype.showModal;
+  window.__dialogs = 0;
+  HTMLDialogElement.prototype.showModal = function () {
+    window.__dialogs++;
+    return show.call(this);
+  };
+};
+
+export const stored = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("assent") || "null"));
+
+/** The banner's shadow root, for locators: `#assent-banner >> css=…` pierces it. */
+export const inBanner = (page, sel) => page.locator(`#assent-banner ${sel}`);
+
+export async function until(f, what, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function shot(page, name) {
+  mkdirSync(artifacts, { recursive: true });
+  return page.screenshot({ path: path.join(artifacts, `${name}.png`) });
+}
+
+export const axeSource = () => readFileSync(path.join(ui, "node_modules/axe-core/axe.min.js"), "utf8");
