@@ -5,9 +5,9 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: test deps lint sdk-demo bench-collector fuzz test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint sdk-demo bench-collector fuzz test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
-test: deps lint test-rust test-clients test-python test-kotlin test-swift examples
+test: deps lint test-rust test-clients test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
 
 deps:
@@ -27,6 +27,20 @@ test-clients: deps
 	cargo build -p assent-collector
 	cd collector/tests/clients && ../../../$(VENV)/bin/python -m pytest -q test_segment_python.py
 	cd collector/tests/clients && node --test
+
+# The web banner (consent-ui/dist): assent.js, assent.esm.js, the on-demand modules and
+# their content-hashed copies, which the collector serves at /sdk/.
+ui:
+	@[ -x consent-ui/node_modules/.bin/esbuild ] || (cd consent-ui && npm ci --no-audit --no-fund --silent)
+	cd consent-ui && node build.mjs
+
+# The banner: type check, unit tests (node's runner), then the browser tests in Debian's
+# Chromium against the real collector binary.
+test-ui: deps ui
+	cargo build -p assent-collector
+	cd consent-ui && npx tsc --noEmit -p .
+	cd consent-ui && node build.mjs --tests >/dev/null && node --test build/unit/
+	cd consent-ui && node --test --test-concurrency=1 test/e2e/
 
 bindings:
 	bindings/generate.sh
@@ -74,8 +88,9 @@ bench: deps
 	cargo bench -p assent-core --bench track
 
 # The collector on 127.0.0.1:8080 with an embedded SQLite file (assent.db); migrations
-# run at start, and the first start prints a write key and a compliance token.
-run:
+# run at start, and the first start prints a write key and a compliance token. The web
+# banner is built first and served at /sdk/assent.js.
+run: ui
 	cargo run --release -p assent-collector -- serve
 
 # The collector's load generator on SQLite and on PostgreSQL (a throwaway cluster with

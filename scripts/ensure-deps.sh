@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test families need when it is missing: a Python venv with maturin,
 # pytest, jsonschema and Segment's Python library (PyPI), Segment's Node library and
-# kotlinc (npm packages @segment/analytics-node, kotlin-compiler), JNA (libjna-java),
+# kotlinc (npm packages @segment/analytics-node, kotlin-compiler), the banner's build and
+# test tools (consent-ui/package.json), Debian's Chromium for the browser tests, JNA (libjna-java),
 # strip (binutils) for measuring the cdylib, and PostgreSQL's server binaries for the
 # collector's PostgreSQL suite. Idempotent; quiet when all is there.
 set -euo pipefail
@@ -26,6 +27,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v strip >/dev/null || missing+=(binutils)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt_install "${missing[@]}"
@@ -43,6 +45,11 @@ fi
 if [ ! -d collector/tests/clients/node_modules/@segment/analytics-node ]; then
   echo "installing @segment/analytics-node from npm"
   (cd collector/tests/clients && npm install --no-audit --no-fund --silent)
+fi
+
+if [ ! -x consent-ui/node_modules/.bin/esbuild ] || [ ! -d consent-ui/node_modules/playwright-core ]; then
+  echo "installing the banner's build and test tools from npm (esbuild, typescript, playwright-core, axe-core, @iabtcf/core)"
+  (cd consent-ui && npm ci --no-audit --no-fund --silent)
 fi
 
 if [ ! -x bindings/kotlin/node_modules/kotlin-compiler/bin/kotlinc ]; then
