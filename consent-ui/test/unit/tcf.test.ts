@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { GVL, TCModel as IabModel, TCString } from "@iabtcf/core";
 import { decode, encode, TCF_POLICY_VERSION, type TCModel } from "../../src/tcf/tcstring";
 import { grantedTcfPurposes, modelFor } from "../../src/tcf/model";
@@ -141,4 +142,13 @@ test("malformed TC strings are refused with a clear error", () => {
 test("purpose 1 comes with any optional purpose", () => {
   assert.deepEqual(ids(grantedTcfPurposes(none)), []);
   assert.ok(grantedTcfPurposes({ ...none, analytics: true }).has(1));
+});
+
+test("the protocol's banner fixture carries a TC string both decoders read alike", () => {
+  const fixture = JSON.parse(readFileSync(new URL("../../../protocol/fixtures/consent-record-banner.json", import.meta.url), "utf8"));
+  const ours = decode(fixture.tcf);
+  const theirs = TCString.decode(fixture.tcf);
+  assert.deepEqual(ids(ours.vendorConsents), ids(new Set(theirs.vendorConsents.values())));
+  assert.deepEqual(ids(ours.disclosedVendors), [8, 755]);
+  assert.equal(ours.consentLanguage, fixture.locale.toUpperCase());
 });
