@@ -62,6 +62,10 @@ pub enum KeysCommand {
         source: Option<String>,
         #[arg(long, default_value = "")]
         label: String,
+        /// Browser origins allowed to send for the source (CORS), comma-separated, such as
+        /// `https://shop.example,https://www.shop.example`; replaces the source's list.
+        #[arg(long)]
+        origins: Option<String>,
     },
     /// List keys (never the keys themselves).
     List,
@@ -123,12 +127,21 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     role,
                     source,
                     label,
+                    origins,
                 } => {
                     let role = match role {
                         RoleArg::Write => Role::Write,
                         RoleArg::Admin => Role::Admin,
                     };
-                    let key = keys::create(&state, role, source.as_deref(), label, "cli").await?;
+                    let key = keys::create(
+                        &state,
+                        role,
+                        source.as_deref(),
+                        origins.as_deref(),
+                        label,
+                        "cli",
+                    )
+                    .await?;
                     println!("{}\t{}", key.id, key.raw);
                     eprintln!("Keep the key: only its hash is stored.");
                 }

@@ -26,6 +26,27 @@ impl Role {
     }
 }
 
+/// `https://a.example, https://b.example/` → `https://a.example,https://b.example`; each
+/// must be `*` or a scheme and host (and port), nothing more.
+fn normalize_origins(list: &str) -> Result<String> {
+    let mut out = Vec::new();
+    for o in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let o = o.trim_end_matches('/');
+        let ok = o == "*"
+            || ((o.starts_with("https://") || o.starts_with("http://"))
+                && !o
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/')));
+        if !ok {
+            return Err(Error::Config(format!(
+                "allowed origins are like https://shop.example (got {o:?})"
+            )));
+        }
+        out.push(o.to_owned());
+    }
+    Ok(out.join(","))
+}
+
 /// A key just made: the only time its raw value exists outside the caller's hands.
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -94,10 +115,13 @@ pub async fn create_in(
     Ok(NewKey { id, raw })
 }
 
+/// Creates a key. A write key names its source (created when new); `origins`, when given,
+/// becomes the source's list of allowed browser origins (audited).
 pub async fn create(
     state: &AppState,
     role: Role,
     source: Option<&str>,
+    origins: Option<&str>,
     label: &str,
     actor: &str,
 ) -> Result<NewKey> {
@@ -105,7 +129,23 @@ pub async fn create(
     w.lock_audit_chain().await?;
     let source_id = match (role, source) {
         (Role::Write, Some(name)) => {
-            Some(ensure_source(&mut w, name, "", state.clock.now_ms()).await?)
+            let id = ensure_source(&mut w, name, "", state.clock.now_ms()).await?;
+            if let Some(list) = origins {
+                let list = normalize_origins(list)?;
+                sqlx::query("UPDATE sources SET allowed_origins = $1 WHERE id = $2")
+                    .bind(&list)
+                    .bind(&id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                let entry = NewEntry {
+                    kind: "source_origins_set",
+                    actor: actor.to_owned(),
+                    subject: None,
+                    data: json!({"sourceId": id, "allowedOrigins": list}),
+                };
+                state.audit(&mut w, entry).await?;
+            }
+            Some(id)
         }
         (Role::Write, None) => return Err(Error::Config("a write key needs --source".into())),
         (Role::Admin, _) => None,

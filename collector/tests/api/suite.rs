@@ -162,6 +162,7 @@ pub async fn every_way_to_present_a_key_works_and_wrong_keys_fail(b: Backend) {
         &app.state,
         assent_collector::keys::Role::Write,
         Some("mobile"),
+        None,
         "t",
         "test",
     )
@@ -747,6 +748,37 @@ pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // A site owner adds a source for a second site with its origins (what the banner needs).
+    use assent_collector::keys::{create, Role};
+    let bad = create(
+        &app.state,
+        Role::Write,
+        Some("blog"),
+        Some("https://blog.example/path"),
+        "",
+        "test",
+    )
+    .await;
+    assert!(bad.is_err(), "an origin with a path is refused");
+    let blog = preflight("https://blog.example").await.unwrap();
+    assert!(blog.headers().get("access-control-allow-origin").is_none());
+    create(
+        &app.state,
+        Role::Write,
+        Some("blog"),
+        Some(" https://blog.example/ ,https://www.blog.example"),
+        "",
+        "test",
+    )
+    .await
+    .unwrap();
+    app.state.refresh_origins().await.unwrap();
+    let blog = preflight("https://blog.example").await.unwrap();
+    assert_eq!(
+        blog.headers().get("access-control-allow-origin").unwrap(),
+        "https://blog.example"
+    );
 }
 
 pub async fn the_sdk_delivers_to_the_collector_end_to_end(b: Backend) {
