@@ -93,11 +93,6 @@ impl AppState {
         );
         let sdk = sdk_files::SdkFiles::load(&config.sdk_dir)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
-        if sdk.is_empty() {
-            tracing::warn!(dir = %config.sdk_dir.display(), "no banner bundle found; /sdk/ answers 404 (build it with `make ui`)");
-        } else {
-            tracing::info!(files = sdk.len(), dir = %config.sdk_dir.display(), "serving the banner bundle at /sdk/");
-        }
         let state = AppState {
             sdk,
             config,
@@ -313,11 +308,33 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::spawn(retention::run(state.clone()));
+        tokio::spawn(refresh_origins_every(state.clone(), ORIGINS_REFRESH));
         let app = Application::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let dir = self.state.config.sdk_dir.display();
+        if self.state.sdk.is_empty() {
+            tracing::warn!(%dir, "no banner bundle found; /sdk/ answers 404 (build it with `make ui`)");
+        } else {
+            tracing::info!(files = self.state.sdk.len(), %dir, "serving the banner bundle at /sdk/");
+        }
         tracing::info!(port = self.port(), backend = ?self.state.db.backend, "collector listening");
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
+    }
+}
+
+/// How soon a source's new allowed origins (set by `keys create --origins` on any
+/// replica) take effect everywhere.
+pub const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn refresh_origins_every(state: Arc<AppState>, period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.refresh_origins().await {
+            tracing::warn!(error = %e, "cannot refresh allowed origins; will retry");
+        }
     }
 }
 

@@ -19,7 +19,6 @@ pub async fn run(state: Arc<AppState>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
         }
-        let _ = state.refresh_origins().await;
     }
 }
 
