@@ -210,6 +210,7 @@ export class Assent {
       previous,
     };
     if (!record.userId) delete record.userId;
+    if (!record.noticeHash) delete record.noticeHash;
     if (!tc) delete record.tcf;
     if (!previous) delete record.previous;
     this.outbox.push(record);

@@ -24,7 +24,8 @@ export interface ConsentRecord {
   locale?: string;
   tcf?: string;
   uiVersion: string;
-  noticeHash: string;
+  /** Absent only on pages served over plain http, where WebCrypto does not exist. */
+  noticeHash?: string;
   interaction: { layer: Layer; control: string };
   previous?: Purposes;
 }

@@ -20,7 +20,16 @@ export function uuidv7(nowMs: number): string {
 /** A random pseudonymous id, 128 bits as 32 hex digits. */
 export const randomId = (): string => hex(crypto.getRandomValues(new Uint8Array(16)));
 
-export async function sha256Hex(text: string): Promise<string> {
+/**
+ * SHA-256 as hex, or undefined where WebCrypto is absent: browsers only offer it in secure
+ * contexts (https, localhost), so a site served over plain http gets records without a
+ * `noticeHash` rather than no records.
+ */
+export async function sha256Hex(text: string): Promise<string | undefined> {
+  if (!crypto.subtle) {
+    console.warn("assent: this page is not served over https, so no noticeHash is recorded");
+    return undefined;
+  }
   return hex(await crypto.subtle.digest("SHA-256", utf8(text)));
 }
 
@@ -40,6 +49,7 @@ export function normalizeUserId(id: string): string {
 export async function pepperUserId(pepper: string, id: string): Promise<string> {
   const normalized = normalizeUserId(id);
   if (!normalized) throw new Error("assent: empty user id");
+  if (!crypto.subtle) throw new Error("assent: peppering the user id needs https (WebCrypto)");
   const key = await crypto.subtle.importKey("raw", utf8(pepper), { name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
   ]);

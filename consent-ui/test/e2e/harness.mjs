@@ -50,7 +50,10 @@ export async function startSite() {
   return { origin: `http://127.0.0.1:${port}`, pages, close: () => new Promise((r) => server.close(r)) };
 }
 
-/** The collector binary on a fresh SQLite file, allowing `origin` for CORS. */
+/** Names the browser resolves to 127.0.0.1, so cookies can be set on parent domains. */
+export const TEST_DOMAIN = "assent.test";
+
+/** The collector binary on a fresh SQLite file, allowing `origin` (comma-separated) for CORS. */
 export async function startCollector(origin) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "assent-banner-"));
@@ -75,13 +78,15 @@ export async function startCollector(origin) {
     } catch {}
     await new Promise((r) => setTimeout(r, 50));
   }
-  const admin = async (p) => {
+  const admin = async (p, text = false) => {
     const r = await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${ADMIN}` } });
     if (!r.ok) throw new Error(`${p}: ${r.status}`);
-    return r.json();
+    return text ? r.text() : r.json();
   };
   return {
     url,
+    /** The audit trail as exported for compliance staff (JSONL). */
+    auditExport: () => admin("/v1/audit/export?format=jsonl", true),
     /** Everything the collector's database holds about a subject (GDPR access). */
     subject: (id) => admin(`/v1/subjects/${encodeURIComponent(id)}`),
     stop: () => child.kill("SIGTERM"),
@@ -91,7 +96,13 @@ export async function startCollector(origin) {
 export function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      `--host-resolver-rules=MAP *.${TEST_DOMAIN} 127.0.0.1`,
+    ],
   });
 }
 

@@ -1,0 +1,134 @@
+// The tracker's delivery guarantees and the clean-up after a refusal, in Chromium against
+// the real collector: events sent when the page goes away, retried under the same
+// messageId, one subject for events and consent, proof of the notice in the audit export,
+// regional Consent Mode defaults, and tracking cookies removed from parent domains too.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { INIT, TEST_DOMAIN, inBanner, launch, ready, sitePage, startCollector, startSite, stored, until } from "./harness.mjs";
+
+let site, collector, browser, hostOrigin;
+const CONFIG = {
+  cookies: { analytics: ["_ga", "_ga_*"], advertising: ["_gcl_*"] },
+  consentModeDefaults: [{ region: ["US-CA"], state: { analytics_storage: "granted" } }],
+  flushIntervalMs: 60000,
+};
+
+before(async () => {
+  site = await startSite();
+  const port = new URL(site.origin).port;
+  hostOrigin = `http://www.shop.${TEST_DOMAIN}:${port}`;
+  collector = await startCollector(`${site.origin},${hostOrigin}`);
+  browser = await launch();
+  site.pages.set("/t/", sitePage(collector, { config: CONFIG }));
+  site.pages.set("/shop/", sitePage(collector, { config: CONFIG }));
+  site.pages.set("/t/next", "<!doctype html><title>next</title><p>next page</p>");
+});
+
+after(async () => {
+  await browser?.close();
+  collector?.stop();
+  await site?.close();
+});
+
+async function accepted(origin = site.origin) {
+  const context = await browser.newContext();
+  await context.addInitScript(INIT);
+  const page = await context.newPage();
+  await page.goto(origin + "/t/");
+  await ready(page);
+  await inBanner(page, "#accept").click();
+  const s = await until(() => stored(page), "state");
+  return { context, page, s };
+}
+
+test("events queued when the page goes away are delivered (keepalive), under the visitor's subject", async () => {
+  const { context, page, s } = await accepted();
+  await page.evaluate(() => {
+    assent.track("Left Quickly", { step: 1 }, "analytics");
+    assent.track("Left Quickly", { step: 2 }, "analytics");
+  });
+  await page.goto(site.origin + "/t/next"); // pagehide: the batch goes with keepalive
+  const held = await until(async () => {
+    const h = await collector.subject(s.id);
+    return h.events.length === 2 && h;
+  }, "events sent on pagehide");
+  assert.deepEqual(held.events.map((e) => e.properties.step).sort(), [1, 2]);
+  assert.equal(held.events[0].anonymousId, held.consent[0].subjectId, "events and consent share one subject");
+
+  // The audit trail exported for compliance staff carries the proof of what was shown.
+  const audit = (await collector.auditExport()).trim().split("\n").map((l) => JSON.parse(l));
+  const entry = audit.find((e) => JSON.stringify(e).includes(held.consent[0].consentId));
+  assert.ok(entry, "the consent record is in the audit export");
+  const data = JSON.parse(entry.data);
+  assert.equal(data.noticeHash, held.consent[0].noticeHash);
+  assert.equal(data.uiVersion, "0.1.0");
+  assert.deepEqual(data.interaction, { layer: "first", control: "accept_all" });
+  await context.close();
+});
+
+test("a failed batch is retried with the same messageIds and stored once", async () => {
+  const { context, page, s } = await accepted();
+  const bodies = [];
+  await page.route(`${collector.url}/v1/batch`, async (route) => {
+    bodies.push(JSON.parse(route.request().postData()));
+    if (bodies.length === 1) return route.fulfill({ status: 503, headers: { "retry-after": "1", "access-control-allow-origin": site.origin }, body: "{}" });
+    if (bodies.length === 2) return route.abort("connectionreset");
+    return route.continue();
+  });
+  await page.evaluate(() => assent.track("Paid", { amount: 10 }, "analytics"));
+  await page.evaluate(() => assent.flush());
+  const held = await until(async () => {
+    const h = await collector.subject(s.id);
+    return h.events.length && h;
+  }, "event after retries", 20000);
+  assert.ok(bodies.length >= 3, `sent ${bodies.length} times`);
+  const ids = new Set(bodies.map((b) => b.batch[0].messageId));
+  assert.equal(ids.size, 1, "one messageId across every attempt");
+  assert.equal(held.events.length, 1);
+  assert.equal(held.events[0].messageId, [...ids][0]);
+  assert.ok(bodies.every((b) => b.writeKey && !JSON.stringify(b.batch).includes(b.writeKey)));
+  await context.close();
+});
+
+test("regional Consent Mode defaults come first, then the denied-everywhere default", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(site.origin + "/t/");
+  await page.waitForFunction(() => window.dataLayer && window.dataLayer.length >= 2);
+  const [regional, global] = await page.evaluate(() => window.dataLayer.slice(0, 2).map((a) => Array.from(a)));
+  assert.deepEqual(regional[2].region, ["US-CA"]);
+  assert.equal(regional[2].analytics_storage, "granted");
+  assert.equal(regional[2].ad_storage, "denied");
+  assert.equal(global[2].region, undefined);
+  assert.equal(global[2].analytics_storage, "denied");
+  await context.close();
+});
+
+test("after a withdrawal, tracking cookies are gone from the host, its parent domains and every path", async () => {
+  // Served over plain http under a real-looking name: the banner works without WebCrypto,
+  // and its records then lack only the noticeHash.
+  const { context, page, s } = await accepted(hostOrigin);
+  const [rec] = await until(async () => (await collector.subject(s.id)).consent, "record from an http page");
+  assert.equal(rec.method, "accept_all");
+  assert.equal(rec.noticeHash, undefined);
+  await page.waitForFunction(() => window.__trackerRuns === 1);
+  await page.evaluate((d) => {
+    document.cookie = `_ga=GA1.2.parent; path=/; domain=shop.${d}`;
+    document.cookie = `_ga_XYZ=GS1.3; path=/; domain=${d}`;
+    document.cookie = `_gcl_au=1.1; path=/t/; domain=${d}`;
+    document.cookie = "keep_me=1; path=/";
+  }, TEST_DOMAIN);
+  const cookies = async () => (await context.cookies()).map((c) => `${c.name}@${c.domain}${c.path}`).sort();
+  assert.ok((await cookies()).length >= 6, (await cookies()).join(" "));
+  await page.evaluate(() => assent.showPreferences());
+  await inBanner(page, "dialog[open] #reject").click();
+  // A cookie on a path that does not cover this page is invisible from here (the browser
+  // hides it); it goes as soon as a page under its path loads the banner.
+  assert.deepEqual(await cookies(), [`_ga_XYZ@www.shop.${TEST_DOMAIN}/shop/`, `keep_me@www.shop.${TEST_DOMAIN}/`]);
+  await page.goto(hostOrigin + "/shop/");
+  await ready(page);
+  assert.deepEqual(await cookies(), [`keep_me@www.shop.${TEST_DOMAIN}/`]);
+  assert.equal(await page.evaluate(() => window.__trackerRuns ?? 0), 0, "and the tracker stays blocked");
+  await context.close();
+});
