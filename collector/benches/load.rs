@@ -12,6 +12,11 @@ use std::{
 };
 
 use assent_collector::{config::Secret, Application, Config};
+
+/// mimalloc for Rust's allocations, and (its `override` feature) for SQLite's malloc too:
+/// glibc's allocator was a quarter of the CPU time under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::json;
 
 const BATCH: usize = 100;

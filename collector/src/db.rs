@@ -102,6 +102,9 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL: readers never block the writer. FULL: a commit is on disk
                         // before the 2xx that acknowledges it.
+                        // 16 KiB pages: fewer WAL frames (and system calls) per commit.
+                        // Only takes effect on a new database file.
+                        conn.execute("PRAGMA page_size = 16384").await?;
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
