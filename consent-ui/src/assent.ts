@@ -63,7 +63,7 @@ export class Assent {
     }
     g("consent", "default", { ...ALL_DENIED, wait_for_update: cfg.waitForUpdate });
     if (this.current()) g("consent", "update", toConsentMode(stored!.purposes));
-    if (cfg.tcf) installTcfStub(true);
+    if (cfg.tcf) installTcfStub(cfg.tcf.gdprApplies !== false);
     this.outbox = new Outbox<ConsentRecord>(
       loadList("assent_out"),
       (items) => saveList("assent_out", items),

@@ -1,4 +1,5 @@
 import { css } from "./styles";
+import { TCF_PURPOSES } from "./tcf-purposes";
 import type { Config, Layer, Method, Optional, Purposes, Texts } from "./types";
 import { OPTIONAL } from "./types";
 
@@ -108,7 +109,13 @@ export class Banner {
           el("label", { for: id }, box, t.purpose[p].name + state),
           el("p", { class: "d", id: `${id}-d` }, t.purpose[p].description),
         );
-        const vendors = this.cfg.vendors.filter((v) => p !== "necessary" && v.purposes.includes(p));
+        const vendors: { name: string; url?: string }[] =
+          p === "necessary"
+            ? []
+            : [
+                ...this.cfg.vendors.filter((v) => v.purposes.includes(p)),
+                ...(this.cfg.tcf?.vendors || []).filter((v) => v.purposes.some((n) => TCF_PURPOSES[p].includes(n))),
+              ];
         if (vendors.length) {
           const names: (Node | string)[] = [`${t.vendors}: `];
           vendors.forEach((v, i) => {

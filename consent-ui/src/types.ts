@@ -72,6 +72,8 @@ export interface TcfConfig {
   /** Publisher country code, two letters. */
   publisherCC?: string;
   vendors: TcfVendor[];
+  /** Whether GDPR applies to this visitor, as told to vendors (default true). */
+  gdprApplies?: boolean;
   /** Purposes the publisher itself uses (publisher TC segment), by consent. */
   publisherPurposes?: number[];
 }
@@ -122,7 +124,6 @@ export interface Texts {
   rejectAll: string;
   customize: string;
   save: string;
-  back: string;
   prefsTitle: string;
   prefsBody: string;
   settings: string;

@@ -9,7 +9,6 @@ const de: Texts = {
   rejectAll: "Alle ablehnen",
   customize: "Anpassen",
   save: "Auswahl speichern",
-  back: "Zurück",
   prefsTitle: "Datenschutz-Einstellungen",
   prefsBody: "Wählen Sie Zweck für Zweck. Ihre Wahl gilt nur für diese Website.",
   settings: "Datenschutz-Einstellungen",

@@ -8,7 +8,6 @@ export const en: Texts = {
   rejectAll: "Reject all",
   customize: "Customize",
   save: "Save choices",
-  back: "Back",
   prefsTitle: "Privacy preferences",
   prefsBody: "Choose purpose by purpose. Your choice applies to this site only.",
   settings: "Privacy settings",

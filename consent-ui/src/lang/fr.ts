@@ -9,7 +9,6 @@ const fr: Texts = {
   rejectAll: "Tout refuser",
   customize: "Personnaliser",
   save: "Enregistrer mes choix",
-  back: "Retour",
   prefsTitle: "Préférences de confidentialité",
   prefsBody: "Choisissez finalité par finalité. Votre choix ne vaut que pour ce site.",
   settings: "Paramètres de confidentialité",

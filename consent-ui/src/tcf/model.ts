@@ -1,26 +1,9 @@
-import type { Optional, Purposes, TcfConfig } from "../types";
+import { grantedTcfPurposes } from "../tcf-purposes";
+import type { Purposes, TcfConfig } from "../types";
 import { TCF_POLICY_VERSION, type TCModel } from "./tcstring";
-
-/**
- * TCF purposes (1-11) by the Assent purpose that covers them. Purpose 1 (store or access
- * information on a device) is granted with any optional purpose.
- */
-export const TCF_PURPOSES: Record<Optional, number[]> = {
-  advertising: [2, 3, 4, 7, 9],
-  personalization: [5, 6, 11],
-  analytics: [8, 10],
-};
 
 /** Purposes for which TCF v2.2+ allows legitimate interest. */
 const LI_ALLOWED = [2, 7, 8, 9, 10, 11];
-
-/** The TCF purposes the visitor's choice grants. */
-export function grantedTcfPurposes(p: Purposes): Set<number> {
-  const s = new Set<number>();
-  for (const k of Object.keys(TCF_PURPOSES) as Optional[]) if (p[k]) TCF_PURPOSES[k].forEach((n) => s.add(n));
-  if (p.analytics || p.personalization || p.advertising) s.add(1);
-  return s;
-}
 
 /**
  * The TC model for a choice. A vendor gets consent when every purpose it asks consent for

@@ -68,6 +68,12 @@ test("TCF: the CMP API, the locator frame, a TC string in the record that @iabtc
   await ready(page);
   await inBanner(page, "dialog[open] #accept").waitFor();
   assert.match(await inBanner(page, "dialog[open]").innerText(), /Transparency & Consent Framework/);
+  // The TCF vendors are disclosed under the purposes they serve.
+  await inBanner(page, "#customize").click();
+  const prefs = await inBanner(page, "dialog[open]").innerText();
+  assert.match(prefs, /Mesure d’audience[\s\S]*Measure Co[\s\S]*Publicité[\s\S]*Big Network/);
+  await page.keyboard.press("Escape");
+  await inBanner(page, "dialog[open] #customize").waitFor();
   const ping = await tcfapi(page, "ping");
   assert.equal(ping.ok, true);
   assert.equal(ping.data.cmpId, 300);

@@ -81,3 +81,11 @@ test("the bundle stays within its size budget (gzipped)", () => {
   assert.ok(m.gzipBytes["assent.esm"] <= 15 * 1024, `assent.esm.js ${m.gzipBytes["assent.esm"]} B`);
   for (const k of ["lang-de", "lang-fr", "tcf"]) assert.ok(m.gzipBytes[k] <= 4 * 1024, `${k} ${m.gzipBytes[k]} B`);
 });
+
+test("the banner speaks the page's language, else the browser's, else English", async () => {
+  const { pickLanguage } = await import("../../src/assent");
+  assert.equal(pickLanguage([undefined, "de-AT", "en-US"]), "de");
+  assert.equal(pickLanguage(["", "pt-BR", "fr-CA"]), "fr");
+  assert.equal(pickLanguage(["FR"]), "fr");
+  assert.equal(pickLanguage(["ja", "pt"]), "en");
+});

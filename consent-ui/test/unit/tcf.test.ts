@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { GVL, TCModel as IabModel, TCString } from "@iabtcf/core";
 import { decode, encode, TCF_POLICY_VERSION, type TCModel } from "../../src/tcf/tcstring";
-import { grantedTcfPurposes, modelFor } from "../../src/tcf/model";
+import { modelFor } from "../../src/tcf/model";
+import { grantedTcfPurposes } from "../../src/tcf-purposes";
 import type { TcfConfig } from "../../src/types";
 
 const cfg: TcfConfig = {
