@@ -2,53 +2,13 @@
 // collector with its `host` option: consented events land in the store.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Analytics } from "@segment/analytics-node";
+import { startCollector as start } from "./collector.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../../..");
 const WRITE_KEY = "wk_segment_node_test_key_0001";
 const ADMIN = "adm_segment_node_test_token_01";
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-async function startCollector() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), "assent-node-"));
-  const binary = process.env.COLLECTOR_BIN ?? path.join(root, "target/debug/assent-collector");
-  const child = spawn(binary, ["serve"], {
-    env: {
-      ...process.env,
-      ASSENT_BIND: `127.0.0.1:${port}`,
-      ASSENT_DATABASE_URL: `sqlite://${dir}/assent.db`,
-      ASSENT_BOOTSTRAP_WRITE_KEY: WRITE_KEY,
-      ASSENT_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
-      RUST_LOG: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill();
-  throw new Error("collector did not start");
-}
+const startCollector = () => start({ writeKey: WRITE_KEY, admin: ADMIN });
 
 const call = (url, method, p, token, body) =>
   fetch(`${url}${p}`, {

@@ -1,12 +1,11 @@
 // What the browser tests share: a real collector binary on a random port (fresh SQLite),
 // a separate origin serving the test pages, and Debian's Chromium driven by playwright-core.
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startCollector as start } from "../../../collector/tests/clients/collector.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ui = path.resolve(here, "../..");
@@ -17,13 +16,6 @@ export const ADMIN = "adm_banner_e2e_admin_token_01";
 
 const listen = (server) =>
   new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server.address().port)));
-
-const freePort = async () => {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-};
 
 /** The site: pages registered by the tests, plus a third-party-like tracking script. */
 export async function startSite() {
@@ -55,29 +47,11 @@ export const TEST_DOMAIN = "assent.test";
 
 /** The collector binary on a fresh SQLite file, allowing `origin` (comma-separated) for CORS. */
 export async function startCollector(origin) {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), "assent-banner-"));
-  const binary = process.env.COLLECTOR_BIN ?? path.join(root, "target/debug/assent-collector");
-  const child = spawn(binary, ["serve"], {
-    env: {
-      ...process.env,
-      ASSENT_BIND: `127.0.0.1:${port}`,
-      ASSENT_DATABASE_URL: `sqlite://${dir}/assent.db`,
-      ASSENT_BOOTSTRAP_WRITE_KEY: WRITE_KEY,
-      ASSENT_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
-      ASSENT_BOOTSTRAP_ALLOWED_ORIGINS: origin,
-      ASSENT_SDK_DIR: path.join(ui, "dist"),
-      RUST_LOG: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
+  const { url, child } = await start({
+    writeKey: WRITE_KEY,
+    admin: ADMIN,
+    env: { ASSENT_BOOTSTRAP_ALLOWED_ORIGINS: origin, ASSENT_SDK_DIR: path.join(ui, "dist") },
   });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
   const admin = async (p, text = false) => {
     const r = await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${ADMIN}` } });
     if (!r.ok) throw new Error(`${p}: ${r.status}`);
