@@ -69,6 +69,18 @@ export class Tracker {
     const granted = this.host.purposes();
     const ids = this.host.ids();
     if (!granted || !ids || !granted[partial.purpose]) return false;
+    if (partial.type === "track" && (typeof partial.event !== "string" || !partial.event)) {
+      console.error("assent: track needs an event name");
+      return false;
+    }
+    try {
+      // Only JSON travels: functions and undefined are dropped now, cycles refused now,
+      // rather than failing a whole batch later.
+      partial = JSON.parse(JSON.stringify(partial));
+    } catch {
+      console.error("assent: event properties must be JSON (no cycles, no BigInt)");
+      return false;
+    }
     const now = this.host.now();
     const e: WireEvent = {
       ...partial,

@@ -67,6 +67,32 @@ test("events queued when the page goes away are delivered (keepalive), under the
   await context.close();
 });
 
+test("events that cannot be sent are refused at once, without breaking the page or the queue", async () => {
+  const { context, page, s } = await accepted();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  const results = await page.evaluate(() => {
+    const cyclic = { a: 1 };
+    cyclic.self = cyclic;
+    return [
+      assent.track("Cyclic", cyclic),
+      assent.track("", {}),
+      assent.track(undefined),
+      assent.track("Big", { n: 10n }),
+      assent.track("Fine", { f: () => 1, u: undefined, ok: true }),
+    ];
+  });
+  assert.deepEqual(results, [false, false, false, false, true]);
+  await page.evaluate(() => assent.flush());
+  const held = await until(async () => {
+    const h = await collector.subject(s.id);
+    return h.events.length && h;
+  }, "the valid event");
+  assert.deepEqual(held.events.map((e) => [e.event, e.properties]), [["Fine", { ok: true }]]);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("a failed batch is retried with the same messageIds and stored once", async () => {
   const { context, page, s } = await accepted();
   const bodies = [];
