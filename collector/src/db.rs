@@ -111,6 +111,8 @@ impl Db {
                         // Keep hot index pages in memory rather than re-reading them.
                         conn.execute("PRAGMA cache_size = -65536").await?;
                         conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        // Checkpoints run beside the writer (see `checkpoint`); this
+                        // is only the safety net should they fall behind.
                         conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
@@ -130,6 +132,17 @@ impl Db {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// SQLite: copies the WAL into the database without blocking the writer (a PASSIVE
+    /// checkpoint on a connection of its own), so the writer never pauses to do it.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_all(&self.pool)
+                .await?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub mod pseudonym;
 pub mod ratelimit;
 pub mod retention;
 pub mod sdk_files;
+pub mod subject_index;
 pub mod subjects;
 pub mod writer;
 
@@ -309,6 +310,9 @@ impl Application {
         let state = self.state.clone();
         tokio::spawn(retention::run(state.clone()));
         tokio::spawn(refresh_origins_every(state.clone(), ORIGINS_REFRESH));
+        if state.db.backend == db::Backend::Sqlite {
+            tokio::spawn(checkpoint_every(state.clone(), CHECKPOINT_EVERY));
+        }
         let app = Application::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let dir = self.state.config.sdk_dir.display();
         if self.state.sdk.is_empty() {
@@ -326,6 +330,19 @@ impl Application {
 /// How soon a source's new allowed origins (set by `keys create --origins` on any
 /// replica) take effect everywhere.
 pub const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How often SQLite's WAL is copied into the database, beside the writer.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn checkpoint_every(state: Arc<AppState>, period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.db.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
+}
 
 async fn refresh_origins_every(state: Arc<AppState>, period: std::time::Duration) {
     let mut tick = tokio::time::interval(period);

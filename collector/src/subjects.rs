@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
-    error::Result, export::record_admin_act, http::require_admin, pseudonym::sha256_hex, AppState,
+    error::Result, export::record_admin_act, http::require_admin, pseudonym::sha256_hex,
+    subject_index, AppState,
 };
 
 /// `$1,...,$n`: every pseudonym a subject may be stored under (one per key, current and
@@ -31,14 +32,8 @@ fn bind_all<'q>(
     q
 }
 
-/// The events of a subject: by its indexed key (the pseudonym itself rules out a
-/// collision), or by the user id they carry.
-fn events_of(n: usize) -> String {
-    let l = placeholders(n);
-    let keys = crate::db::numbered(n + 1, n);
-    format!("(subject_key IN ({keys}) AND subject IN ({l})) OR user_id IN ({l})")
-}
-
+/// Binds a subject's pseudonyms, then their subject keys, as
+/// [`subject_index::events_of`] expects.
 fn bind_events<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     all: &'q [String],
@@ -58,7 +53,7 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
     let db = &state.db.pool;
     let sql = format!(
         "SELECT payload, timestamp_ms, received_at_ms FROM events WHERE {} ORDER BY timestamp_ms",
-        events_of(all.len())
+        subject_index::events_of(state.db.backend, all.len())
     );
     let events: Vec<Value> = bind_events(sqlx::query(&sql), &all)
         .fetch_all(db)
@@ -114,9 +109,10 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     let l = placeholders(all.len());
     let mut w = state.db.write().await?;
     let sql = format!(
-        "DELETE FROM events WHERE subject IN ({l}) OR anonymous_id IN ({l}) OR user_id IN ({l})"
+        "DELETE FROM events WHERE {}",
+        subject_index::events_of(state.db.backend, all.len())
     );
-    let events = bind_all(sqlx::query(&sql), &all)
+    let events = bind_events(sqlx::query(&sql), &all)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();

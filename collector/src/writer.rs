@@ -11,6 +11,7 @@ use crate::{
     error::{Error, Result},
     ingest::WriteJob,
     pseudonym::Pseudonymizer,
+    subject_index,
 };
 
 /// Most jobs committed together.
@@ -29,14 +30,35 @@ impl Writer {
     pub fn start(db: Db, keys: Pseudonymizer, checkpoint_every: u64) -> Writer {
         let (tx, rx) = mpsc::channel::<(WriteJob, Reply)>(1024);
         let rx = Arc::new(Mutex::new(rx));
-        let writers = if db.backend == Backend::Sqlite { 1 } else { 4 };
+        let sqlite = db.backend == Backend::Sqlite;
+        let writers = if sqlite { 1 } else { 4 };
         for _ in 0..writers {
             let (rx, db, keys) = (rx.clone(), db.clone(), keys.clone());
             tokio::spawn(async move {
+                // SQLite: rows written since the subject index was last brought up to date.
+                let mut unindexed = u64::MAX;
                 loop {
+                    if sqlite
+                        && unindexed >= subject_index::MERGE_EVERY_ROWS
+                        && merge_index(&db).await
+                    {
+                        unindexed = 0;
+                    }
                     let group = {
                         let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
+                        let first = if sqlite && unindexed > 0 {
+                            match tokio::time::timeout(subject_index::MERGE_IDLE, rx.recv()).await {
+                                Ok(job) => job,
+                                Err(_) => {
+                                    // Idle: a good moment to bring the index up to date.
+                                    unindexed = u64::MAX;
+                                    continue;
+                                }
+                            }
+                        } else {
+                            rx.recv().await
+                        };
+                        let Some(first) = first else { return };
                         let mut group = vec![first];
                         while group.len() < MAX_GROUP {
                             match rx.try_recv() {
@@ -46,7 +68,8 @@ impl Writer {
                         }
                         group
                     };
-                    write_group(&db, &keys, checkpoint_every, group).await;
+                    let rows = write_group(&db, &keys, checkpoint_every, group).await;
+                    unindexed = unindexed.saturating_add(rows);
                 }
             });
         }
@@ -89,25 +112,51 @@ async fn write_all(
     Ok(out)
 }
 
-async fn write_group(db: &Db, keys: &Pseudonymizer, every: u64, group: Vec<(WriteJob, Reply)>) {
+/// Writes a group and answers its requests; returns how many events it stored.
+async fn write_group(
+    db: &Db,
+    keys: &Pseudonymizer,
+    every: u64,
+    group: Vec<(WriteJob, Reply)>,
+) -> u64 {
     let jobs: Vec<&WriteJob> = group.iter().map(|(j, _)| j).collect();
+    let mut stored = 0;
+    let mut answer = |reply: Reply, result: Result<(u32, u32)>| {
+        if let Ok((accepted, _)) = &result {
+            stored += u64::from(*accepted);
+        }
+        let _ = reply.send(result);
+    };
     match write_all(db, keys, every, &jobs).await {
         Ok(results) => {
             for ((_, reply), result) in group.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+                answer(reply, Ok(result));
             }
         }
         Err(e) if group.len() == 1 => {
             let (_, reply) = group.into_iter().next().expect("one job");
-            let _ = reply.send(Err(e));
+            answer(reply, Err(e));
         }
         Err(_) => {
             for (job, reply) in group {
                 let result = write_all(db, keys, every, &[&job])
                     .await
                     .map(|mut r| r.remove(0));
-                let _ = reply.send(result);
+                answer(reply, result);
             }
+        }
+    }
+    stored
+}
+
+/// Brings the SQLite subject index up to date; false (and a warning) if it could not,
+/// in which case lookups keep finding the rows through the tail scan.
+async fn merge_index(db: &Db) -> bool {
+    match subject_index::merge(db).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot update the subject index; will retry");
+            false
         }
     }
 }

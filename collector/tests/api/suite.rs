@@ -505,13 +505,34 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
         "consent": [consent("c1", "erase-me", json!({"analytics": true}), T0), consent("c2", "keep-me", json!({}), T0)],
     });
     assert_eq!(app.post("/v1/batch", &body).await.1["accepted"], 3);
+    // On SQLite these go into the bulk-filled subject index; the next one stays in the
+    // tail that lookups scan. Both must be found, and erased.
+    assent_collector::subject_index::merge(&app.state.db)
+        .await
+        .unwrap();
+    let tail = json!({"batch": [track("a3", "erase-me", None, T1)]});
+    assert_eq!(app.post("/v1/batch", &tail).await.1["accepted"], 1);
+    if b == Backend::Sqlite {
+        // A forged index entry, as a 64-bit key collision would make: erase-me's key
+        // pointing at keep-me's event. Neither access nor erasure may follow it.
+        let key = assent_collector::pseudonym::subject_key(
+            &app.state.pseudonymizer.pseudonym("erase-me"),
+        );
+        sqlx::query(
+            "INSERT INTO event_subjects (subject_key, seq) SELECT $1, seq FROM events WHERE message_id = 'k1'",
+        )
+        .bind(key)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
     let access: Value = app
         .admin_get("/v1/subjects/erase-me")
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(access["events"].as_array().unwrap().len(), 2, "{access}");
+    assert_eq!(access["events"].as_array().unwrap().len(), 3, "{access}");
     assert_eq!(access["consent"].as_array().unwrap().len(), 1);
 
     let r = app
@@ -531,7 +552,7 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let summary: Value = r.json().await.unwrap();
-    assert_eq!(summary["events"], 2);
+    assert_eq!(summary["events"], 3);
     let after: Value = app
         .admin_get("/v1/subjects/erase-me")
         .await
@@ -834,6 +855,9 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
     for chunk in events.chunks(100) {
         app.post("/v1/batch", &json!({"batch": chunk})).await;
     }
+    assent_collector::subject_index::merge(&app.state.db)
+        .await
+        .unwrap();
     // Age half of them beyond the retention period.
     sqlx::query("UPDATE events SET received_at_ms = 0 WHERE message_id LIKE 'r1%'")
         .execute(&app.state.db.pool)
@@ -850,6 +874,19 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .unwrap();
     assert_eq!(events_deleted as i64, old);
     assert_eq!(app.count("events").await, 250 - old);
+    if b == Backend::Sqlite {
+        // The subject index keeps no entry for a deleted event.
+        let orphans = sqlx::query(
+            "SELECT COUNT(*) FROM event_subjects s WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = s.seq)",
+        )
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap();
+        assert_eq!(orphans, 0);
+        assert_eq!(app.count("event_subjects").await, 250 - old);
+    }
 }
 
 pub async fn two_replicas(b: Backend) {

@@ -1,0 +1,79 @@
+//! Finding a subject's events (for access and erasure requests) without paying for it on
+//! every write.
+//!
+//! PostgreSQL keeps an ordinary index on `events.subject_key`. On SQLite, whose single
+//! writer is the bottleneck, that index was most of the work under load (its entries land
+//! all over it, so each commit rewrote hundreds of its pages), so there it lives in the
+//! side table `event_subjects`, which the writer fills in bulk, sorted, once
+//! [`MERGE_EVERY_ROWS`] rows have arrived or the writer has been idle for [`MERGE_IDLE`].
+//! Lookups read that table plus the events after `indexed_upto`, a bounded tail.
+use std::time::Duration;
+
+use sqlx::Row;
+
+use crate::{
+    db::{numbered, Backend, Db},
+    error::Result,
+};
+
+/// Rows written before the side table is brought up to date.
+pub const MERGE_EVERY_ROWS: u64 = 10_000;
+/// A quiet writer brings it up to date after this long.
+pub const MERGE_IDLE: Duration = Duration::from_secs(2);
+
+/// Adds the events written since the last merge to `event_subjects` (SQLite; a no-op on
+/// PostgreSQL). Returns how many entries it added.
+pub async fn merge(db: &Db) -> Result<u64> {
+    if db.backend != Backend::Sqlite {
+        return Ok(0);
+    }
+    let mut w = db.write().await?;
+    let row = sqlx::query(
+        "SELECT p.indexed_upto, (SELECT COALESCE(MAX(seq), 0) FROM events)
+         FROM subject_index_progress p WHERE p.id = 1",
+    )
+    .fetch_one(&mut *w.tx)
+    .await?;
+    let (from, to): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if to <= from {
+        return Ok(0);
+    }
+    let added = sqlx::query(
+        "INSERT INTO event_subjects (subject_key, seq)
+         SELECT subject_key, seq FROM events WHERE seq > $1 AND seq <= $2
+         ORDER BY subject_key, seq
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(&mut *w.tx)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE subject_index_progress SET indexed_upto = $1 WHERE id = 1")
+        .bind(to)
+        .execute(&mut *w.tx)
+        .await?;
+    w.commit().await?;
+    Ok(added)
+}
+
+/// The SQL condition selecting the events of a subject known by `n` pseudonyms: `$1..$n`
+/// are the pseudonyms, `$n+1..$2n` their subject keys (bound by the caller in that
+/// order). Matches on the pseudonym itself, so a 64-bit key collision finds nothing more.
+pub fn events_of(backend: Backend, n: usize) -> String {
+    let pseudonyms = numbered(1, n);
+    let keys = numbered(n + 1, n);
+    match backend {
+        Backend::Postgres => format!(
+            "(subject_key IN ({keys}) AND subject IN ({pseudonyms})) OR user_id IN ({pseudonyms})"
+        ),
+        Backend::Sqlite => format!(
+            "seq IN (SELECT seq FROM event_subjects WHERE subject_key IN ({keys})
+                     UNION ALL SELECT seq FROM events
+                       WHERE seq > (SELECT indexed_upto FROM subject_index_progress WHERE id = 1)
+                         AND subject IN ({pseudonyms})
+                     UNION ALL SELECT seq FROM events WHERE user_id IN ({pseudonyms}))
+             AND (subject IN ({pseudonyms}) OR user_id IN ({pseudonyms}))"
+        ),
+    }
+}
