@@ -73,7 +73,7 @@ export class Assent {
       {
         purposes: () => (this.current() ? this.state!.purposes : null),
         ids: () => (this.state ? { anonymousId: this.state.id, userId: this.state.user } : null),
-        consentDelivered: () => this.outbox.drained(),
+        pendingConsent: () => this.outbox.pending,
         now: this.now,
       },
       cfg.endpoint,
@@ -104,7 +104,9 @@ export class Assent {
       this.tcf = load<TcfModule>(this.cfg.base, "tcf");
       this.tcf.then((m) => {
         this.cmp = new m.CmpApi(this.cfg.tcf!);
-        this.cmp.update(this.current() ? this.state!.tc || "" : "", "tcloaded", false);
+        // The module may arrive before or after the banner opens: say which it is.
+        const shown = !!this.banner?.open;
+        this.cmp.update(this.currentTc(), shown ? "cmpuishown" : "tcloaded", shown);
       }, console.error);
     }
     if (this.current()) {
@@ -144,6 +146,11 @@ export class Assent {
   /** Opens the preferences layer with the current choice ticked. */
   showPreferences(): void {
     this.banner?.show(2, this.current() ? this.state!.purposes : null);
+    this.cmp?.update(this.currentTc(), "cmpuishown", true);
+  }
+
+  private currentTc(): string {
+    return this.current() ? this.state!.tc || "" : "";
   }
 
   private async choose(c: Choice): Promise<void> {

@@ -28,8 +28,9 @@ export interface TrackerHost {
   purposes(): Purposes | null;
   /** The pseudonymous id and the (peppered) user id. */
   ids(): { anonymousId: string; userId?: string } | null;
-  /** Resolves when every consent record was acknowledged (events must not overtake them). */
-  consentDelivered(): Promise<void>;
+  /** Consent records not yet acknowledged: they travel in the same batch as the events,
+   *  so an event never arrives before the consent that allows it. */
+  pendingConsent(): readonly unknown[];
   now(): number;
 }
 
@@ -120,12 +121,13 @@ export class Tracker {
   /** Sends what is queued, in batches; resolves when the attempt is over. */
   async flush(): Promise<void> {
     if (this.paused) return;
-    await this.host.consentDelivered();
     const batch = this.queue.filter((e) => !this.inflight.has(e.messageId)).slice(0, this.maxBatch);
     if (!batch.length) return;
     batch.forEach((e) => this.inflight.add(e.messageId));
+    const consent = this.host.pendingConsent();
     const out = await post(`${this.endpoint}/v1/batch`, {
       batch,
+      ...(consent.length ? { consent } : {}),
       sentAt: iso(this.host.now()),
       writeKey: this.writeKey,
     });

@@ -40,7 +40,6 @@ export class Outbox<T> {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private busy = false;
-  private idle: (() => void)[] = [];
 
   constructor(
     private items: T[],
@@ -48,19 +47,15 @@ export class Outbox<T> {
     private deliver: (item: T) => Promise<Outcome>,
   ) {}
 
-  get pending(): number {
-    return this.items.length;
+  /** What is waiting to be delivered, oldest first. */
+  get pending(): readonly T[] {
+    return this.items;
   }
 
   push(item: T): void {
     this.items.push(item);
     this.persist(this.items);
     this.kick();
-  }
-
-  /** Resolves when nothing is pending. */
-  drained(): Promise<void> {
-    return this.items.length ? new Promise((r) => this.idle.push(r)) : Promise.resolve();
   }
 
   kick(): void {
@@ -86,6 +81,5 @@ export class Outbox<T> {
       return;
     }
     this.busy = false;
-    this.idle.splice(0).forEach((f) => f());
   }
 }

@@ -4,8 +4,9 @@
 // regional Consent Mode defaults, and tracking cookies removed from parent domains too.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { INIT, TEST_DOMAIN, inBanner, launch, ready, sitePage, startCollector, startSite, stored, until } from "./harness.mjs";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { INIT, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
 
 let site, collector, browser, hostOrigin;
 const CONFIG = {
@@ -22,6 +23,11 @@ before(async () => {
   browser = await launch();
   site.pages.set("/t/", sitePage(collector, { config: CONFIG }));
   site.pages.set("/shop/", sitePage(collector, { config: CONFIG }));
+  // The README's example page, as a newcomer runs it (pointed at this collector).
+  const example = readFileSync(path.join(ui, "examples/index.html"), "utf8")
+    .replaceAll("http://127.0.0.1:8080", collector.url)
+    .replaceAll("WRITE_KEY", WRITE_KEY);
+  site.pages.set("/example/", example);
   site.pages.set("/t/next", "<!doctype html><title>next</title><p>next page</p>");
 });
 
@@ -156,5 +162,29 @@ test("after a withdrawal, tracking cookies are gone from the host, its parent do
   await ready(page);
   assert.deepEqual(await cookies(), [`keep_me@www.shop.${TEST_DOMAIN}/`]);
   assert.equal(await page.evaluate(() => window.__trackerRuns ?? 0), 0, "and the tracker stays blocked");
+  await context.close();
+});
+
+test("the README's example page works as the README says", async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(INIT);
+  const page = await context.newPage();
+  await page.goto(site.origin + "/example/");
+  await ready(page);
+  assert.equal(await page.textContent("#status"), "analytics script not run");
+  // The banner is modal until a choice is made; a script may still try to track.
+  await page.evaluate(() => document.getElementById("buy").click());
+  assert.match(await page.textContent("#status"), /not tracked/);
+  await inBanner(page, "#accept").click();
+  await page.waitForFunction(() => /analytics script ran/.test(document.getElementById("status").textContent));
+  await page.click("#buy");
+  const id = await page.textContent("#id");
+  assert.match(id, /^[0-9a-f]{32}$/);
+  const held = await until(async () => {
+    const h = await collector.subject(id);
+    return h.events.length && h;
+  }, "the example's event");
+  assert.equal(held.events[0].event, "Order Completed");
+  assert.equal(held.consent[0].method, "accept_all");
   await context.close();
 });
