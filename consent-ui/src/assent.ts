@@ -112,10 +112,12 @@ export class Assent {
     if (this.current()) {
       const s = this.state!;
       if (this.gpc && s.purposes.advertising) {
+        await this.loadTexts();
         await this.record({ ...s.purposes, advertising: false }, "gpc", { layer: "signal", control: "gpc" });
       } else this.apply(s.purposes);
     } else if (this.state && anyOptional(this.state.purposes)) {
       // The policy changed or the choice expired: optional purposes stop until asked again.
+      await this.loadTexts();
       await this.record(none(), "policy_change", { layer: "signal", control: "policy_change" }, {
         keepUndecided: true,
       });
@@ -195,9 +197,14 @@ export class Assent {
     const p: Purposes = { ...purposes, necessary: true };
     let tc: string | undefined;
     if (this.tcf && this.cfg.tcf) {
-      const m = await this.tcf;
-      const created = this.state?.tc ? m.decode(this.state.tc).created.getTime() : now;
-      tc = m.encode(m.modelFor(this.cfg.tcf, p, this.lang, created, now));
+      try {
+        const m = await this.tcf;
+        const created = this.state?.tc ? m.decode(this.state.tc).created.getTime() : now;
+        tc = m.encode(m.modelFor(this.cfg.tcf, p, this.lang, created, now));
+      } catch (e) {
+        // The choice still counts, is stored and applied; only the TC string is missing.
+        console.error("assent: no TC string for this choice:", e);
+      }
     }
     const record: ConsentRecord = {
       consentId: uuidv7(now),

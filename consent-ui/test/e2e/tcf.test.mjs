@@ -170,3 +170,20 @@ test("the collector serves the bundle: hashed names cached for good, plain names
   assert.equal((await fetch(`${collector.url}/sdk/../Cargo.toml`)).status, 404);
   assert.equal((await fetch(`${collector.url}/sdk/nope.js`)).status, 404);
 });
+
+test("when the TCF module cannot load, the choice is still stored, applied and recorded", async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(INIT);
+  const page = await context.newPage();
+  await page.route(/\/sdk\/tcf\.[0-9a-f]+\.js$/, (route) => route.abort("connectionrefused"));
+  await page.goto(site.origin + "/tcf/");
+  await ready(page);
+  await inBanner(page, "#accept").click();
+  const s = await until(() => stored(page), "state");
+  assert.equal(s.purposes.analytics, true);
+  const [rec] = await until(async () => (await collector.subject(s.id)).consent, "record");
+  assert.equal(rec.method, "accept_all");
+  assert.equal(rec.tcf, undefined);
+  await page.waitForFunction(() => window.__trackerRuns === 1);
+  await context.close();
+});
