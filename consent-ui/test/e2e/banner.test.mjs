@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   INIT,
+  consentOf,
   axeSource,
   inBanner,
   launch,
@@ -61,7 +62,6 @@ async function visit(path = "/shop/", options = {}) {
 }
 
 const firstLayer = (page) => inBanner(page, "dialog[open] #customize");
-const records = async (id) => (await collector.subject(id)).consent;
 
 test("before any decision nothing is tracked, stored or sent; Reject all stores an all-false record", async () => {
   const { page, sent, context, errors } = await visit();
@@ -83,7 +83,7 @@ test("before any decision nothing is tracked, stored or sent; Reject all stores 
 
   await inBanner(page, "#reject").click();
   const s = await until(() => stored(page), "state");
-  const [rec] = await until(async () => (await records(s.id)).length && records(s.id), "record in collector");
+  const [rec] = await consentOf(collector, s.id);
   assert.deepEqual(rec.purposes, { necessary: true, analytics: false, personalization: false, advertising: false });
   assert.equal(rec.method, "reject_all");
   assert.equal(rec.source, "banner");
@@ -156,7 +156,7 @@ test("withdrawal is as easy as consent: cookies go on every path, the id is reti
   const after = await stored(page);
   assert.notEqual(after.id, before.id, "a new, unlinkable id after full withdrawal");
   assert.equal(await page.evaluate(() => localStorage.getItem("assent_q")), null, "queued events dropped");
-  const recs = await until(async () => (await records(before.id)).length === 2 && records(before.id), "withdraw record");
+  const recs = await consentOf(collector, before.id, 2);
   assert.equal(recs[1].method, "withdraw");
   assert.equal(recs[1].previous.analytics, true);
   assert.deepEqual(recs[1].interaction, { layer: "second", control: "reject_all" });
@@ -172,7 +172,7 @@ test("Global Privacy Control: advertising denied by default, said in the banner,
   assert.equal(s.purposes.advertising, false);
   assert.equal(s.purposes.analytics, true);
   assert.equal(await page.evaluate(() => assent.track("Ad Clicked", {}, "advertising")), false);
-  const [rec] = await until(async () => (await records(s.id)).length && records(s.id), "record");
+  const [rec] = await consentOf(collector, s.id);
   assert.equal(rec.gpc, true);
   assert.equal(rec.method, "gpc");
   assert.equal(rec.purposes.advertising, false);
@@ -211,7 +211,7 @@ test("keyboard only: focus moves into the dialog, stays there, and every control
   await page.keyboard.press("Enter");
   const s = await until(() => stored(page), "state");
   assert.deepEqual(s.purposes, { necessary: true, analytics: true, personalization: false, advertising: false });
-  const [rec] = await until(async () => (await records(s.id)).length && records(s.id), "record");
+  const [rec] = await consentOf(collector, s.id);
   assert.equal(rec.method, "custom");
   assert.deepEqual(rec.interaction, { layer: "second", control: "save" });
   await context.close();
@@ -236,17 +236,17 @@ test("a new policy version asks again; optional purposes stop until answered", a
   const { page, context } = await visit();
   await inBanner(page, "#accept").click();
   const s = await until(() => stored(page), "state");
-  await until(async () => (await records(s.id)).length === 1, "first record");
+  await consentOf(collector, s.id);
   await page.goto(site.origin + "/shop/v2");
   await ready(page);
   await firstLayer(page).waitFor();
   assert.equal(await page.evaluate(() => assent.getConsent().analytics), false);
   assert.equal(await page.evaluate(() => window.__trackerRuns ?? 0), 0, "blocked again under the new policy");
-  const recs = await until(async () => (await records(s.id)).length === 2 && records(s.id), "policy_change record");
+  const recs = await consentOf(collector, s.id, 2);
   assert.equal(recs[1].method, "policy_change");
   assert.deepEqual(recs[1].interaction, { layer: "signal", control: "policy_change" });
   await inBanner(page, "#accept").click();
-  const again = await until(async () => (await records(s.id)).length === 3 && records(s.id), "new consent");
+  const again = await consentOf(collector, s.id, 3);
   assert.equal(again[2].policyVersion, "2027-01");
   await context.close();
 });
@@ -262,10 +262,7 @@ test("German page: German texts loaded on demand from the collector; axe-core fi
   assert.deepEqual(await check(), [], "second layer");
   await inBanner(page, "#save").click();
   assert.deepEqual(await check(), [], "settings button");
-  const [rec] = await until(async () => {
-    const s = await stored(page);
-    return s && (await records(s.id)).length && records(s.id);
-  }, "record");
+  const [rec] = await consentOf(collector, (await until(() => stored(page), "state")).id);
   assert.equal(rec.locale, "de");
   assert.equal(sent.filter((r) => r.path === "/v1/batch").length, 0);
   await context.close();

@@ -122,6 +122,13 @@ export async function until(f, what, ms = 10000) {
   }
 }
 
+/** Waits until the collector holds at least `n` consent records for the subject `id`. */
+export const consentOf = (collector, id, n = 1) =>
+  until(async () => {
+    const c = (await collector.subject(id)).consent;
+    return c.length >= n && c;
+  }, `${n} consent record(s) in the collector`);
+
 export function shot(page, name) {
   mkdirSync(artifacts, { recursive: true });
   return page.screenshot({ path: path.join(artifacts, `${name}.png`) });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { TCString } from "@iabtcf/core";
-import { INIT, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
+import { INIT, consentOf, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
 
 let site, collector, browser;
 const TCF = {
@@ -115,10 +115,7 @@ test("TCF: the CMP API, the locator frame, a TC string in the record that @iabtc
   assert.equal(answer.returnValue.tcString, tc);
 
   const id = (await stored(page)).id;
-  const [rec] = await until(async () => {
-    const c = (await collector.subject(id)).consent;
-    return c.length && c;
-  }, "record");
+  const [rec] = await consentOf(collector, id);
   assert.equal(rec.tcf, tc, "the TC string is kept with the consent record");
 
   const removed = await page.evaluate(() => new Promise((r) => __tcfapi("removeEventListener", 2, (ok) => r(ok), window.events[0].id)));
@@ -184,10 +181,7 @@ test("when the TCF module cannot load, the choice is still stored, applied and r
   await inBanner(page, "#accept").click();
   const s = await until(() => stored(page), "state");
   assert.equal(s.purposes.analytics, true);
-  const [rec] = await until(async () => {
-    const c = (await collector.subject(s.id)).consent;
-    return c.length && c;
-  }, "record");
+  const [rec] = await consentOf(collector, s.id);
   assert.equal(rec.method, "accept_all");
   assert.equal(rec.tcf, undefined);
   await page.waitForFunction(() => window.__trackerRuns === 1);

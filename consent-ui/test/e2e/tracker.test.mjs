@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { INIT, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
+import { INIT, consentOf, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
 
 let site, collector, browser, hostOrigin;
 const CONFIG = {
@@ -141,10 +141,7 @@ test("after a withdrawal, tracking cookies are gone from the host, its parent do
   // Served over plain http under a real-looking name: the banner works without WebCrypto,
   // and its records then lack only the noticeHash.
   const { context, page, s } = await accepted(hostOrigin);
-  const [rec] = await until(async () => {
-    const c = (await collector.subject(s.id)).consent;
-    return c.length && c;
-  }, "record from an http page");
+  const [rec] = await consentOf(collector, s.id);
   assert.equal(rec.method, "accept_all");
   assert.equal(rec.noticeHash, undefined);
   await page.waitForFunction(() => window.__trackerRuns === 1);
