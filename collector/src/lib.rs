@@ -309,9 +309,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::spawn(retention::run(state.clone()));
-        tokio::spawn(refresh_origins_every(state.clone(), ORIGINS_REFRESH));
+        spawn_every(
+            state.clone(),
+            ORIGINS_REFRESH,
+            "allowed origins refresh",
+            |s| async move { s.refresh_origins().await },
+        );
         if state.db.backend == db::Backend::Sqlite {
-            tokio::spawn(checkpoint_every(state.clone(), CHECKPOINT_EVERY));
+            spawn_every(
+                state.clone(),
+                CHECKPOINT_EVERY,
+                "WAL checkpoint",
+                |s| async move { s.db.checkpoint().await },
+            );
         }
         let app = Application::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let dir = self.state.config.sdk_dir.display();
@@ -334,25 +344,27 @@ pub const ORIGINS_REFRESH: std::time::Duration = std::time::Duration::from_secs(
 /// How often SQLite's WAL is copied into the database, beside the writer.
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-async fn checkpoint_every(state: Arc<AppState>, period: std::time::Duration) {
-    let mut tick = tokio::time::interval(period);
-    loop {
+/// Runs `job` every `period` (the first time one period after start) until the process
+/// ends; a failure is logged and the job tried again at the next tick.
+fn spawn_every<F, Fut>(
+    state: Arc<AppState>,
+    period: std::time::Duration,
+    what: &'static str,
+    job: F,
+) where
+    F: Fn(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
         tick.tick().await;
-        if let Err(e) = state.db.checkpoint().await {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        loop {
+            tick.tick().await;
+            if let Err(e) = job(state.clone()).await {
+                tracing::warn!(error = %e, "{what} failed; will retry");
+            }
         }
-    }
-}
-
-async fn refresh_origins_every(state: Arc<AppState>, period: std::time::Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if let Err(e) = state.refresh_origins().await {
-            tracing::warn!(error = %e, "cannot refresh allowed origins; will retry");
-        }
-    }
+    });
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,10 @@
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 /// mimalloc for Rust's allocations, and (its `override` feature) for SQLite's malloc too:
 /// glibc's allocator was a quarter of the CPU time under load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
