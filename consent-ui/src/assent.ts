@@ -129,6 +129,7 @@ export class Assent {
       this.banner.show(1);
       this.cmp?.update("", "cmpuishown", true);
     }
+    this.bridgeDataLayer();
   }
 
   private async loadTexts(): Promise<void> {
@@ -292,7 +293,7 @@ export class Assent {
   }
 
   /** Forwards `dataLayer.push({event})` of the configured names as track events. */
-  bridgeDataLayer(): void {
+  private bridgeDataLayer(): void {
     const names = this.cfg.gtmEvents;
     if (!Object.keys(names).length) return;
     const w = window as unknown as { dataLayer?: unknown[] };

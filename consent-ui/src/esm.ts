@@ -16,6 +16,5 @@ export async function createAssent(
   const base = config.base || new URL(".", import.meta.url).href;
   const a = new Assent(parseConfig({ ...config, base }));
   await a.start();
-  a.bridgeDataLayer();
   return a;
 }

@@ -50,7 +50,6 @@ const script = document.currentScript as HTMLScriptElement | null;
   w.assent = surface;
   const go = () =>
     a.start().then(() => {
-      a.bridgeDataLayer();
       queued.forEach((c) => surface.push(c));
       dispatchEvent(new CustomEvent("assent:ready"));
     });

@@ -109,13 +109,18 @@ export class Tracker {
     saveList(QUEUE, this.queue);
   }
 
+  /** A flush after the flush interval, unless one is already due. */
   private schedule(): void {
-    if (this.timer === undefined && this.queue.length) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.intervalMs);
-    }
+    if (this.timer === undefined && this.queue.length) this.flushIn(this.intervalMs);
+  }
+
+  /** A flush in `ms`, replacing the one that was due. */
+  private flushIn(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, ms);
   }
 
   /** Sends what is queued, in batches; resolves when the attempt is over. */
@@ -151,11 +156,7 @@ export class Tracker {
       this.schedule();
       return;
     }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, out.retryAfterMs ?? backoff(this.attempt++));
+    this.flushIn(out.retryAfterMs ?? backoff(this.attempt++));
   }
 
   /** Forgets every queued event (full withdrawal or reset). */
