@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
+    sync::Arc,
 };
 
 use assent_protocol::{
@@ -15,6 +16,7 @@ use sqlx::Row;
 
 use crate::{
     audit::{self, NewEntry},
+    consent_cache::Records,
     db::{Caller, WriteTx},
     error::{Error, Result},
     pseudonym::truncate_ip,
@@ -166,13 +168,27 @@ fn scrub(state: &AppState, mut value: Value) -> Value {
 
 /// The state of each subject over time: records sorted by corrected time.
 #[derive(Default)]
-struct ConsentHistory(HashMap<String, Vec<(i64, PurposeMap)>>);
+struct ConsentHistory(HashMap<String, Records>);
 
 impl ConsentHistory {
     fn add(&mut self, subject: &str, at: i64, purposes: PurposeMap) {
-        let list = self.0.entry(subject.to_owned()).or_default();
+        let list = Arc::make_mut(self.0.entry(subject.to_owned()).or_default());
         let pos = list.partition_point(|(t, _)| *t <= at);
         list.insert(pos, (at, purposes));
+    }
+
+    /// Files stored records under `subject`.
+    fn extend(&mut self, subject: &str, records: Records) {
+        match self.0.get_mut(subject) {
+            None => {
+                self.0.insert(subject.to_owned(), records);
+            }
+            Some(list) => {
+                let list = Arc::make_mut(list);
+                list.extend(records.iter().cloned());
+                list.sort_by_key(|(at, _)| *at);
+            }
+        }
     }
 
     fn at(&self, subject: &str, t: i64) -> Option<&PurposeMap> {
@@ -188,25 +204,11 @@ async fn load_history(
     state: &AppState,
     aliases: &HashMap<String, String>,
 ) -> Result<ConsentHistory> {
+    let stored: Vec<&str> = aliases.keys().map(String::as_str).collect();
     let mut history = ConsentHistory::default();
-    let stored: Vec<&String> = aliases.keys().collect();
-    for chunk in stored.chunks(200) {
-        let sql = format!(
-            "SELECT subject, timestamp_ms, purposes FROM consent_records WHERE subject IN ({})",
-            crate::db::numbered(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for s in chunk {
-            q = q.bind(s);
-        }
-        for row in q.fetch_all(&state.db.pool).await? {
-            let stored: String = row.try_get(0)?;
-            let subject = aliases.get(&stored).unwrap_or(&stored);
-            let at: i64 = row.try_get(1)?;
-            let purposes: String = row.try_get(2)?;
-            let purposes: PurposeMap = serde_json::from_str(&purposes).unwrap_or_default();
-            history.add(subject, at, purposes);
-        }
+    for (stored, records) in state.consent_cache.records_of(&state.db, &stored).await? {
+        let subject = aliases.get(&stored).unwrap_or(&stored);
+        history.extend(subject, records);
     }
     Ok(history)
 }
@@ -631,8 +633,9 @@ impl WriteJob {
         let (mut accepted, mut duplicates) = (0, 0);
         for chunk in self.events.chunks(100) {
             let mut sql = String::with_capacity(256 + chunk.len() * COLS * 5);
+            sql.push_str(w.insert_skipping_duplicates());
             sql.push_str(
-                "INSERT INTO events (source_id, message_id, type, name, purpose, subject, subject_key, anonymous_id, user_id,
+                " INTO events (source_id, message_id, type, name, purpose, subject, subject_key, anonymous_id, user_id,
                  timestamp_ms, original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
             );
             for i in 0..chunk.len() {
@@ -645,7 +648,7 @@ impl WriteJob {
                 }
                 sql.push(')');
             }
-            sql.push_str(" ON CONFLICT (source_id, message_id) DO NOTHING");
+            sql.push_str(w.on_duplicate_skip());
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q

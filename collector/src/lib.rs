@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod consent_cache;
 pub mod db;
 pub mod error;
 pub mod export;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub clock: Arc<dyn Clock>,
     pub writer: writer::Writer,
+    /// Subjects' consent records in memory (SQLite).
+    pub consent_cache: consent_cache::ConsentCache,
     /// The web banner's bundle, served at `/sdk/`.
     pub sdk: sdk_files::SdkFiles,
     /// Allowed browser origins per source, refreshed periodically.
@@ -95,6 +98,7 @@ impl AppState {
         let sdk = sdk_files::SdkFiles::load(&config.sdk_dir)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
         let state = AppState {
+            consent_cache: consent_cache::ConsentCache::new(db.backend),
             sdk,
             config,
             db,

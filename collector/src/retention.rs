@@ -49,6 +49,7 @@ pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
         audit_before,
     )
     .await?;
+    crate::consent_cache::prune(&state.db).await?;
     Ok((events, consent, audit))
 }
 

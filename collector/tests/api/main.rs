@@ -38,6 +38,7 @@ on_both_backends!(
     rate_limits_answer_429_with_retry_after,
     pseudonym_keys_rotate_without_losing_subjects,
     expired_consent_and_audit_data_go_and_the_chain_still_verifies,
+    every_consent_change_counts_at_once_on_every_collector,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

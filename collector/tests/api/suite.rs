@@ -1211,3 +1211,112 @@ pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: B
         .unwrap();
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+/// Consent in force is kept in memory (on SQLite): every change to a subject's records,
+/// made through this collector or another one on the same database, and by erasure or
+/// retention, must count for the very next event.
+pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database(b, dir.path()).await;
+    let one = spawn_with(config(&database_url), tempfile::tempdir().unwrap()).await;
+    let two = spawn_with(config(&database_url), dir).await;
+    let mut n = 0;
+    let mut event = |app: &TestApp, subject: &str| {
+        n += 1;
+        let body = json!({"batch": [track(&format!("e{n}"), subject, None, &format!("2026-11-29T11:00:{n:02}.000Z"))]});
+        let (url, client) = (app.url.clone(), app.client.clone());
+        async move {
+            let r: Value = client
+                .post(format!("{url}/v1/batch"))
+                .basic_auth(WRITE_KEY, Some(""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["accepted"].as_u64().unwrap()
+        }
+    };
+    let decide = |app: &TestApp, id: &str, granted: bool, at: &str| {
+        let record = consent(id, "alice", json!({"analytics": granted}), at);
+        let (url, client) = (app.url.clone(), app.client.clone());
+        async move {
+            let r = client
+                .post(format!("{url}/v1/consent"))
+                .basic_auth(WRITE_KEY, Some(""))
+                .json(&record)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    // No consent yet (and that answer is remembered), then a grant through the other one.
+    assert_eq!(event(&one, "alice").await, 0);
+    assert_eq!(event(&two, "alice").await, 0);
+    decide(&two, "g1", true, "2026-11-29T10:00:00.000Z").await;
+    assert_eq!(event(&one, "alice").await, 1);
+    assert_eq!(event(&two, "alice").await, 1);
+    // Withdrawn through one: the other refuses at once.
+    decide(&one, "w1", false, "2026-11-29T10:10:00.000Z").await;
+    assert_eq!(event(&two, "alice").await, 0);
+    assert_eq!(event(&one, "alice").await, 0);
+    // Granted again, then erased: no consent is left to count.
+    decide(&two, "g2", true, "2026-11-29T10:20:00.000Z").await;
+    assert_eq!(event(&one, "alice").await, 1);
+    let r = one
+        .client
+        .delete(format!("{}/v1/subjects/alice", one.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(event(&two, "alice").await, 0);
+    assert_eq!(event(&one, "alice").await, 0);
+    // Many changes at once (more than the cache applies one by one), one of them alice's.
+    decide(&one, "g3", true, "2026-11-29T10:30:00.000Z").await;
+    assert_eq!(event(&two, "alice").await, 1);
+    let records: Vec<Value> = (0..2500)
+        .map(|i| {
+            consent(
+                &format!("bulk{i}"),
+                &format!("bulk{i}"),
+                json!({"analytics": true}),
+                T0,
+            )
+        })
+        .chain([consent(
+            "w3",
+            "alice",
+            json!({"analytics": false}),
+            "2026-11-29T10:40:00.000Z",
+        )])
+        .collect();
+    assert_eq!(
+        one.post("/v1/consent", &json!({"records": records}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(event(&two, "alice").await, 0);
+    assert_eq!(event(&two, "bulk7").await, 1);
+    // Retention removes expired records: what they granted stops counting.
+    decide(&two, "g4", true, "2026-11-29T10:50:00.000Z").await;
+    assert_eq!(event(&one, "alice").await, 1);
+    assent_collector::consent_cache::prune(&one.state.db)
+        .await
+        .unwrap();
+    let mut expired = config(&database_url);
+    expired.consent_retention_days = 0;
+    let sweeper = spawn_with(expired, tempfile::tempdir().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assent_collector::retention::sweep(&sweeper.state)
+        .await
+        .unwrap();
+    assert_eq!(one.count("consent_records").await, 0);
+    assert_eq!(event(&one, "alice").await, 0);
+    assert_eq!(event(&two, "bulk7").await, 0);
+}
