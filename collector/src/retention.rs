@@ -49,6 +49,7 @@ pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
         audit_before,
     )
     .await?;
+    crate::subject_index::forget_empty_runs(&state.db).await?;
     crate::consent_cache::prune(&state.db).await?;
     Ok((events, consent, audit))
 }
@@ -65,7 +66,9 @@ async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64>
             .rows_affected();
         w.commit().await?;
         total += n;
-        if n < BATCH as u64 {
+        // Not `n < BATCH`: another replica sweeping at the same time can take some of a
+        // batch's rows, and stopping then would leave expired rows for a whole period.
+        if n == 0 {
             return Ok(total);
         }
         tokio::task::yield_now().await;

@@ -4,9 +4,12 @@
 //! PostgreSQL keeps an ordinary index on `events.subject_key`. On SQLite, whose single
 //! writer is the bottleneck, that index was most of the work under load (its entries land
 //! all over it, so each commit rewrote hundreds of its pages), so there it lives in the
-//! side table `event_subjects`, which the writer fills in bulk, sorted, once
-//! [`MERGE_EVERY_ROWS`] rows have arrived or the writer has been idle for [`MERGE_IDLE`].
-//! Lookups read that table plus the events after `indexed_upto`, a bounded tail.
+//! side table `event_subjects`, which the writer fills in bulk once [`MERGE_EVERY_ROWS`]
+//! rows have arrived or the writer has been idle for [`MERGE_IDLE`]. Each merge writes its
+//! entries, sorted, as a new run (numbered by its last event, so runs only grow and a merge
+//! appends at the end of the table and costs what its own entries cost). Lookups seek each
+//! run, plus the events after `indexed_upto`, a bounded tail. Retention forgets runs whose
+//! events are all gone.
 use std::time::Duration;
 
 use sqlx::Row;
@@ -38,17 +41,23 @@ pub async fn merge(db: &Db) -> Result<u64> {
     if to <= from {
         return Ok(0);
     }
+    // The run is numbered by its last event: later runs get larger numbers.
     let added = sqlx::query(
-        "INSERT INTO event_subjects (subject_key, seq)
-         SELECT subject_key, seq FROM events WHERE seq > $1 AND seq <= $2
-         ORDER BY subject_key, seq
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO event_subjects (run, subject_key, seq)
+         SELECT $2, subject_key, seq FROM events WHERE seq > $1 AND seq <= $2
+         ORDER BY subject_key, seq",
     )
     .bind(from)
     .bind(to)
     .execute(&mut *w.tx)
     .await?
     .rows_affected();
+    if added > 0 {
+        sqlx::query("INSERT INTO event_subject_runs (run) VALUES ($1)")
+            .bind(to)
+            .execute(&mut *w.tx)
+            .await?;
+    }
     sqlx::query("UPDATE subject_index_progress SET indexed_upto = $1 WHERE id = 1")
         .bind(to)
         .execute(&mut *w.tx)
@@ -67,8 +76,10 @@ pub fn events_of(backend: Backend, n: usize) -> String {
         Backend::Postgres => format!(
             "(subject_key IN ({keys}) AND subject IN ({pseudonyms})) OR user_id IN ({pseudonyms})"
         ),
+        // CROSS JOIN keeps the runs as the outer loop: one seek per run and key.
         Backend::Sqlite => format!(
-            "seq IN (SELECT seq FROM event_subjects WHERE subject_key IN ({keys})
+            "seq IN (SELECT s.seq FROM event_subject_runs r CROSS JOIN event_subjects s
+                       WHERE s.run = r.run AND s.subject_key IN ({keys})
                      UNION ALL SELECT seq FROM events
                        WHERE seq > (SELECT indexed_upto FROM subject_index_progress WHERE id = 1)
                          AND subject IN ({pseudonyms})
@@ -76,4 +87,22 @@ pub fn events_of(backend: Backend, n: usize) -> String {
              AND (subject IN ({pseudonyms}) OR user_id IN ({pseudonyms}))"
         ),
     }
+}
+
+/// Forgets the runs none of whose events are left (SQLite; run by the retention job, after
+/// it deleted events). Returns how many it forgot.
+pub async fn forget_empty_runs(db: &Db) -> Result<u64> {
+    if db.backend != Backend::Sqlite {
+        return Ok(0);
+    }
+    let mut w = db.write().await?;
+    let n = sqlx::query(
+        "DELETE FROM event_subject_runs
+         WHERE NOT EXISTS (SELECT 1 FROM event_subjects s WHERE s.run = event_subject_runs.run)",
+    )
+    .execute(&mut *w.tx)
+    .await?
+    .rows_affected();
+    w.commit().await?;
+    Ok(n)
 }
