@@ -11,7 +11,10 @@
 //! every request reads the database.
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use assent_protocol::PurposeMap;
@@ -43,6 +46,13 @@ pub fn bucket(subject: &str) -> &str {
 #[derive(Debug)]
 pub struct ConsentCache {
     inner: Option<Mutex<Inner>>,
+    /// One look at `consent_changes` at a time; requests that arrive during one wait for
+    /// the next, which then serves them all.
+    looking: tokio::sync::Mutex<()>,
+    /// Looks begun (each is numbered by this count when it begins)...
+    begun: AtomicU64,
+    /// ...and the number of the last one completed.
+    completed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +96,9 @@ impl ConsentCache {
     pub fn new(backend: Backend) -> ConsentCache {
         ConsentCache {
             inner: (backend == Backend::Sqlite).then(Default::default),
+            looking: Default::default(),
+            begun: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         }
     }
 
@@ -96,7 +109,7 @@ impl ConsentCache {
         let Some(inner) = &self.inner else {
             return load(db, subjects).await;
         };
-        let synced = sync(db, inner).await?;
+        let synced = self.look(db, inner).await?;
         let mut found = HashMap::with_capacity(subjects.len());
         let mut missing = Vec::new();
         {
@@ -125,6 +138,21 @@ impl ConsentCache {
             found.insert(s.to_owned(), records);
         }
         Ok(found)
+    }
+
+    /// Brings the cache up to date with every change committed before this call; returns
+    /// the last line applied. A look that began after this call did is as good as one of
+    /// its own, so concurrent requests share looks instead of each asking the database.
+    async fn look(&self, db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
+        let arrived = self.begun.load(Ordering::SeqCst);
+        let _one_at_a_time = self.looking.lock().await;
+        if self.completed.load(Ordering::SeqCst) > arrived {
+            return Ok(lock(inner).upto);
+        }
+        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let upto = sync(db, inner).await?;
+        self.completed.store(number, Ordering::SeqCst);
+        Ok(upto)
     }
 
     /// Subjects held in memory.

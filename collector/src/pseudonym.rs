@@ -16,6 +16,9 @@ const CHECKPOINT_LABEL: &[u8] = b"assent/audit-checkpoint/v1\0";
 pub struct Pseudonymizer {
     key_id: String,
     key: Secret,
+    /// HMAC under `key` with [`LABEL`] already taken in: cloning it skips preparing the
+    /// key for every identifier.
+    pseudonym_mac: HmacSha256,
     /// Keys rotated out: data stored under them is still found, never written anew.
     previous: Vec<(String, Secret)>,
 }
@@ -30,9 +33,13 @@ impl std::fmt::Debug for Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(key_id: impl Into<String>, key: Secret) -> Pseudonymizer {
+        let mut pseudonym_mac =
+            HmacSha256::new_from_slice(key.expose().as_bytes()).expect("any key length");
+        pseudonym_mac.update(LABEL);
         Pseudonymizer {
             key_id: key_id.into(),
             key,
+            pseudonym_mac,
             previous: Vec::new(),
         }
     }
@@ -61,7 +68,11 @@ impl Pseudonymizer {
         format!(
             "{}.{}",
             self.key_id,
-            hex(&self.mac(LABEL, raw.as_bytes())[..16])
+            hex(&{
+                let mut mac = self.pseudonym_mac.clone();
+                mac.update(raw.as_bytes());
+                mac.finalize().into_bytes()
+            }[..16])
         )
     }
 
