@@ -9,12 +9,9 @@
 //! arrived between that read and the load. SQLite only: its single writer makes the order
 //! of the lines the order of commits. PostgreSQL transactions commit in any order, so there
 //! every request reads the database.
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
-    },
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex, MutexGuard,
 };
 
 use assent_protocol::PurposeMap;
@@ -23,6 +20,7 @@ use sqlx::Row;
 use crate::{
     db::{numbered, Backend, Db},
     error::Result,
+    FastMap,
 };
 
 /// One subject's consent records, oldest first: (time in force, purposes).
@@ -59,7 +57,7 @@ pub struct ConsentCache {
 struct Inner {
     /// The last line of `consent_changes` applied; 0 before the first look.
     upto: i64,
-    buckets: HashMap<String, HashMap<String, Records>>,
+    buckets: FastMap<String, FastMap<String, Records>>,
     subjects: usize,
 }
 
@@ -105,12 +103,12 @@ impl ConsentCache {
     /// The consent records stored under each of `subjects` (stored pseudonyms), from
     /// memory where they are known and unchanged, otherwise from the database. A subject
     /// without records gets an empty list.
-    pub async fn records_of(&self, db: &Db, subjects: &[&str]) -> Result<HashMap<String, Records>> {
+    pub async fn records_of(&self, db: &Db, subjects: &[&str]) -> Result<FastMap<String, Records>> {
         let Some(inner) = &self.inner else {
             return load(db, subjects).await;
         };
         let synced = self.look(db, inner).await?;
-        let mut found = HashMap::with_capacity(subjects.len());
+        let mut found = FastMap::with_capacity_and_hasher(subjects.len(), Default::default());
         let mut missing = Vec::new();
         {
             let cache = lock(inner);
@@ -205,8 +203,8 @@ async fn sync(db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
 }
 
 /// Reads the consent records of `subjects` from the database.
-async fn load(db: &Db, subjects: &[&str]) -> Result<HashMap<String, Records>> {
-    let mut lists: HashMap<String, Vec<(i64, PurposeMap)>> = HashMap::new();
+async fn load(db: &Db, subjects: &[&str]) -> Result<FastMap<String, Records>> {
+    let mut lists: FastMap<String, Vec<(i64, PurposeMap)>> = FastMap::default();
     for chunk in subjects.chunks(200) {
         let sql = format!(
             "SELECT subject, timestamp_ms, purposes FROM consent_records WHERE subject IN ({})",

@@ -1,11 +1,7 @@
 //! Ingest: a batch of events and consent records is checked event by event, consent is
 //! enforced at each event's time, identifiers are pseudonymized, and everything accepted
 //! is committed in one transaction before the answer is sent.
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::IpAddr,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use assent_protocol::{
     BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, Event, ProtocolError, Purpose,
@@ -20,7 +16,7 @@ use crate::{
     db::{Caller, WriteTx},
     error::{Error, Result},
     pseudonym::truncate_ip,
-    AppState,
+    AppState, FastMap,
 };
 
 /// What came with the request besides the body.
@@ -168,7 +164,7 @@ fn scrub(state: &AppState, mut value: Value) -> Value {
 
 /// The state of each subject over time: records sorted by corrected time.
 #[derive(Default)]
-struct ConsentHistory(HashMap<String, Records>);
+struct ConsentHistory(FastMap<String, Records>);
 
 impl ConsentHistory {
     fn add(&mut self, subject: &str, at: i64, purposes: PurposeMap) {
@@ -202,7 +198,7 @@ impl ConsentHistory {
 /// stands for (`aliases`: stored → current).
 async fn load_history(
     state: &AppState,
-    aliases: &HashMap<String, String>,
+    aliases: &FastMap<String, String>,
 ) -> Result<ConsentHistory> {
     let stored: Vec<&str> = aliases.keys().map(String::as_str).collect();
     let mut history = ConsentHistory::default();
@@ -284,7 +280,7 @@ pub fn parse_only(bytes: &[u8]) -> Result<(usize, usize)> {
 /// Pseudonyms computed once per raw id within a request.
 struct Pseudonyms<'p> {
     keys: &'p crate::pseudonym::Pseudonymizer,
-    memo: HashMap<String, String>,
+    memo: FastMap<String, String>,
 }
 
 impl Pseudonyms<'_> {
@@ -384,7 +380,7 @@ async fn ingest(
     let mut response = BatchResponse::default();
     let mut ids = Pseudonyms {
         keys: &state.pseudonymizer,
-        memo: HashMap::new(),
+        memo: FastMap::default(),
     };
     let mut parsed: Vec<(usize, Event, String)> = Vec::with_capacity(events.len());
     let mut dead = Vec::new();
@@ -426,7 +422,7 @@ async fn ingest(
 
     // Consent in force: stored records (under the current key or a rotated-out one),
     // this request's records, and Segment stamps.
-    let mut aliases: HashMap<String, String> = HashMap::new();
+    let mut aliases: FastMap<String, String> = FastMap::default();
     for (_, event, subject) in &parsed {
         if aliases.contains_key(subject) {
             continue;
@@ -493,10 +489,8 @@ async fn ingest(
                 .is_some_and(|p| p.get(&purpose).copied().unwrap_or(false));
         let message_id = event.message_id.as_str().to_owned();
         // What is stored: identifiers pseudonymized, the address and the key dropped.
-        let anonymous_id = event.anonymous_id.as_deref().map(|a| ids.of(a));
-        let user_id = event.user_id.as_deref().map(|u| ids.of(u));
-        event.anonymous_id = anonymous_id.clone();
-        event.user_id = user_id.clone();
+        event.anonymous_id = event.anonymous_id.as_deref().map(|a| ids.of(a));
+        event.user_id = event.user_id.as_deref().map(|u| ids.of(u));
         event.previous_id = event.previous_id.as_deref().map(|p| ids.of(p));
         event.extra.remove("writeKey");
         if let Some(ctx) = event.context.as_mut() {
@@ -525,11 +519,11 @@ async fn ingest(
             message_id,
             subject_key: crate::pseudonym::subject_key(&subject),
             kind: event.kind.as_str(),
-            name: event.event.clone().or(event.name.clone()),
+            name: event.event.take().or(event.name.take()),
             purpose,
             subject,
-            anonymous_id,
-            user_id,
+            anonymous_id: event.anonymous_id.take(),
+            user_id: event.user_id.take(),
             timestamp_ms: at,
             original_timestamp_ms: event.timestamp.map(Timestamp::unix_millis),
             payload,

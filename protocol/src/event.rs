@@ -82,8 +82,9 @@ pub struct LibraryInfo {
 }
 
 /// The event's `context`. The fields Assent's SDKs fill are typed; anything else a
-/// Segment-compatible library sends is kept in `extra`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Segment-compatible library sends is kept in `extra`. (Its `Deserialize` is written out
+/// in `event_de.rs`.)
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Context {
     /// Producing library.
@@ -112,8 +113,9 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
-/// One Segment Tracking API event plus Assent's `purpose`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One Segment Tracking API event plus Assent's `purpose`. (Its `Deserialize` is written
+/// out in `event_de.rs`.)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Idempotency key, fixed when the event is created.
@@ -122,37 +124,37 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     /// Name of a `track` event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
     /// Name of a `screen` or `page`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Pseudonymous install or browser id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub anonymous_id: Option<String>,
     /// Known user id (pseudonymized by Assent's SDKs when a pepper is configured).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Previous id of an `alias`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_id: Option<String>,
     /// Group of a `group` call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Event properties (`track`, `screen`, `page`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub properties: Option<Map<String, Value>>,
     /// User or group traits (`identify`, `group`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub traits: Option<Map<String, Value>>,
     /// Where the event came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<Context>,
     /// When the event happened, by the device's clock.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     /// Assent extension: what the event is for. Absent means `analytics`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Purpose>,
     /// Other Segment fields (`integrations`, `originalTimestamp`, `channel`...), kept as
     /// sent so that nothing a Segment library sends is silently lost.

@@ -11,6 +11,7 @@ mod batch;
 mod consent;
 mod error;
 mod event;
+mod event_de;
 mod purpose;
 mod timestamp;
 
