@@ -22,6 +22,7 @@ use serde_json::json;
 const BATCH: usize = 100;
 const SUBJECTS: usize = 1000;
 const WRITE_KEY: &str = "wk_load_generator_key_000001";
+const ADMIN_TOKEN: &str = "adm_load_generator_token_01";
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -87,7 +88,7 @@ async fn run(kind: &str) {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: Secret::new(url.clone()),
         bootstrap_write_key: Some(Secret::new(WRITE_KEY)),
-        bootstrap_admin_token: Some(Secret::new("adm_load_generator_token_01")),
+        bootstrap_admin_token: Some(Secret::new(ADMIN_TOKEN)),
         rate_limit_per_second: 1_000_000,
         rate_limit_burst: 1_000_000,
         ..Config::default()
@@ -170,6 +171,36 @@ async fn run(kind: &str) {
         "{kind:8} collector: {rate:>9.0} events/s accepted ({total} in {elapsed:.1} s, {connections} connections, batches of {BATCH}); latency p50 {:.1} ms, p99 {:.1} ms",
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
+    );
+
+    // What the side index costs readers: a subject access request (GDPR art. 15) finds
+    // one subject's events among all those just stored.
+    if kind == "sqlite" {
+        assent_collector::subject_index::merge(&state.db).await.unwrap();
+    }
+    let t = Instant::now();
+    let access: serde_json::Value = client
+        .get(format!("{base}/v1/subjects/subject-7"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let found = access["events"].as_array().map_or(0, Vec::len);
+    let runs = if kind == "sqlite" {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_subject_runs")
+            .fetch_one(&state.db.pool)
+            .await
+            .unwrap();
+        format!(", {n} index runs")
+    } else {
+        String::new()
+    };
+    println!(
+        "{kind:8} subject access: {found} events of one subject among {total} in {:.0} ms{runs}",
+        t.elapsed().as_secs_f64() * 1e3
     );
 
     // The same rows, inserted bare into a table of the same shape (same key and
