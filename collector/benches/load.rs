@@ -176,7 +176,9 @@ async fn run(kind: &str) {
     // What the side index costs readers: a subject access request (GDPR art. 15) finds
     // one subject's events among all those just stored.
     if kind == "sqlite" {
-        assent_collector::subject_index::merge(&state.db).await.unwrap();
+        assent_collector::subject_index::merge(&state.db)
+            .await
+            .unwrap();
     }
     let t = Instant::now();
     let access: serde_json::Value = client

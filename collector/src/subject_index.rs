@@ -5,13 +5,12 @@
 //! writer is the bottleneck, that index was most of the work under load (its entries land
 //! all over it, so each commit rewrote hundreds of its pages), so there it lives in the
 //! side table `event_subjects`, which the writer fills in bulk once [`MERGE_EVERY_ROWS`]
-//! rows have arrived or the writer has been idle for [`MERGE_IDLE`]. Each merge writes its
-//! entries, sorted, as a new run (numbered by its last event, so runs only grow and a merge
-//! appends at the end of the table and costs what its own entries cost). Lookups seek each
-//! run, plus the events after `indexed_upto`, a bounded tail. Retention forgets runs whose
-//! events are all gone.
-use std::time::Duration;
-
+//! rows have arrived. Each merge writes its entries, sorted, as a new run (numbered by its
+//! last event, so runs only grow and a merge appends at the end of the table and costs what
+//! its own entries cost). Lookups seek each run (one per 10,000 events: a few thousand
+//! seeks for tens of millions of events), plus the events after `indexed_upto`, a tail of
+//! at most about 10,000 rows per writing process. Retention forgets runs whose events are
+//! all gone.
 use sqlx::Row;
 
 use crate::{
@@ -21,8 +20,6 @@ use crate::{
 
 /// Rows written before the side table is brought up to date.
 pub const MERGE_EVERY_ROWS: u64 = 10_000;
-/// A quiet writer brings it up to date after this long.
-pub const MERGE_IDLE: Duration = Duration::from_secs(2);
 
 /// Adds the events written since the last merge to `event_subjects` (SQLite; a no-op on
 /// PostgreSQL). Returns how many entries it added.

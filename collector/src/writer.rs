@@ -35,8 +35,10 @@ impl Writer {
         for _ in 0..writers {
             let (rx, db, keys) = (rx.clone(), db.clone(), keys.clone());
             tokio::spawn(async move {
-                // SQLite: rows written since the subject index was last brought up to date.
-                let mut unindexed = u64::MAX;
+                // SQLite: rows this writer wrote since it last brought the subject index
+                // up to date. Not when idle: a quiet site would then make a run of the index
+                // per event or two, and lookups seek every run.
+                let mut unindexed = 0;
                 loop {
                     if sqlite
                         && unindexed >= subject_index::MERGE_EVERY_ROWS
@@ -46,18 +48,7 @@ impl Writer {
                     }
                     let group = {
                         let mut rx = rx.lock().await;
-                        let first = if sqlite && unindexed > 0 {
-                            match tokio::time::timeout(subject_index::MERGE_IDLE, rx.recv()).await {
-                                Ok(job) => job,
-                                Err(_) => {
-                                    // Idle: a good moment to bring the index up to date.
-                                    unindexed = u64::MAX;
-                                    continue;
-                                }
-                            }
-                        } else {
-                            rx.recv().await
-                        };
+                        let first = rx.recv().await;
                         let Some(first) = first else { return };
                         let mut group = vec![first];
                         while group.len() < MAX_GROUP {
