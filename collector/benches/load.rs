@@ -237,54 +237,60 @@ async fn run(kind: &str) {
     for ddl in ddl {
         sqlx::query(ddl).execute(pool).await.unwrap();
     }
-    #[allow(clippy::type_complexity)]
-    let sample: Vec<(String, String, String, String, i64, String, String)> = sqlx::query_as(
-        "SELECT subject, anonymous_id, name, purpose, timestamp_ms, payload, message_id FROM events LIMIT $1",
-    )
-    .bind(rows as i64)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    // A bulk load: 10,000 rows per transaction.
+    let sample: Vec<StoredRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM events LIMIT $1"))
+        .bind(rows as i64)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    // A bulk load: 10,000 rows per transaction, every column as the collector stored it.
     let t = Instant::now();
     let mut tx = pool.begin().await.unwrap();
+    let width = COLUMNS.split(',').count();
     for (chunk_no, chunk) in sample.chunks(BATCH).enumerate() {
         // The fastest form for each database: on SQLite `OR IGNORE` (no statement
         // journal) and `?` placeholders, on PostgreSQL `$n`.
-        let mut sql = String::from(if kind == "sqlite" {
-            "INSERT OR IGNORE"
-        } else {
-            "INSERT"
-        });
-        sql.push_str(
-            " INTO bare_events (source_id, message_id, type, name, purpose, subject, anonymous_id, timestamp_ms,
-             received_at_ms, payload, subject_key) VALUES ",
+        let mut sql = format!(
+            "{} INTO bare_events ({COLUMNS}) VALUES ",
+            if kind == "sqlite" {
+                "INSERT OR IGNORE"
+            } else {
+                "INSERT"
+            }
         );
         for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            if kind == "sqlite" {
-                sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
-            } else {
-                let p: Vec<String> = (1..=11).map(|c| format!("${}", i * 11 + c)).collect();
-                sql.push_str(&format!("({})", p.join(",")));
-            }
+            let p: Vec<String> = (1..=width)
+                .map(|c| {
+                    if kind == "sqlite" {
+                        "?".to_owned()
+                    } else {
+                        format!("${}", i * width + c)
+                    }
+                })
+                .collect();
+            sql.push_str(&format!(
+                "{}({})",
+                if i > 0 { "," } else { "" },
+                p.join(",")
+            ));
         }
         let mut q = sqlx::query(&sql);
-        for row in chunk {
+        for r in chunk {
             q = q
-                .bind("src")
-                .bind(&row.6)
-                .bind("track")
-                .bind(&row.2)
-                .bind(&row.3)
-                .bind(&row.0)
-                .bind(&row.1)
-                .bind(row.4)
-                .bind(row.4)
-                .bind(&row.5)
-                .bind(assent_collector::pseudonym::subject_key(&row.0));
+                .bind(&r.source_id)
+                .bind(&r.message_id)
+                .bind(&r.kind)
+                .bind(&r.name)
+                .bind(&r.purpose)
+                .bind(&r.subject)
+                .bind(r.subject_key)
+                .bind(&r.anonymous_id)
+                .bind(&r.user_id)
+                .bind(r.timestamp_ms)
+                .bind(r.original_timestamp_ms)
+                .bind(r.sent_at_ms)
+                .bind(r.received_at_ms)
+                .bind(&r.ip_prefix)
+                .bind(&r.payload);
         }
         q.execute(&mut *tx).await.unwrap();
         if chunk_no % 100 == 99 {
@@ -299,6 +305,32 @@ async fn run(kind: &str) {
         "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
         rate / bare
     );
+}
+
+/// The columns of a stored event, in the order [`StoredRow`] reads them.
+const COLUMNS: &str =
+    "source_id, message_id, type, name, purpose, subject, subject_key, anonymous_id, user_id, \
+     timestamp_ms, original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload";
+
+/// One stored event, as the bare insert copies it.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    source_id: String,
+    message_id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    purpose: String,
+    subject: String,
+    subject_key: i64,
+    anonymous_id: Option<String>,
+    user_id: Option<String>,
+    timestamp_ms: i64,
+    original_timestamp_ms: Option<i64>,
+    sent_at_ms: Option<i64>,
+    received_at_ms: i64,
+    ip_prefix: Option<String>,
+    payload: String,
 }
 
 fn main() {
