@@ -307,6 +307,10 @@ async fn readyz(State(state): Shared) -> Result<Response> {
 
 async fn metrics(State(state): Shared) -> Response {
     state.metrics.writer_queue.set(state.writer.depth() as i64);
+    state
+        .metrics
+        .consent_cache
+        .set(state.consent_cache.len() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

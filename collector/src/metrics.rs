@@ -34,6 +34,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests waiting for the writer (group commit queue).
     pub writer_queue: Gauge,
+    /// Subjects whose consent records are held in memory (SQLite).
+    pub consent_cache: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -53,6 +55,7 @@ impl Default for Metrics {
         });
         let in_flight = Gauge::default();
         let writer_queue = Gauge::default();
+        let consent_cache = Gauge::default();
         let mut registry = Registry::with_prefix("assent");
         registry.register(
             "http_requests",
@@ -79,6 +82,11 @@ impl Default for Metrics {
             "Requests waiting for the writer",
             writer_queue.clone(),
         );
+        registry.register(
+            "consent_cache_subjects",
+            "Subjects whose consent records are held in memory",
+            consent_cache.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -86,6 +94,7 @@ impl Default for Metrics {
             latency,
             in_flight,
             writer_queue,
+            consent_cache,
         }
     }
 }
