@@ -1246,52 +1246,36 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     let database_url = fresh_database(b, dir.path()).await;
     let one = spawn_with(config(&database_url), tempfile::tempdir().unwrap()).await;
     let two = spawn_with(config(&database_url), dir).await;
+    // Each event is new (its own messageId) and later than every decision below.
     let mut n = 0;
-    let mut event = |app: &TestApp, subject: &str| {
+    let mut next = || {
         n += 1;
-        let body = json!({"batch": [track(&format!("e{n}"), subject, None, &format!("2026-11-29T11:00:{n:02}.000Z"))]});
-        let (url, client) = (app.url.clone(), app.client.clone());
-        async move {
-            let r: Value = client
-                .post(format!("{url}/v1/batch"))
-                .basic_auth(WRITE_KEY, Some(""))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["accepted"].as_u64().unwrap()
-        }
+        n
     };
-    let decide = |app: &TestApp, id: &str, granted: bool, at: &str| {
+    async fn event(app: &TestApp, n: u32, subject: &str) -> u64 {
+        let at = format!("2026-11-29T11:00:{n:02}.000Z");
+        let body = json!({"batch": [track(&format!("e{n}"), subject, None, &at)]});
+        app.post("/v1/batch", &body).await.1["accepted"]
+            .as_u64()
+            .unwrap()
+    }
+    async fn decide(app: &TestApp, id: &str, granted: bool, at: &str) {
         let record = consent(id, "alice", json!({"analytics": granted}), at);
-        let (url, client) = (app.url.clone(), app.client.clone());
-        async move {
-            let r = client
-                .post(format!("{url}/v1/consent"))
-                .basic_auth(WRITE_KEY, Some(""))
-                .json(&record)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-        }
-    };
+        assert_eq!(app.post("/v1/consent", &record).await.0, 201);
+    }
     // No consent yet (and that answer is remembered), then a grant through the other one.
-    assert_eq!(event(&one, "alice").await, 0);
-    assert_eq!(event(&two, "alice").await, 0);
+    assert_eq!(event(&one, next(), "alice").await, 0);
+    assert_eq!(event(&two, next(), "alice").await, 0);
     decide(&two, "g1", true, "2026-11-29T10:00:00.000Z").await;
-    assert_eq!(event(&one, "alice").await, 1);
-    assert_eq!(event(&two, "alice").await, 1);
+    assert_eq!(event(&one, next(), "alice").await, 1);
+    assert_eq!(event(&two, next(), "alice").await, 1);
     // Withdrawn through one: the other refuses at once.
     decide(&one, "w1", false, "2026-11-29T10:10:00.000Z").await;
-    assert_eq!(event(&two, "alice").await, 0);
-    assert_eq!(event(&one, "alice").await, 0);
+    assert_eq!(event(&two, next(), "alice").await, 0);
+    assert_eq!(event(&one, next(), "alice").await, 0);
     // Granted again, then erased: no consent is left to count.
     decide(&two, "g2", true, "2026-11-29T10:20:00.000Z").await;
-    assert_eq!(event(&one, "alice").await, 1);
+    assert_eq!(event(&one, next(), "alice").await, 1);
     let r = one
         .client
         .delete(format!("{}/v1/subjects/alice", one.url))
@@ -1300,11 +1284,11 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(event(&two, "alice").await, 0);
-    assert_eq!(event(&one, "alice").await, 0);
+    assert_eq!(event(&two, next(), "alice").await, 0);
+    assert_eq!(event(&one, next(), "alice").await, 0);
     // Many changes at once (more than the cache applies one by one), one of them alice's.
     decide(&one, "g3", true, "2026-11-29T10:30:00.000Z").await;
-    assert_eq!(event(&two, "alice").await, 1);
+    assert_eq!(event(&two, next(), "alice").await, 1);
     let records: Vec<Value> = (0..2500)
         .map(|i| {
             consent(
@@ -1327,11 +1311,11 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
             .0,
         201
     );
-    assert_eq!(event(&two, "alice").await, 0);
-    assert_eq!(event(&two, "bulk7").await, 1);
+    assert_eq!(event(&two, next(), "alice").await, 0);
+    assert_eq!(event(&two, next(), "bulk7").await, 1);
     // Retention removes expired records: what they granted stops counting.
     decide(&two, "g4", true, "2026-11-29T10:50:00.000Z").await;
-    assert_eq!(event(&one, "alice").await, 1);
+    assert_eq!(event(&one, next(), "alice").await, 1);
     assent_collector::consent_cache::prune(&one.state.db)
         .await
         .unwrap();
@@ -1351,6 +1335,6 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(one.count("consent_records").await, 0);
-    assert_eq!(event(&one, "alice").await, 0);
-    assert_eq!(event(&two, "bulk7").await, 0);
+    assert_eq!(event(&one, next(), "alice").await, 0);
+    assert_eq!(event(&two, next(), "bulk7").await, 0);
 }
