@@ -204,13 +204,11 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<(NewKey, NewKey)>> {
         return Ok(None);
     }
     let c = &state.config;
-    let source = ensure_source(
-        &mut w,
-        "default",
-        &c.bootstrap_allowed_origins,
-        state.clock.now_ms(),
-    )
-    .await?;
+    // Checked and normalized as `keys create --origins` does: an origin a browser would
+    // never send (a path, a trailing slash) is an error at first start, not a silent
+    // CORS failure later.
+    let origins = normalize_origins(&c.bootstrap_allowed_origins)?;
+    let source = ensure_source(&mut w, "default", &origins, state.clock.now_ms()).await?;
     let write_raw = c
         .bootstrap_write_key
         .as_ref()

@@ -50,7 +50,8 @@ pub fn config(database_url: &str) -> Config {
         database_url: Secret::new(database_url),
         bootstrap_write_key: Some(Secret::new(WRITE_KEY)),
         bootstrap_admin_token: Some(Secret::new(ADMIN_TOKEN)),
-        bootstrap_allowed_origins: "https://shop.example".into(),
+        // Written as people do (trailing slash, spaces): stored as the browser sends it.
+        bootstrap_allowed_origins: " https://shop.example/ ".into(),
         audit_checkpoint_every: 5,
         ..Config::default()
     }
