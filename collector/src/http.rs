@@ -232,10 +232,16 @@ async fn single(
     let kind = path.as_str().trim_start_matches("/v1/").to_owned();
     obj.entry("type").or_insert(Value::String(kind));
     let sent_at = obj.remove("sentAt");
-    let write_key = obj.remove("writeKey");
+    let write_key = take_write_key(&mut event);
     let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
     let bytes = serde_json::to_vec(&envelope).expect("serializes");
     accept(&state, peer, &headers, received_at_ms, &bytes).await
+}
+
+/// Takes the `writeKey` a client that cannot set headers put in a JSON body (it is a
+/// credential: it must not be stored with the rest).
+fn take_write_key(body: &mut Value) -> Option<Value> {
+    body.as_object_mut()?.remove("writeKey")
 }
 
 /// Authenticates and ingests one batch body.
@@ -266,14 +272,9 @@ async fn consent_post(
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
     let mut body = read_json(&headers, body, state.config.max_body_bytes).await?;
-    let body_key = body
-        .get("writeKey")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let (caller, source_id) = source_caller(&state, &headers, body_key.as_deref()).await?;
-    if let Some(obj) = body.as_object_mut() {
-        obj.remove("writeKey");
-    }
+    let body_key = take_write_key(&mut body);
+    let body_key = body_key.as_ref().and_then(Value::as_str);
+    let (caller, source_id) = source_caller(&state, &headers, body_key).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
