@@ -173,7 +173,13 @@ impl Db {
             Backend::Sqlite => Some(self.writer.lock().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = match self.backend {
+            // IMMEDIATE: take SQLite's write lock now (waiting up to busy_timeout). A
+            // deferred transaction that reads first and then writes fails at once with
+            // SQLITE_BUSY if another process committed in between.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx {
             tx,
             backend: self.backend,
