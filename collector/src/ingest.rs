@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use assent_protocol::{
-    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, Event, ProtocolError, Purpose,
+    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, ProtocolError, Purpose,
     PurposeMap, RejectCode, Rejection, Timestamp,
 };
 use serde_json::{value::RawValue, Value};
@@ -110,14 +110,8 @@ fn pseudonymized_record(state: &AppState, mut record: ConsentRecord, skew: Skew)
 
 /// Segment's consent tools stamp `context.consent.categoryPreferences`; categories are
 /// named by each customer, so the usual names are mapped to Assent's purposes.
-fn segment_stamp(event: &Event) -> Option<PurposeMap> {
-    let prefs = event
-        .context
-        .as_ref()?
-        .extra
-        .get("consent")?
-        .get("categoryPreferences")?
-        .as_object()?;
+fn segment_stamp(event: &EventView<'_>) -> Option<PurposeMap> {
+    let prefs = event.category_preferences.as_ref()?;
     let mut map = PurposeMap::new();
     for (category, granted) in prefs {
         let Some(granted) = granted.as_bool() else {
@@ -264,7 +258,7 @@ pub fn parse_only(bytes: &[u8]) -> Result<(usize, usize)> {
     let _ = envelope.write_key();
     let mut events = 0;
     for raw in envelope.batch.iter().flatten() {
-        if let Ok(event) = Event::from_json(raw.get()) {
+        if let Ok(event) = EventView::parse(raw.get()) {
             let _ = (segment_stamp(&event), event.effective_purpose());
             events += 1;
         }
@@ -382,10 +376,10 @@ async fn ingest(
         keys: &state.pseudonymizer,
         memo: FastMap::default(),
     };
-    let mut parsed: Vec<(usize, Event, String)> = Vec::with_capacity(events.len());
+    let mut parsed: Vec<(usize, EventView<'_>, String)> = Vec::with_capacity(events.len());
     let mut dead = Vec::new();
     for (index, raw) in events.into_iter().enumerate() {
-        match Event::from_json(raw.get()) {
+        match EventView::parse(raw.get()) {
             Ok(event) => {
                 let raw_subject = event
                     .anonymous_id
@@ -446,7 +440,7 @@ async fn ingest(
     }
 
     let mut rows = Vec::with_capacity(parsed.len());
-    for (index, mut event, subject) in parsed {
+    for (index, event, subject) in parsed {
         let at = skew.correct(event.timestamp);
         let purpose = event.effective_purpose();
         if let Some(stamp) = segment_stamp(&event) {
@@ -456,11 +450,12 @@ async fn ingest(
                     consent_id: format!("segment-{}", event.message_id),
                     subject_id: event
                         .anonymous_id
-                        .clone()
+                        .as_deref()
                         .filter(|s| !s.is_empty())
-                        .or(event.user_id.clone())
-                        .unwrap_or_default(),
-                    user_id: event.user_id.clone(),
+                        .or(event.user_id.as_deref())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    user_id: event.user_id.as_deref().map(str::to_owned),
                     purposes: stamp.clone(),
                     policy_version: "segment-consent-stamp".into(),
                     method: ConsentMethod::Custom,
@@ -489,14 +484,7 @@ async fn ingest(
                 .is_some_and(|p| p.get(&purpose).copied().unwrap_or(false));
         let message_id = event.message_id.as_str().to_owned();
         // What is stored: identifiers pseudonymized, the address and the key dropped.
-        event.anonymous_id = event.anonymous_id.as_deref().map(|a| ids.of(a));
-        event.user_id = event.user_id.as_deref().map(|u| ids.of(u));
-        event.previous_id = event.previous_id.as_deref().map(|p| ids.of(p));
-        event.extra.remove("writeKey");
-        if let Some(ctx) = event.context.as_mut() {
-            ctx.extra.remove("ip");
-        }
-        let payload = serde_json::to_string(&event).expect("events serialize");
+        let payload = event.stored_json(|raw| ids.of(raw));
         if !granted {
             let reason = format!(
                 "purpose {purpose} was not granted by the subject's consent at the event's time"
@@ -519,11 +507,11 @@ async fn ingest(
             message_id,
             subject_key: crate::pseudonym::subject_key(&subject),
             kind: event.kind.as_str(),
-            name: event.event.take().or(event.name.take()),
+            name: event.event.or(event.name).map(std::borrow::Cow::into_owned),
             purpose,
             subject,
-            anonymous_id: event.anonymous_id.take(),
-            user_id: event.user_id.take(),
+            anonymous_id: event.anonymous_id.as_deref().map(|a| ids.of(a)),
+            user_id: event.user_id.as_deref().map(|u| ids.of(u)),
             timestamp_ms: at,
             original_timestamp_ms: event.timestamp.map(Timestamp::unix_millis),
             payload,
@@ -745,7 +733,7 @@ mod tests {
 
     #[test]
     fn segment_categories_map_to_purposes() {
-        let e = Event::from_json(
+        let e = EventView::parse(
             r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a",
                 "context":{"consent":{"categoryPreferences":{"Analytics":true,"Marketing":false,"Custom Thing":true}}}}"#,
         )

@@ -197,22 +197,39 @@ impl Event {
         fn present(v: &Option<String>) -> bool {
             v.as_deref().is_some_and(|s| !s.is_empty())
         }
-        if !present(&self.anonymous_id) && !present(&self.user_id) {
-            return Err(ProtocolError::MissingField("anonymousId or userId"));
-        }
-        match self.kind {
-            EventType::Track if !present(&self.event) => Err(ProtocolError::MissingField("event")),
-            EventType::Alias if !present(&self.previous_id) => {
-                Err(ProtocolError::MissingField("previousId"))
-            }
-            EventType::Alias if !present(&self.user_id) => {
-                Err(ProtocolError::MissingField("userId"))
-            }
-            EventType::Group if !present(&self.group_id) => {
-                Err(ProtocolError::MissingField("groupId"))
-            }
-            _ => Ok(()),
-        }
+        check_rules(
+            self.kind,
+            Present {
+                anonymous_id: present(&self.anonymous_id),
+                user_id: present(&self.user_id),
+                event: present(&self.event),
+                previous_id: present(&self.previous_id),
+                group_id: present(&self.group_id),
+            },
+        )
+    }
+}
+
+/// Which of the fields the type rules look at are there and not empty.
+pub(crate) struct Present {
+    pub anonymous_id: bool,
+    pub user_id: bool,
+    pub event: bool,
+    pub previous_id: bool,
+    pub group_id: bool,
+}
+
+/// The rules of the Segment spec for each type (for [`Event`] and the collector's view).
+pub(crate) fn check_rules(kind: EventType, p: Present) -> Result<(), ProtocolError> {
+    if !p.anonymous_id && !p.user_id {
+        return Err(ProtocolError::MissingField("anonymousId or userId"));
+    }
+    match kind {
+        EventType::Track if !p.event => Err(ProtocolError::MissingField("event")),
+        EventType::Alias if !p.previous_id => Err(ProtocolError::MissingField("previousId")),
+        EventType::Alias if !p.user_id => Err(ProtocolError::MissingField("userId")),
+        EventType::Group if !p.group_id => Err(ProtocolError::MissingField("groupId")),
+        _ => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@ mod consent;
 mod error;
 mod event;
 mod event_de;
+mod event_view;
 mod purpose;
 mod timestamp;
 
@@ -19,6 +20,7 @@ pub use batch::{BatchEnvelope, BatchResponse, RejectCode, Rejection};
 pub use consent::{ConsentMethod, ConsentRecord, ConsentSource, Interaction, Layer, PurposeMap};
 pub use error::ProtocolError;
 pub use event::{Context, Event, EventType, LibraryInfo, MessageId};
+pub use event_view::EventView;
 pub use purpose::Purpose;
 pub use timestamp::Timestamp;
 
