@@ -342,6 +342,22 @@ mod tests {
         assert_eq!(view.category_preferences.unwrap()["Ads"], true);
     }
 
+    /// Keys are compared decoded: an escaped spelling of an id, the key or the address
+    /// is treated as the plain one.
+    #[test]
+    fn escaped_keys_are_recognized() {
+        let json = r#"{"messageId":"m","type":"track","event":"x","anonym\u006fusId":"raw-id",
+            "write\u004bey":"wk_secret","context":{"\u0069p":"203.0.113.7","locale":"en"}}"#;
+        let view = EventView::parse(json).unwrap();
+        assert_eq!(view.anonymous_id.as_deref(), Some("raw-id"));
+        let stored = view.stored_json(|_| "k1.pseudonym".into());
+        for secret in ["raw-id", "wk_secret", "203.0.113.7"] {
+            assert!(!stored.contains(secret), "{stored}");
+        }
+        let twice = r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","anonym\u006fusId":"b"}"#;
+        assert!(EventView::parse(twice).is_err());
+    }
+
     #[test]
     fn the_view_refuses_what_event_refuses() {
         for bad in [
