@@ -82,9 +82,8 @@ pub struct LibraryInfo {
 }
 
 /// The event's `context`. The fields Assent's SDKs fill are typed; anything else a
-/// Segment-compatible library sends is kept in `extra`. (Its `Deserialize` is written out
-/// in `event_de.rs`.)
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+/// Segment-compatible library sends is kept in `extra`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Context {
     /// Producing library.
@@ -113,9 +112,8 @@ pub struct Context {
     pub extra: Map<String, Value>,
 }
 
-/// One Segment Tracking API event plus Assent's `purpose`. (Its `Deserialize` is written
-/// out in `event_de.rs`.)
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One Segment Tracking API event plus Assent's `purpose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Idempotency key, fixed when the event is created.
@@ -124,37 +122,37 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     /// Name of a `track` event.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
     /// Name of a `screen` or `page`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Pseudonymous install or browser id.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymous_id: Option<String>,
     /// Known user id (pseudonymized by Assent's SDKs when a pepper is configured).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Previous id of an `alias`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_id: Option<String>,
     /// Group of a `group` call.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// Event properties (`track`, `screen`, `page`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Map<String, Value>>,
     /// User or group traits (`identify`, `group`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traits: Option<Map<String, Value>>,
     /// Where the event came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Context>,
     /// When the event happened, by the device's clock.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     /// Assent extension: what the event is for. Absent means `analytics`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Purpose>,
     /// Other Segment fields (`integrations`, `originalTimestamp`, `channel`...), kept as
     /// sent so that nothing a Segment library sends is silently lost.
@@ -234,8 +232,65 @@ pub(crate) fn check_rules(kind: EventType, p: Present) -> Result<(), ProtocolErr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn known_fields_are_typed_and_the_rest_is_kept_as_sent() {
+        let json = r#"{"messageId":"m1","type":"track","event":"Bought","anonymousId":"a",
+            "userId":null,"purpose":"advertising","properties":{"price":19.99},
+            "context":{"library":{"name":"x","version":"1"},"ip":"203.0.113.7","locale":"fr-FR",
+                       "consent":{"categoryPreferences":{"Ads":true}}},
+            "integrations":{"All":false},"originalTimestamp":"2026-01-01T00:00:00Z",
+            "timestamp":"2026-01-01T00:00:01Z"}"#;
+        let e = Event::from_json(json).unwrap();
+        assert_eq!(e.message_id.as_str(), "m1");
+        assert_eq!(e.kind, EventType::Track);
+        assert_eq!(e.user_id, None);
+        assert_eq!(e.purpose, Some(Purpose::Advertising));
+        assert_eq!(e.properties.as_ref().unwrap()["price"], 19.99);
+        let ctx = e.context.as_ref().unwrap();
+        assert_eq!(ctx.locale.as_deref(), Some("fr-FR"));
+        assert_eq!(ctx.library.as_ref().unwrap().name, "x");
+        assert_eq!(ctx.extra["ip"], "203.0.113.7");
+        assert!(ctx.extra.contains_key("consent"));
+        assert_eq!(e.extra["integrations"]["All"], false);
+        assert_eq!(e.extra["originalTimestamp"], "2026-01-01T00:00:00Z");
+        assert_eq!(e.extra.len(), 2);
+        // What is serialized again reads back the same.
+        let again = Event::from_json(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(again, e);
+    }
+
+    /// Events no reader of protocol v1 accepts: `Event` here, `EventView` in its own tests.
+    pub(crate) const INVALID_EVENTS: &[&str] = &[
+        r#"{"type":"track","event":"x","anonymousId":"a"}"#,
+        r#"{"messageId":"m","event":"x","anonymousId":"a"}"#,
+        r#"{"messageId":"m","messageId":"n","type":"track","event":"x","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","context":{"locale":"x","locale":"y"}}"#,
+        r#"{"messageId":"m","type":"track","event":7,"anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","context":[]}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","properties":[1]}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","context":{"library":{"name":"x"}}}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","purpose":"secret-sauce"}"#,
+        r#"{"messageId":"","type":"track","event":"x","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"track","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"group","userId":"u"}"#,
+        r#"["m","track"]"#,
+    ];
+
+    #[test]
+    fn missing_repeated_and_mistyped_fields_are_errors() {
+        for bad in INVALID_EVENTS {
+            assert!(Event::from_json(bad).is_err(), "{bad}");
+        }
+        // An unknown field repeated: the last one is kept (as serde_json's own maps do).
+        let e = Event::from_json(
+            r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","channel":"web","channel":"app"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.extra["channel"], "app");
+    }
 
     #[test]
     fn message_id_bounds() {

@@ -11,7 +11,6 @@ mod batch;
 mod consent;
 mod error;
 mod event;
-mod event_de;
 mod event_view;
 mod purpose;
 mod timestamp;
