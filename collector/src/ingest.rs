@@ -381,13 +381,7 @@ async fn ingest(
     for (index, raw) in events.into_iter().enumerate() {
         match EventView::parse(raw.get()) {
             Ok(event) => {
-                let raw_subject = event
-                    .anonymous_id
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .or(event.user_id.as_deref())
-                    .unwrap_or_default();
-                let subject = ids.of(raw_subject);
+                let subject = ids.of(event.raw_subject());
                 parsed.push((index, event, subject));
             }
             Err(err) => {
@@ -423,12 +417,7 @@ async fn ingest(
         }
         aliases.insert(subject.clone(), subject.clone());
         if state.pseudonymizer.has_previous() {
-            let raw = event
-                .anonymous_id
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .or(event.user_id.as_deref())
-                .unwrap_or_default();
+            let raw = event.raw_subject();
             for old in state.pseudonymizer.all_pseudonyms(raw).into_iter().skip(1) {
                 aliases.insert(old, subject.clone());
             }
@@ -448,13 +437,7 @@ async fn ingest(
                 // The stamp changes what we know of the subject's consent: record it.
                 let record = ConsentRecord {
                     consent_id: format!("segment-{}", event.message_id),
-                    subject_id: event
-                        .anonymous_id
-                        .as_deref()
-                        .filter(|s| !s.is_empty())
-                        .or(event.user_id.as_deref())
-                        .unwrap_or_default()
-                        .to_owned(),
+                    subject_id: event.raw_subject().to_owned(),
                     user_id: event.user_id.as_deref().map(str::to_owned),
                     purposes: stamp.clone(),
                     policy_version: "segment-consent-stamp".into(),

@@ -193,6 +193,15 @@ impl<'a> EventView<'a> {
         })
     }
 
+    /// Whose event it is, as sent: the `anonymousId`, or the `userId` when there is none.
+    pub fn raw_subject(&self) -> &str {
+        self.anonymous_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(self.user_id.as_deref())
+            .unwrap_or_default()
+    }
+
     /// The purpose the event counts under: `analytics` when it names none.
     pub fn effective_purpose(&self) -> Purpose {
         self.purpose.unwrap_or_default()
