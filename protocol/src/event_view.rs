@@ -226,9 +226,15 @@ impl<'a> EventView<'a> {
             out.push(':');
             match key {
                 "anonymousId" | "userId" | "previousId" => {
-                    match serde_json::from_str::<Option<Key<'_>>>(raw.get()) {
-                        Ok(Some(id)) => push_json_string(&mut out, &stored(&id.0)),
-                        _ => out.push_str("null"),
+                    // Read once by `parse` (which refuses a repeated one).
+                    let id = match key {
+                        "anonymousId" => &self.anonymous_id,
+                        "userId" => &self.user_id,
+                        _ => &self.previous_id,
+                    };
+                    match id {
+                        Some(id) => push_json_string(&mut out, &stored(id)),
+                        None => out.push_str("null"),
                     }
                 }
                 "context" => match &self.context_with_ip {
