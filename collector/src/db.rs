@@ -33,6 +33,11 @@ pub struct Db {
     /// SQLite has one writer: taking it here first avoids busy retries and makes the
     /// audit chain's read-then-append safe. Unused for PostgreSQL.
     writer: Arc<Mutex<()>>,
+    /// Where write transactions run. On SQLite one connection of its own: in WAL mode a
+    /// connection drops its whole page cache when another one committed since it last
+    /// read, so writes that moved from connection to connection re-read the hot pages of
+    /// every index from the WAL each time. On PostgreSQL, `pool`.
+    write_pool: AnyPool,
 }
 
 /// A write transaction (and, on SQLite, the writer lock).
@@ -114,8 +119,31 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| Error::Config(format!("database_url: {e}")))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+        let pool = Self::pool_options(backend, if backend == Backend::Sqlite { 8 } else { 16 })
+            .connect_with(options.clone())
+            .await?;
+        let write_pool = match backend {
+            // Kept open for good: a fresh connection would start with a cold cache.
+            Backend::Sqlite => {
+                Self::pool_options(backend, 1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+            write_pool,
+        })
+    }
+
+    fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .after_connect(move |conn, _| {
@@ -140,13 +168,6 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
-        Ok(Db {
-            pool,
-            backend,
-            writer: Arc::new(Mutex::new(())),
-        })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -177,8 +198,8 @@ impl Db {
             // IMMEDIATE: take SQLite's write lock now (waiting up to busy_timeout). A
             // deferred transaction that reads first and then writes fails at once with
             // SQLITE_BUSY if another process committed in between.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write_pool.begin().await?,
         };
         Ok(WriteTx {
             tx,
