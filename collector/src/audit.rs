@@ -70,7 +70,7 @@ pub struct NewEntry {
 /// Appends entries (and any checkpoint that falls due) inside the caller's transaction.
 /// Returns the sequence number of each entry.
 pub async fn append(
-    w: &mut WriteTx<'_>,
+    w: &mut WriteTx,
     entries: Vec<NewEntry>,
     at_ms: i64,
     keys: &Pseudonymizer,
@@ -124,7 +124,7 @@ pub async fn append(
 
 #[allow(clippy::too_many_arguments)]
 async fn insert(
-    w: &mut WriteTx<'_>,
+    w: &mut WriteTx,
     seq: i64,
     at_ms: i64,
     kind: &str,

@@ -4,9 +4,9 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
-    AnyPool, Executor, Row,
+    AnyConnection, AnyPool, Connection, Executor, Row,
 };
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{
     config::{Config, Secret},
@@ -30,25 +30,103 @@ const AUDIT_CHAIN_LOCK: i64 = 0x4153_5345_4e54; // "ASSENT"
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
-    /// SQLite has one writer: taking it here first avoids busy retries and makes the
-    /// audit chain's read-then-append safe. Unused for PostgreSQL.
-    writer: Arc<Mutex<()>>,
-    /// Where write transactions run. On SQLite one connection of its own: in WAL mode a
-    /// connection drops its whole page cache when another one committed since it last
-    /// read, so writes that moved from connection to connection re-read the hot pages of
-    /// every index from the WAL each time. On PostgreSQL, `pool`.
-    write_pool: AnyPool,
+    /// SQLite: the one connection that writes; holding it is being the writer, which
+    /// avoids busy retries and makes the audit chain's read-then-append safe. A connection
+    /// of its own, not one from `pool`: in WAL mode a connection drops its whole page cache
+    /// when another one committed since it last read, so writes that moved from connection
+    /// to connection re-read the hot pages of every index each time, and taking a pooled
+    /// connection back waited for a task that returns the last one. None on PostgreSQL.
+    sqlite_writer: Option<Arc<Mutex<SqliteWriter>>>,
 }
 
-/// A write transaction (and, on SQLite, the writer lock).
-pub struct WriteTx<'a> {
-    pub tx: sqlx::Transaction<'static, sqlx::Any>,
+/// SQLite's writing connection, and whether a transaction is open on it.
+#[derive(Debug)]
+struct SqliteWriter {
+    conn: AnyConnection,
+    options: AnyConnectOptions,
+    open: bool,
+}
+
+impl SqliteWriter {
+    /// Begins an IMMEDIATE transaction: SQLite's write lock is taken now (waiting up to
+    /// busy_timeout). A deferred transaction that reads first and then writes fails at
+    /// once with SQLITE_BUSY if another process committed in between. A transaction left
+    /// open (its `WriteTx` dropped where no rollback could be started) is rolled back
+    /// first; a connection that no longer answers is opened again.
+    async fn begin(&mut self) -> Result<()> {
+        if self.open {
+            let _ = self.conn.execute("ROLLBACK").await;
+            self.open = false;
+        }
+        if let Err(e) = self.conn.execute("BEGIN IMMEDIATE").await {
+            if matches!(e, sqlx::Error::Database(_)) {
+                return Err(e.into());
+            }
+            self.conn = connect_sqlite(&self.options).await?;
+            self.conn.execute("BEGIN IMMEDIATE").await?;
+        }
+        self.open = true;
+        Ok(())
+    }
+}
+
+/// The connection a [`WriteTx`] writes on: `&mut *w.tx` is an executor.
+pub enum TxConn {
+    Postgres(sqlx::Transaction<'static, sqlx::Any>),
+    Sqlite(SqliteTx),
+}
+
+/// SQLite's writing connection with a transaction open on it. Dropped without a commit,
+/// it rolls back (in a task that keeps the connection until it has).
+pub struct SqliteTx(Option<OwnedMutexGuard<SqliteWriter>>);
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        let Some(mut writer) = self.0.take() else {
+            return;
+        };
+        if !writer.open {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if writer.conn.execute("ROLLBACK").await.is_ok() {
+                    writer.open = false;
+                }
+            });
+        }
+    }
+}
+
+impl std::ops::Deref for TxConn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            TxConn::Postgres(tx) => tx,
+            TxConn::Sqlite(SqliteTx(writer)) => &writer.as_ref().expect("open until dropped").conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TxConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            TxConn::Postgres(tx) => tx,
+            TxConn::Sqlite(SqliteTx(writer)) => {
+                &mut writer.as_mut().expect("open until dropped").conn
+            }
+        }
+    }
+}
+
+/// A write transaction (on SQLite, on the writing connection, which it holds).
+pub struct WriteTx {
+    pub tx: TxConn,
     backend: Backend,
     chain_locked: bool,
-    _writer: Option<MutexGuard<'a, ()>>,
 }
 
-impl WriteTx<'_> {
+impl WriteTx {
     /// Serializes audit chain appends (a no-op on SQLite, which has one writer).
     pub async fn lock_audit_chain(&mut self) -> Result<()> {
         if self.backend == Backend::Postgres && !self.chain_locked {
@@ -95,7 +173,14 @@ impl WriteTx<'_> {
     }
 
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        match self.tx {
+            TxConn::Postgres(tx) => tx.commit().await?,
+            TxConn::Sqlite(mut tx) => {
+                let writer = tx.0.as_mut().expect("open until dropped");
+                writer.conn.execute("COMMIT").await?;
+                writer.open = false;
+            }
+        }
         Ok(())
     }
 }
@@ -119,55 +204,33 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| Error::Config(format!("database_url: {e}")))?;
-        let pool = Self::pool_options(backend, if backend == Backend::Sqlite { 8 } else { 16 })
-            .connect_with(options.clone())
-            .await?;
-        let write_pool = match backend {
-            // Kept open for good: a fresh connection would start with a cold cache.
-            Backend::Sqlite => {
-                Self::pool_options(backend, 1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => pool.clone(),
-        };
-        Ok(Db {
-            pool,
-            backend,
-            writer: Arc::new(Mutex::new(())),
-            write_pool,
-        })
-    }
-
-    fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
-        AnyPoolOptions::new()
-            .max_connections(connections)
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer. FULL: a commit is on disk
-                        // before the 2xx that acknowledges it.
-                        // 16 KiB pages: fewer WAL frames (and system calls) per commit.
-                        // Only takes effect on a new database file.
-                        conn.execute("PRAGMA page_size = 16384").await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        // Keep hot index pages in memory rather than re-reading them.
-                        conn.execute("PRAGMA cache_size = -65536").await?;
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
-                        // Checkpoints run beside the writer (see `checkpoint`); this
-                        // is only the safety net should they fall behind.
-                        conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        sqlite_settings(conn).await?;
                     }
                     Ok(())
                 })
             })
+            .connect_with(options.clone())
+            .await?;
+        let sqlite_writer = match backend {
+            Backend::Sqlite => Some(Arc::new(Mutex::new(SqliteWriter {
+                conn: connect_sqlite(&options).await?,
+                options,
+                open: false,
+            }))),
+            Backend::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_writer,
+        })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -189,23 +252,19 @@ impl Db {
         Ok(())
     }
 
-    pub async fn write(&self) -> Result<WriteTx<'_>> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.writer.lock().await),
-            Backend::Postgres => None,
-        };
-        let tx = match self.backend {
-            // IMMEDIATE: take SQLite's write lock now (waiting up to busy_timeout). A
-            // deferred transaction that reads first and then writes fails at once with
-            // SQLITE_BUSY if another process committed in between.
-            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write_pool.begin().await?,
+    pub async fn write(&self) -> Result<WriteTx> {
+        let tx = match &self.sqlite_writer {
+            Some(writer) => {
+                let mut writer = writer.clone().lock_owned().await;
+                writer.begin().await?;
+                TxConn::Sqlite(SqliteTx(Some(writer)))
+            }
+            None => TxConn::Postgres(self.pool.begin().await?),
         };
         Ok(WriteTx {
             tx,
             backend: self.backend,
             chain_locked: false,
-            _writer: guard,
         })
     }
 
@@ -238,6 +297,32 @@ impl Db {
         w.commit().await?;
         Ok(Secret::new(value))
     }
+}
+
+/// Opens a SQLite connection with our settings (the pool's get them on connect too).
+async fn connect_sqlite(options: &AnyConnectOptions) -> Result<AnyConnection> {
+    let mut conn = AnyConnection::connect_with(options).await?;
+    sqlite_settings(&mut conn).await?;
+    Ok(conn)
+}
+
+async fn sqlite_settings(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    // WAL: readers never block the writer. FULL: a commit is on disk before the 2xx
+    // that acknowledges it.
+    // 16 KiB pages: fewer WAL frames (and system calls) per commit. Only takes effect on
+    // a new database file.
+    conn.execute("PRAGMA page_size = 16384").await?;
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    conn.execute("PRAGMA busy_timeout = 5000").await?;
+    // Keep hot index pages in memory rather than re-reading them.
+    conn.execute("PRAGMA cache_size = -65536").await?;
+    conn.execute("PRAGMA mmap_size = 268435456").await?;
+    // Checkpoints run beside the writer (see `checkpoint`); this is only the safety net
+    // should they fall behind.
+    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
 }
 
 /// `$first,...,$(first + n - 1)`: numbered placeholders for an IN list. Numbered ones can
@@ -317,4 +402,53 @@ pub async fn list_keys(db: &Db) -> Result<Vec<KeyInfo>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn secrets(db: &Db) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM server_secrets")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    /// A write transaction dropped without a commit (an error or a cancelled request)
+    /// leaves nothing behind and gives SQLite's write lock back, to this process and to
+    /// another one on the same file.
+    #[tokio::test]
+    async fn a_write_dropped_without_commit_leaves_nothing_and_frees_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let insert = |name: &'static str| {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value, created_at_ms) VALUES ($1, 'v', 0)",
+            )
+            .bind(name)
+        };
+        {
+            let mut w = db.write().await.unwrap();
+            insert("dropped").execute(&mut *w.tx).await.unwrap();
+        }
+        let other = Db::connect(&url).await.unwrap();
+        let mut w = other.write().await.unwrap();
+        insert("other").execute(&mut *w.tx).await.unwrap();
+        w.commit().await.unwrap();
+        let mut w = db.write().await.unwrap();
+        insert("kept").execute(&mut *w.tx).await.unwrap();
+        w.commit().await.unwrap();
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM server_secrets ORDER BY name")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(names, ["kept", "other"]);
+        assert_eq!(secrets(&other).await, 2);
+    }
 }

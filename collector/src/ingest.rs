@@ -539,7 +539,7 @@ impl WriteJob {
     /// Writes the job inside the writer's transaction; returns (accepted, duplicates).
     pub(crate) async fn write(
         &self,
-        w: &mut WriteTx<'_>,
+        w: &mut WriteTx,
         keys: &crate::pseudonym::Pseudonymizer,
         checkpoint_every: u64,
     ) -> Result<(u32, u32)> {

@@ -55,7 +55,7 @@ pub struct NewKey {
 }
 
 pub async fn ensure_source(
-    w: &mut WriteTx<'_>,
+    w: &mut WriteTx,
     name: &str,
     allowed_origins: &str,
     now_ms: i64,
@@ -83,7 +83,7 @@ pub async fn ensure_source(
 /// Makes a key (`raw` given, or random) inside the caller's transaction, and audits it.
 pub async fn create_in(
     state: &AppState,
-    w: &mut WriteTx<'_>,
+    w: &mut WriteTx,
     role: Role,
     source_id: Option<&str>,
     label: &str,

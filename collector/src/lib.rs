@@ -160,7 +160,7 @@ impl AppState {
 
     /// Appends one entry to the audit trail inside `w`, at the current time, signing a
     /// checkpoint when one falls due.
-    pub async fn audit(&self, w: &mut db::WriteTx<'_>, entry: audit::NewEntry) -> Result<()> {
+    pub async fn audit(&self, w: &mut db::WriteTx, entry: audit::NewEntry) -> Result<()> {
         audit::append(
             w,
             vec![entry],
