@@ -17,6 +17,7 @@ use assent_collector::{config::Secret, Application, Config};
 /// glibc's allocator was a quarter of the CPU time under load.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use futures_util::TryStreamExt;
 use serde_json::json;
 
 const BATCH: usize = 100;
@@ -208,9 +209,10 @@ async fn run(kind: &str) {
     // The same rows, inserted bare into a table of the same shape (same key and
     // indexes): multi-row INSERTs of 100, committed every 10,000 rows, nothing else. On
     // SQLite the events table has no subject index (the collector fills a side table in
-    // bulk instead, and that work is not part of the bare insert).
-    let rows = (total as usize).clamp(10_000, 100_000);
+    // bulk instead, and that work is not part of the bare insert). Every row the collector
+    // stored, in the order it stored them; only the inserts are timed.
     let pool = &state.db.pool;
+    let backend = state.db.backend;
     let (key, subject_index) = if kind == "sqlite" {
         (
             "seq INTEGER PRIMARY KEY, ",
@@ -237,71 +239,66 @@ async fn run(kind: &str) {
     for ddl in ddl {
         sqlx::query(ddl).execute(pool).await.unwrap();
     }
-    let sample: Vec<StoredRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM events LIMIT $1"))
-        .bind(rows as i64)
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    // A bulk load: 10,000 rows per transaction, every column as the collector stored it,
-    // through the collector's own write transactions (on SQLite its one writing connection).
-    let t = Instant::now();
-    let mut w = state.db.write().await.unwrap();
-    let width = COLUMNS.split(',').count();
-    for (chunk_no, chunk) in sample.chunks(BATCH).enumerate() {
-        // The fastest form for each database: on SQLite `OR IGNORE` (no statement
-        // journal) and `?` placeholders, on PostgreSQL `$n`.
-        let mut sql = format!(
-            "{} INTO bare_events ({COLUMNS}) VALUES ",
-            if kind == "sqlite" {
-                "INSERT OR IGNORE"
-            } else {
-                "INSERT"
+    let columns: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+    // The fastest form for each database (on SQLite `OR IGNORE`, which keeps no statement
+    // journal, and `?` placeholders), written by the collector's own statement builder.
+    let insert = backend.insert_skipping_duplicates("bare_events", &columns, BATCH);
+    // A table scan gives them in the order stored; a page of 100,000 at a time.
+    let (mut rows, mut inserting) = (0usize, Duration::ZERO);
+    let select = format!("SELECT {COLUMNS} FROM events");
+    let mut stored = sqlx::query_as::<_, StoredRow>(&select).fetch(pool);
+    loop {
+        let mut page = Vec::with_capacity(100_000);
+        while page.len() < 100_000 {
+            match stored.try_next().await.unwrap() {
+                Some(row) => page.push(row),
+                None => break,
             }
-        );
-        for i in 0..chunk.len() {
-            let p: Vec<String> = (1..=width)
-                .map(|c| {
-                    if kind == "sqlite" {
-                        "?".to_owned()
-                    } else {
-                        format!("${}", i * width + c)
-                    }
-                })
-                .collect();
-            sql.push_str(&format!(
-                "{}({})",
-                if i > 0 { "," } else { "" },
-                p.join(",")
-            ));
         }
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(&r.source_id)
-                .bind(&r.message_id)
-                .bind(&r.kind)
-                .bind(&r.name)
-                .bind(&r.purpose)
-                .bind(&r.subject)
-                .bind(r.subject_key)
-                .bind(&r.anonymous_id)
-                .bind(&r.user_id)
-                .bind(r.timestamp_ms)
-                .bind(r.original_timestamp_ms)
-                .bind(r.sent_at_ms)
-                .bind(r.received_at_ms)
-                .bind(&r.ip_prefix)
-                .bind(&r.payload);
+        if page.is_empty() {
+            break;
         }
-        q.execute(&mut *w.tx).await.unwrap();
-        if chunk_no % 100 == 99 {
+        // 10,000 rows per transaction, through the collector's write transactions (on
+        // SQLite its one writing connection), every column as the collector stored it.
+        let t = Instant::now();
+        for transaction in page.chunks(10_000) {
+            let mut w = state.db.write().await.unwrap();
+            for chunk in transaction.chunks(BATCH) {
+                let partial;
+                let sql = if chunk.len() == BATCH {
+                    &insert
+                } else {
+                    partial =
+                        backend.insert_skipping_duplicates("bare_events", &columns, chunk.len());
+                    &partial
+                };
+                let mut q = sqlx::query(sql);
+                for r in chunk {
+                    q = q
+                        .bind(&r.source_id)
+                        .bind(&r.message_id)
+                        .bind(&r.kind)
+                        .bind(&r.name)
+                        .bind(&r.purpose)
+                        .bind(&r.subject)
+                        .bind(r.subject_key)
+                        .bind(&r.anonymous_id)
+                        .bind(&r.user_id)
+                        .bind(r.timestamp_ms)
+                        .bind(r.original_timestamp_ms)
+                        .bind(r.sent_at_ms)
+                        .bind(r.received_at_ms)
+                        .bind(&r.ip_prefix)
+                        .bind(&r.payload);
+                }
+                q.execute(&mut *w.tx).await.unwrap();
+            }
             w.commit().await.unwrap();
-            w = state.db.write().await.unwrap();
         }
+        inserting += t.elapsed();
+        rows += page.len();
     }
-    w.commit().await.unwrap();
-    let rows = sample.len();
-    let bare = rows as f64 / t.elapsed().as_secs_f64();
+    let bare = rows as f64 / inserting.as_secs_f64();
     println!(
         "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
         rate / bare

@@ -20,6 +20,48 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// A multi-row INSERT of `rows` rows into `table (columns)` that skips rows already
+    /// stored under a unique key. SQLite gets `OR IGNORE`, not `ON CONFLICT DO NOTHING`:
+    /// the latter still aborts the statement on other constraints, so SQLite keeps a
+    /// statement journal, a copy of every page the insert touches, which was a tenth of
+    /// the writer's work (the rows we insert never break the other constraints: NOT NULL
+    /// columns we always fill). SQLite also gets plain `?` placeholders: with numbered ones,
+    /// binding a long multi-row INSERT costs quadratic time there.
+    pub fn insert_skipping_duplicates(self, table: &str, columns: &[&str], rows: usize) -> String {
+        let width = columns.len();
+        let mut sql = String::with_capacity(64 + rows * width * 6);
+        sql.push_str(match self {
+            Backend::Sqlite => "INSERT OR IGNORE INTO ",
+            Backend::Postgres => "INSERT INTO ",
+        });
+        sql.push_str(table);
+        sql.push_str(" (");
+        sql.push_str(&columns.join(", "));
+        sql.push_str(") VALUES ");
+        for row in 0..rows {
+            sql.push_str(if row > 0 { ",(" } else { "(" });
+            for column in 0..width {
+                if column > 0 {
+                    sql.push(',');
+                }
+                match self {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => {
+                        sql.push('$');
+                        sql.push_str(&(row * width + column + 1).to_string());
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        if self == Backend::Postgres {
+            sql.push_str(" ON CONFLICT DO NOTHING");
+        }
+        sql
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -127,6 +169,10 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Serializes audit chain appends (a no-op on SQLite, which has one writer).
     pub async fn lock_audit_chain(&mut self) -> Result<()> {
         if self.backend == Backend::Postgres && !self.chain_locked {
@@ -137,39 +183,6 @@ impl WriteTx {
             self.chain_locked = true;
         }
         Ok(())
-    }
-
-    /// Appends the placeholder of the `n`th (1-based) parameter. SQLite gets plain `?`:
-    /// with numbered ones, binding a long multi-row INSERT costs quadratic time there.
-    pub fn placeholder(&self, sql: &mut String, n: usize) {
-        match self.backend {
-            Backend::Sqlite => sql.push('?'),
-            Backend::Postgres => {
-                sql.push('$');
-                sql.push_str(&n.to_string());
-            }
-        }
-    }
-
-    /// How a multi-row insert that skips rows already stored begins (`INSERT` and its
-    /// conflict clause, [`on_duplicate_skip`](Self::on_duplicate_skip), go together). On
-    /// SQLite `OR IGNORE`, not `ON CONFLICT DO NOTHING`: the latter still aborts the
-    /// statement on other constraints, so SQLite keeps a statement journal, a copy of
-    /// every page the insert touches, which was a tenth of the writer's work. Our rows
-    /// never break the other constraints (they are NOT NULL columns we always fill).
-    pub fn insert_skipping_duplicates(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "INSERT OR IGNORE",
-            Backend::Postgres => "INSERT",
-        }
-    }
-
-    /// The end of an insert begun with [`insert_skipping_duplicates`](Self::insert_skipping_duplicates).
-    pub fn on_duplicate_skip(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " ON CONFLICT DO NOTHING",
-        }
     }
 
     pub async fn commit(self) -> Result<()> {

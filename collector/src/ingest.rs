@@ -1,7 +1,11 @@
 //! Ingest: a batch of events and consent records is checked event by event, consent is
 //! enforced at each event's time, identifiers are pseudonymized, and everything accepted
 //! is committed in one transaction before the answer is sent.
-use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    sync::{Arc, OnceLock},
+};
 
 use assent_protocol::{
     BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, ProtocolError, Purpose,
@@ -13,7 +17,7 @@ use sqlx::Row;
 use crate::{
     audit::{self, NewEntry},
     consent_cache::Records,
-    db::{Caller, WriteTx},
+    db::{Backend, Caller, WriteTx},
     error::{Error, Result},
     pseudonym::truncate_ip,
     AppState, FastMap,
@@ -502,7 +506,7 @@ async fn ingest(
     }
     response.rejected.sort_by_key(|r| r.index);
 
-    let job = WriteJob {
+    let mut job = WriteJob {
         source_id: req.source_id.to_owned(),
         actor: req.caller.actor(),
         received_at_ms: req.received_at_ms,
@@ -511,7 +515,9 @@ async fn ingest(
         records,
         events: rows,
         dead,
+        inserts: None,
     };
+    job.inserts = Some(job.event_inserts(state.db.backend));
     let (accepted, duplicates) = state.writer.submit(job).await?;
     response.accepted = accepted;
     response.duplicates = duplicates;
@@ -529,6 +535,49 @@ pub struct WriteJob {
     records: Vec<ConsentRow>,
     events: Vec<EventRow>,
     dead: Vec<DeadLetter>,
+    /// The events' INSERTs with their values bound, by the request itself: binding is
+    /// CPU work that would otherwise sit on the writer's path, which every request shares
+    /// (on SQLite one writer for all). Taken by the first attempt to write the job.
+    inserts: Option<Vec<(EventInsert, u32)>>,
+}
+
+/// The columns of a stored event, in the order [`WriteJob::event_inserts`] binds them.
+const EVENT_COLUMNS: [&str; 15] = [
+    "source_id",
+    "message_id",
+    "type",
+    "name",
+    "purpose",
+    "subject",
+    "subject_key",
+    "anonymous_id",
+    "user_id",
+    "timestamp_ms",
+    "original_timestamp_ms",
+    "sent_at_ms",
+    "received_at_ms",
+    "ip_prefix",
+    "payload",
+];
+
+/// Most events in one INSERT (15 values each).
+const EVENTS_PER_INSERT: usize = 100;
+
+/// One INSERT of events, its values bound.
+type EventInsert = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+/// The INSERT of `rows` events (1 to [`EVENTS_PER_INSERT`]), written once per size.
+fn events_insert_sql(backend: Backend, rows: usize) -> &'static str {
+    static SQLITE: [OnceLock<String>; EVENTS_PER_INSERT] =
+        [const { OnceLock::new() }; EVENTS_PER_INSERT];
+    static POSTGRES: [OnceLock<String>; EVENTS_PER_INSERT] =
+        [const { OnceLock::new() }; EVENTS_PER_INSERT];
+    let cache = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    cache[rows - 1]
+        .get_or_init(|| backend.insert_skipping_duplicates("events", &EVENT_COLUMNS, rows))
 }
 
 impl WriteJob {
@@ -536,9 +585,38 @@ impl WriteJob {
         !self.records.is_empty()
     }
 
+    /// The INSERTs of the job's events, values bound; each with its number of events.
+    fn event_inserts(&self, backend: Backend) -> Vec<(EventInsert, u32)> {
+        self.events
+            .chunks(EVENTS_PER_INSERT)
+            .map(|chunk| {
+                let mut q = sqlx::query(events_insert_sql(backend, chunk.len()));
+                for r in chunk {
+                    q = q
+                        .bind(self.source_id.clone())
+                        .bind(r.message_id.clone())
+                        .bind(r.kind)
+                        .bind(r.name.clone())
+                        .bind(r.purpose.as_str())
+                        .bind(r.subject.clone())
+                        .bind(r.subject_key)
+                        .bind(r.anonymous_id.clone())
+                        .bind(r.user_id.clone())
+                        .bind(r.timestamp_ms)
+                        .bind(r.original_timestamp_ms)
+                        .bind(self.sent_at_ms)
+                        .bind(self.received_at_ms)
+                        .bind(self.ip.clone())
+                        .bind(r.payload.clone());
+                }
+                (q, chunk.len() as u32)
+            })
+            .collect()
+    }
+
     /// Writes the job inside the writer's transaction; returns (accepted, duplicates).
     pub(crate) async fn write(
-        &self,
+        &mut self,
         w: &mut WriteTx,
         keys: &crate::pseudonym::Pseudonymizer,
         checkpoint_every: u64,
@@ -594,48 +672,15 @@ impl WriteJob {
             .await?;
         }
         // Events: a duplicate messageId from this source is skipped, and counted.
-        const COLS: usize = 15;
+        let inserts = match self.inserts.take() {
+            Some(inserts) => inserts,
+            None => self.event_inserts(w.backend()),
+        };
         let (mut accepted, mut duplicates) = (0, 0);
-        for chunk in self.events.chunks(100) {
-            let mut sql = String::with_capacity(256 + chunk.len() * COLS * 5);
-            sql.push_str(w.insert_skipping_duplicates());
-            sql.push_str(
-                " INTO events (source_id, message_id, type, name, purpose, subject, subject_key, anonymous_id, user_id,
-                 timestamp_ms, original_timestamp_ms, sent_at_ms, received_at_ms, ip_prefix, payload) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                sql.push_str(if i > 0 { ",(" } else { "(" });
-                for c in 0..COLS {
-                    if c > 0 {
-                        sql.push(',');
-                    }
-                    w.placeholder(&mut sql, i * COLS + c + 1);
-                }
-                sql.push(')');
-            }
-            sql.push_str(w.on_duplicate_skip());
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(source_id)
-                    .bind(&r.message_id)
-                    .bind(r.kind)
-                    .bind(r.name.as_deref())
-                    .bind(r.purpose.as_str())
-                    .bind(&r.subject)
-                    .bind(r.subject_key)
-                    .bind(r.anonymous_id.as_deref())
-                    .bind(r.user_id.as_deref())
-                    .bind(r.timestamp_ms)
-                    .bind(r.original_timestamp_ms)
-                    .bind(self.sent_at_ms)
-                    .bind(self.received_at_ms)
-                    .bind(self.ip.as_deref())
-                    .bind(&r.payload);
-            }
-            let inserted = q.execute(&mut *w.tx).await?.rows_affected() as u32;
+        for (insert, rows) in inserts {
+            let inserted = insert.execute(&mut *w.tx).await?.rows_affected() as u32;
             accepted += inserted;
-            duplicates += chunk.len() as u32 - inserted;
+            duplicates += rows - inserted;
         }
         for d in &self.dead {
             sqlx::query(

@@ -89,14 +89,14 @@ async fn write_all(
     db: &Db,
     keys: &Pseudonymizer,
     every: u64,
-    jobs: &[&WriteJob],
+    jobs: &mut [&mut WriteJob],
 ) -> Result<Vec<(u32, u32)>> {
     let mut w = db.write().await?;
     if jobs.iter().any(|j| j.has_consent()) {
         w.lock_audit_chain().await?;
     }
     let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    for job in jobs.iter_mut() {
         out.push(job.write(&mut w, keys, every).await?);
     }
     w.commit().await?;
@@ -108,9 +108,8 @@ async fn write_group(
     db: &Db,
     keys: &Pseudonymizer,
     every: u64,
-    group: Vec<(WriteJob, Reply)>,
+    mut group: Vec<(WriteJob, Reply)>,
 ) -> u64 {
-    let jobs: Vec<&WriteJob> = group.iter().map(|(j, _)| j).collect();
     let mut stored = 0;
     let mut answer = |reply: Reply, result: Result<(u32, u32)>| {
         if let Ok((accepted, _)) = &result {
@@ -118,7 +117,9 @@ async fn write_group(
         }
         let _ = reply.send(result);
     };
-    match write_all(db, keys, every, &jobs).await {
+    let mut jobs: Vec<&mut WriteJob> = group.iter_mut().map(|(j, _)| j).collect();
+    let first_try = write_all(db, keys, every, &mut jobs).await;
+    match first_try {
         Ok(results) => {
             for ((_, reply), result) in group.into_iter().zip(results) {
                 answer(reply, Ok(result));
@@ -129,8 +130,8 @@ async fn write_group(
             answer(reply, Err(e));
         }
         Err(_) => {
-            for (job, reply) in group {
-                let result = write_all(db, keys, every, &[&job])
+            for (mut job, reply) in group {
+                let result = write_all(db, keys, every, &mut [&mut job])
                     .await
                     .map(|mut r| r.remove(0));
                 answer(reply, result);

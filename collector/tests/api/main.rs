@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_batch_is_checked_event_by_event_and_consent_is_enforced,
     duplicates_are_stored_once,
+    a_failing_write_fails_only_its_own_request,
     consent_in_the_same_batch_counts_and_time_matters,
     every_way_to_present_a_key_works_and_wrong_keys_fail,
     bad_input_gets_its_4xx_and_changes_nothing,

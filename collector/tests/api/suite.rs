@@ -61,6 +61,55 @@ pub async fn duplicates_are_stored_once(b: Backend) {
     assert_eq!(app.count("events").await, 1);
 }
 
+/// Requests are written together, one transaction for all waiting. One whose rows the
+/// database refuses (here a trigger, standing in for any failure of one write) fails alone
+/// with 503 and leaves nothing; the requests written with it are written again without it.
+pub async fn a_failing_write_fails_only_its_own_request(b: Backend) {
+    let app = spawn_app(b).await;
+    let poison = match b {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.message_id = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.message_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF;
+             RETURN NEW; END $$",
+            "CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()",
+        ],
+    };
+    for sql in poison {
+        sqlx::query(sql).execute(&app.state.db.pool).await.unwrap();
+    }
+    let requests = (0..24).map(|r| {
+        let batch: Vec<Value> = (0..10)
+            .map(|e| {
+                let id = if r == 7 && e == 3 {
+                    "poison".to_owned()
+                } else {
+                    format!("r{r}-e{e}")
+                };
+                track(&id, &format!("s{r}"), Some("necessary"), T1)
+            })
+            .collect();
+        let app = &app;
+        async move { app.post("/v1/batch", &json!({ "batch": batch })).await }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for (r, (status, answer)) in answers.iter().enumerate() {
+        if r == 7 {
+            assert_eq!(*status, 503, "{answer}");
+        } else {
+            assert_eq!(
+                (*status, answer["accepted"].as_u64()),
+                (200, Some(10)),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(app.count("events").await, 230);
+}
+
 pub async fn consent_in_the_same_batch_counts_and_time_matters(b: Backend) {
     let app = spawn_app(b).await;
     // Granted at 10:00:00, withdrawn at 10:00:10: an event at 10:00:05 is consented, one
