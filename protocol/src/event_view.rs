@@ -307,8 +307,16 @@ fn read_context(
     Ok((prefs, has_ip.then_some(fields)))
 }
 
+/// Appends `s` as a JSON string. Most keys and ids need no escaping and are copied as
+/// they are; the rest go through serde_json.
 fn push_json_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +379,23 @@ mod tests {
         }
         let twice = r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","anonym\u006fusId":"b"}"#;
         assert!(EventView::parse(twice).is_err());
+    }
+
+    #[test]
+    fn strings_are_written_as_json_that_reads_back_the_same() {
+        for text in [
+            "plain",
+            "",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}\n",
+            "ünïcode ✓",
+            "\u{7f}/",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, text);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text, "{out}");
+        }
     }
 
     #[test]
