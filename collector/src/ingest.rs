@@ -560,24 +560,33 @@ const EVENT_COLUMNS: [&str; 15] = [
     "payload",
 ];
 
-/// Most events in one INSERT (15 values each).
-const EVENTS_PER_INSERT: usize = 100;
+/// The sizes an INSERT of events comes in (at most 100 events, 15 values each). A chunk
+/// of events is padded up to the next size by repeating its last row, which the insert
+/// then skips as a duplicate of itself. So each connection's statement cache holds eight
+/// INSERTs of events rather than one per batch size: traffic of varied batch sizes would
+/// otherwise keep evicting them from sqlx's cache of 100 statements, and each miss
+/// prepares a statement of up to 1,500 values again.
+const INSERT_SIZES: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 100];
+
+/// Most events in one INSERT.
+const EVENTS_PER_INSERT: usize = INSERT_SIZES[INSERT_SIZES.len() - 1];
 
 /// One INSERT of events, its values bound.
 type EventInsert = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
 
-/// The INSERT of `rows` events (1 to [`EVENTS_PER_INSERT`]), written once per size.
-fn events_insert_sql(backend: Backend, rows: usize) -> &'static str {
-    static SQLITE: [OnceLock<String>; EVENTS_PER_INSERT] =
-        [const { OnceLock::new() }; EVENTS_PER_INSERT];
-    static POSTGRES: [OnceLock<String>; EVENTS_PER_INSERT] =
-        [const { OnceLock::new() }; EVENTS_PER_INSERT];
+/// The INSERT of `INSERT_SIZES[size]` events, written once.
+fn events_insert_sql(backend: Backend, size: usize) -> &'static str {
+    static SQLITE: [OnceLock<String>; INSERT_SIZES.len()] =
+        [const { OnceLock::new() }; INSERT_SIZES.len()];
+    static POSTGRES: [OnceLock<String>; INSERT_SIZES.len()] =
+        [const { OnceLock::new() }; INSERT_SIZES.len()];
     let cache = match backend {
         Backend::Sqlite => &SQLITE,
         Backend::Postgres => &POSTGRES,
     };
-    cache[rows - 1]
-        .get_or_init(|| backend.insert_skipping_duplicates("events", &EVENT_COLUMNS, rows))
+    cache[size].get_or_init(|| {
+        backend.insert_skipping_duplicates("events", &EVENT_COLUMNS, INSERT_SIZES[size])
+    })
 }
 
 impl WriteJob {
@@ -590,8 +599,14 @@ impl WriteJob {
         self.events
             .chunks(EVENTS_PER_INSERT)
             .map(|chunk| {
-                let mut q = sqlx::query(events_insert_sql(backend, chunk.len()));
-                for r in chunk {
+                let size = INSERT_SIZES
+                    .iter()
+                    .position(|&n| n >= chunk.len())
+                    .expect("chunks are at most the largest size");
+                let last = chunk.last().expect("chunks are not empty");
+                let padding = std::iter::repeat_n(last, INSERT_SIZES[size] - chunk.len());
+                let mut q = sqlx::query(events_insert_sql(backend, size));
+                for r in chunk.iter().chain(padding) {
                     q = q
                         .bind(self.source_id.clone())
                         .bind(r.message_id.clone())

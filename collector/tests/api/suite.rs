@@ -59,6 +59,25 @@ pub async fn duplicates_are_stored_once(b: Backend) {
         (Some(0), Some(2))
     );
     assert_eq!(app.count("events").await, 1);
+    // Inserts come in a few sizes, padded with copies of their last row: the copies count
+    // neither as stored nor as duplicates, whether that row is new or not.
+    for (ids, stored, duplicates) in [
+        (&["d2", "d3", "d1"][..], 2, 1),
+        (&["d4", "d5", "d6"][..], 3, 0),
+        (&["d7", "d8", "d9", "d10", "d2"][..], 4, 1),
+    ] {
+        let batch: Vec<Value> = ids
+            .iter()
+            .map(|id| track(id, "a", Some("necessary"), T1))
+            .collect();
+        let (_, answer) = app.post("/v1/batch", &json!({ "batch": batch })).await;
+        assert_eq!(
+            (answer["accepted"].as_u64(), answer["duplicates"].as_u64()),
+            (Some(stored), Some(duplicates)),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.count("events").await, 10);
 }
 
 /// Requests are written together, one transaction for all waiting. One whose rows the
