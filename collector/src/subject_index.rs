@@ -6,11 +6,12 @@
 //! all over it, so each commit rewrote hundreds of its pages), so there it lives in the
 //! side table `event_subjects`, which the writer fills in bulk once [`MERGE_EVERY_ROWS`]
 //! rows have arrived. Each merge writes its entries, sorted, as a new run (numbered by its
-//! last event, so runs only grow and a merge appends at the end of the table and costs what
-//! its own entries cost). Lookups seek each run (one per 10,000 events: a few thousand
-//! seeks for tens of millions of events), plus the events after `indexed_upto`, a tail of
-//! at most about 10,000 rows per writing process. Retention forgets runs whose events are
-//! all gone.
+//! last event, so new runs get larger numbers and a merge appends at the end of the table
+//! and costs what its own entries cost). Lookups seek each run, plus the events after
+//! `indexed_upto`, a tail of at most about 10,000 rows per writing process. So that runs
+//! do not pile up (one per 10,000 events would be thousands of seeks for tens of millions
+//! of events), the writer, when idle, folds each run into the one before it until runs
+//! hold [`RUN_CAP`] entries. Retention forgets runs whose events are all gone.
 use sqlx::Row;
 
 use crate::{
@@ -50,8 +51,9 @@ pub async fn merge(db: &Db) -> Result<u64> {
     .await?
     .rows_affected();
     if added > 0 {
-        sqlx::query("INSERT INTO event_subject_runs (run) VALUES ($1)")
+        sqlx::query("INSERT INTO event_subject_runs (run, entries) VALUES ($1, $2)")
             .bind(to)
+            .bind(added as i64)
             .execute(&mut *w.tx)
             .await?;
     }
@@ -61,6 +63,56 @@ pub async fn merge(db: &Db) -> Result<u64> {
         .await?;
     w.commit().await?;
     Ok(added)
+}
+
+/// Most entries a run gets by compaction: sixteen merges' worth.
+pub const RUN_CAP: u64 = 16 * MERGE_EVERY_ROWS;
+
+/// One step of compaction (SQLite; the writer runs it when idle): the oldest run with room
+/// for the run after it takes that run's entries, in one transaction, so lookups (which
+/// seek every run) find each entry in one run or the other and never lose one. Returns
+/// whether it moved a run; false once no two neighbouring runs fit in [`RUN_CAP`].
+pub async fn compact_step(db: &Db) -> Result<bool> {
+    if db.backend != Backend::Sqlite {
+        return Ok(false);
+    }
+    let mut w = db.write().await?;
+    let pair = sqlx::query(
+        "SELECT a.run, b.run, b.entries FROM event_subject_runs a
+         JOIN event_subject_runs b
+           ON b.run = (SELECT MIN(n.run) FROM event_subject_runs n WHERE n.run > a.run)
+         WHERE a.entries + b.entries <= $1
+         ORDER BY a.run LIMIT 1",
+    )
+    .bind(RUN_CAP as i64)
+    .fetch_optional(&mut *w.tx)
+    .await?;
+    let Some(pair) = pair else { return Ok(false) };
+    let (into, from, entries): (i64, i64, i64) =
+        (pair.try_get(0)?, pair.try_get(1)?, pair.try_get(2)?);
+    sqlx::query(
+        "INSERT OR IGNORE INTO event_subjects (run, subject_key, seq)
+         SELECT $1, subject_key, seq FROM event_subjects WHERE run = $2 ORDER BY subject_key, seq",
+    )
+    .bind(into)
+    .bind(from)
+    .execute(&mut *w.tx)
+    .await?;
+    sqlx::query("DELETE FROM event_subjects WHERE run = $1")
+        .bind(from)
+        .execute(&mut *w.tx)
+        .await?;
+    sqlx::query("DELETE FROM event_subject_runs WHERE run = $1")
+        .bind(from)
+        .execute(&mut *w.tx)
+        .await?;
+    sqlx::query("UPDATE event_subject_runs SET entries = entries + $1 WHERE run = $2")
+        .bind(entries)
+        .bind(into)
+        .execute(&mut *w.tx)
+        .await?;
+    w.commit().await?;
+    Ok(true)
 }
 
 /// The SQL condition selecting the events of a subject known by `n` pseudonyms: `$1..$n`

@@ -17,6 +17,9 @@ use crate::{
 /// Most jobs committed together.
 const MAX_GROUP: usize = 64;
 
+/// How long without a request before the SQLite writer folds index runs together.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 type Reply = oneshot::Sender<Result<(u32, u32)>>;
 
 #[derive(Debug, Clone)]
@@ -39,16 +42,31 @@ impl Writer {
                 // up to date. Not when idle: a quiet site would then make a run of the index
                 // per event or two, and lookups seek every run.
                 let mut unindexed = 0;
+                // SQLite: whether the subject index may have runs to fold together, done
+                // only once no request has come for IDLE (under load, never).
+                let mut compact = sqlite;
                 loop {
                     if sqlite
                         && unindexed >= subject_index::MERGE_EVERY_ROWS
                         && merge_index(&db).await
                     {
                         unindexed = 0;
+                        compact = true;
                     }
                     let group = {
                         let mut rx = rx.lock().await;
-                        let first = rx.recv().await;
+                        let first = if compact {
+                            match tokio::time::timeout(IDLE, rx.recv()).await {
+                                Ok(first) => first,
+                                Err(_) => {
+                                    drop(rx);
+                                    compact = compact_index(&db).await;
+                                    continue;
+                                }
+                            }
+                        } else {
+                            rx.recv().await
+                        };
                         let Some(first) = first else { return };
                         let mut group = vec![first];
                         while group.len() < MAX_GROUP {
@@ -139,6 +157,18 @@ async fn write_group(
         }
     }
     stored
+}
+
+/// Folds one run of the SQLite subject index into another; false when there is nothing
+/// left to fold, or (with a warning) when it could not.
+async fn compact_index(db: &Db) -> bool {
+    match subject_index::compact_step(db).await {
+        Ok(moved) => moved,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compact the subject index; will retry after the next merge");
+            false
+        }
+    }
 }
 
 /// Brings the SQLite subject index up to date; false (and a warning) if it could not,

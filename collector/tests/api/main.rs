@@ -35,6 +35,7 @@ on_both_backends!(
     cors_follows_the_source_allowed_origins,
     the_sdk_delivers_to_the_collector_end_to_end,
     retention_deletes_expired_events_in_batches,
+    compacting_the_subject_index_keeps_every_event_findable,
     openapi_matches_the_router,
     rate_limits_answer_429_with_retry_after,
     pseudonym_keys_rotate_without_losing_subjects,
