@@ -159,26 +159,29 @@ async fn write_group(
     stored
 }
 
-/// Folds one run of the SQLite subject index into another; false when there is nothing
-/// left to fold, or (with a warning) when it could not.
-async fn compact_index(db: &Db) -> bool {
-    match subject_index::compact_step(db).await {
-        Ok(moved) => moved,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot compact the subject index; will retry after the next merge");
-            false
-        }
-    }
-}
-
 /// Brings the SQLite subject index up to date; false (and a warning) if it could not,
 /// in which case lookups keep finding the rows through the tail scan.
 async fn merge_index(db: &Db) -> bool {
-    match subject_index::merge(db).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot update the subject index; will retry");
-            false
-        }
-    }
+    upkeep(
+        subject_index::merge(db).await,
+        "cannot update the subject index; will retry",
+    )
+    .is_some()
+}
+
+/// Folds one run of the SQLite subject index into another; false when there is nothing
+/// left to fold, or (with a warning) when it could not: then again after the next merge.
+async fn compact_index(db: &Db) -> bool {
+    upkeep(
+        subject_index::compact_step(db).await,
+        "cannot compact the subject index",
+    )
+    .unwrap_or(false)
+}
+
+/// The result of upkeep the writer does besides requests, a warning when it failed.
+fn upkeep<T>(result: Result<T>, warning: &str) -> Option<T> {
+    result
+        .map_err(|e| tracing::warn!(error = %e, "{warning}"))
+        .ok()
 }
