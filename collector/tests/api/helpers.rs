@@ -115,6 +115,15 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&self.state.db.pool)

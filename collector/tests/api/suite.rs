@@ -617,13 +617,7 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = app
-        .client
-        .delete(format!("{}/v1/subjects/erase-me", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.admin_delete("/v1/subjects/erase-me").await;
     assert_eq!(r.status(), 200);
     let summary: Value = r.json().await.unwrap();
     assert_eq!(summary["events"], 4);
@@ -1033,13 +1027,7 @@ pub async fn compacting_the_subject_index_keeps_every_event_findable(b: Backend)
             .unwrap();
         assert_eq!(entries, 100);
     }
-    let r = app
-        .client
-        .delete(format!("{}/v1/subjects/alice", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.admin_delete("/v1/subjects/alice").await;
     let summary: Value = r.json().await.unwrap();
     assert_eq!(summary["events"], 50);
     assert_eq!((found("alice").await, found("bob").await), (0, 50));
@@ -1330,13 +1318,7 @@ pub async fn pseudonym_keys_rotate_without_losing_subjects(b: Backend) {
         1,
         "{kinds:?}"
     );
-    let r = after
-        .client
-        .delete(format!("{}/v1/subjects/rot-visitor", after.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = after.admin_delete("/v1/subjects/rot-visitor").await;
     let erased: Value = r.json().await.unwrap();
     assert_eq!(erased["events"], 2);
     let verify: Value = after
@@ -1430,13 +1412,7 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     // Granted again, then erased: no consent is left to count.
     decide(&two, "g2", true, "2026-11-29T10:20:00.000Z").await;
     assert_eq!(event(&one, next(), "alice").await, 1);
-    let r = one
-        .client
-        .delete(format!("{}/v1/subjects/alice", one.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = one.admin_delete("/v1/subjects/alice").await;
     assert_eq!(r.status(), 200);
     assert_eq!(event(&two, next(), "alice").await, 0);
     assert_eq!(event(&one, next(), "alice").await, 0);
