@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `keys`, `audit`, `subject`.
+//! The command line: `serve` (the default), `migrate`, `keys`, `sources`, `audit`,
+//! `subject`.
 use std::{io::Write, path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,6 +38,9 @@ pub enum Command {
     /// Create, list and revoke write keys and compliance (admin) tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Consent settings of a source.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
     /// Export or verify the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -71,6 +75,26 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by its id.
     Revoke { key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// Change whose consent counts for a source, and whether Segment stamps do.
+    Set {
+        /// The source's name (as given to `keys create --source`).
+        name: String,
+        /// Share consent records with the other sources of this group (sites that show
+        /// one consent notice of one controller).
+        #[arg(long, conflicts_with = "no_consent_group")]
+        consent_group: Option<String>,
+        /// Take the source out of its group: only its own records count.
+        #[arg(long)]
+        no_consent_group: bool,
+        /// Whether `context.consent.categoryPreferences` on events counts as consent
+        /// where no consent record is in force (off by default).
+        #[arg(long)]
+        trust_consent_stamps: Option<bool>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +179,25 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     println!("revoked {key_id}");
                 }
             }
+        }
+        Some(Command::Sources(SourcesCommand::Set {
+            name,
+            consent_group,
+            no_consent_group,
+            trust_consent_stamps,
+        })) => {
+            let state = open(&cli).await?;
+            let group = match (consent_group, no_consent_group) {
+                (Some(g), _) => Some(Some(g.clone())),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let settings = crate::sources::SourceSettings {
+                consent_group: group,
+                trust_consent_stamps: *trust_consent_stamps,
+            };
+            crate::sources::set(&state, name, settings, "cli").await?;
+            println!("source {name} updated");
         }
         Some(Command::Audit(AuditCommand::Export {
             from,

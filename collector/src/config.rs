@@ -69,6 +69,32 @@ pub struct Config {
     pub audit_checkpoint_every: u64,
     /// Folder of the web banner's built bundle, served at `/sdk/`.
     pub sdk_dir: PathBuf,
+    /// How far after the time received a record's or event's time (corrected by
+    /// `sentAt`) may be; later ones are refused, so a forged date cannot outrank a later
+    /// withdrawal.
+    pub clock_tolerance_secs: u64,
+    /// Most consent records in one request (each is a permanent audit entry).
+    pub max_consent_records_per_request: usize,
+    /// Consent records per second allowed per source and per client address, with this
+    /// burst (counted in records, beside the request limits).
+    pub consent_records_per_second: u32,
+    pub consent_records_burst: u32,
+    /// Proxies whose `X-Forwarded-For` is believed, as CIDRs (`10.0.0.0/8,::1/128`). The
+    /// client is the right-most hop not in this list; empty: the socket peer.
+    pub trusted_proxies: String,
+    /// Most open connections; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time (idle keep-alive
+    /// connections are closed after it too) ...
+    pub header_timeout_secs: u64,
+    /// ... and its body within this one.
+    pub body_timeout_secs: u64,
+    /// Largest request head (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Days dead letters (refused events: code, reason, message id) are kept.
+    pub dead_letter_retention_days: u32,
+    /// A token for `/metrics` (Prometheus' `bearer_token`); the compliance token works too.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -91,6 +117,17 @@ impl Default for Config {
             retention_interval_secs: 3600,
             audit_checkpoint_every: 1000,
             sdk_dir: PathBuf::from("consent-ui/dist"),
+            clock_tolerance_secs: 300,
+            max_consent_records_per_request: 100,
+            consent_records_per_second: 100,
+            consent_records_burst: 500,
+            trusted_proxies: String::new(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            dead_letter_retention_days: 30,
+            metrics_token: None,
         }
     }
 }
@@ -116,13 +153,35 @@ impl Config {
             };
             config.set(key, &value)?;
         }
-        if name_ok(&config.pseudonym_key_id) {
-            Ok(config)
-        } else {
-            Err(Error::Config(
+        if !name_ok(&config.pseudonym_key_id) {
+            return Err(Error::Config(
                 "pseudonym_key_id must be 1-16 letters, digits, '-' or '_'".into(),
-            ))
+            ));
         }
+        config.proxies()?;
+        Ok(config)
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        Error::Config(format!(
+                            "trusted_proxies: {s:?} is not a CIDR such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    pub fn clock_tolerance_ms(&self) -> i64 {
+        i64::try_from(self.clock_tolerance_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
@@ -152,6 +211,19 @@ impl Config {
             "RETENTION_INTERVAL_SECS" => self.retention_interval_secs = num(key, value)?,
             "AUDIT_CHECKPOINT_EVERY" => self.audit_checkpoint_every = num(key, value)?,
             "SDK_DIR" => self.sdk_dir = PathBuf::from(value),
+            "CLOCK_TOLERANCE_SECS" => self.clock_tolerance_secs = num(key, value)?,
+            "MAX_CONSENT_RECORDS_PER_REQUEST" => {
+                self.max_consent_records_per_request = num(key, value)?
+            }
+            "CONSENT_RECORDS_PER_SECOND" => self.consent_records_per_second = num(key, value)?,
+            "CONSENT_RECORDS_BURST" => self.consent_records_burst = num(key, value)?,
+            "TRUSTED_PROXIES" => self.trusted_proxies = value.into(),
+            "MAX_CONNECTIONS" => self.max_connections = num(key, value)?,
+            "HEADER_TIMEOUT_SECS" => self.header_timeout_secs = num(key, value)?,
+            "BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(key, value)?,
+            "MAX_HEADER_BYTES" => self.max_header_bytes = num(key, value)?,
+            "DEAD_LETTER_RETENTION_DAYS" => self.dead_letter_retention_days = num(key, value)?,
+            "METRICS_TOKEN" => self.metrics_token = Some(Secret::new(value)),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

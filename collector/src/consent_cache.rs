@@ -20,11 +20,26 @@ use sqlx::Row;
 use crate::{
     db::{numbered, Backend, Db},
     error::Result,
+    sources::ConsentScope,
     FastMap,
 };
 
-/// One subject's consent records, oldest first: (time in force, purposes).
-pub type Records = Arc<Vec<(i64, PurposeMap)>>;
+/// One subject's consent records, oldest first.
+pub type Records = Arc<Vec<Entry>>;
+
+/// One stored consent record, as enforcement needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Time in force (corrected for the device's clock), Unix milliseconds.
+    pub at: i64,
+    pub purposes: PurposeMap,
+    /// Whether it came from a Segment consent stamp on an event rather than from a
+    /// consent record: any consent record in force wins over stamps.
+    pub stamp: bool,
+}
+
+/// The policy version under which consent taken from Segment stamps is stored.
+pub const STAMP_POLICY_VERSION: &str = "segment-consent-stamp";
 
 /// Subjects kept before the cache starts afresh.
 const MAX_SUBJECTS: usize = 200_000;
@@ -57,22 +72,29 @@ pub struct ConsentCache {
 struct Inner {
     /// The last line of `consent_changes` applied; 0 before the first look.
     upto: i64,
-    buckets: FastMap<String, FastMap<String, Records>>,
+    /// bucket → (consent scope id, subject) → records.
+    buckets: FastMap<String, FastMap<(String, String), Records>>,
     subjects: usize,
 }
 
 impl Inner {
-    fn get(&self, subject: &str) -> Option<&Records> {
-        self.buckets.get(bucket(subject))?.get(subject)
+    fn get(&self, scope: &str, subject: &str) -> Option<&Records> {
+        // The key is built only to look up; lookups are per subject, so this is cheap.
+        self.buckets
+            .get(bucket(subject))?
+            .get(&(scope.to_owned(), subject.to_owned()))
     }
 
-    fn put(&mut self, subject: &str, records: Records) {
+    fn put(&mut self, scope: &str, subject: &str, records: Records) {
         if self.subjects >= MAX_SUBJECTS {
             self.buckets.clear();
             self.subjects = 0;
         }
         let in_bucket = self.buckets.entry(bucket(subject).to_owned()).or_default();
-        if in_bucket.insert(subject.to_owned(), records).is_none() {
+        if in_bucket
+            .insert((scope.to_owned(), subject.to_owned()), records)
+            .is_none()
+        {
             self.subjects += 1;
         }
     }
@@ -100,12 +122,18 @@ impl ConsentCache {
         }
     }
 
-    /// The consent records stored under each of `subjects` (stored pseudonyms), from
-    /// memory where they are known and unchanged, otherwise from the database. A subject
-    /// without records gets an empty list.
-    pub async fn records_of(&self, db: &Db, subjects: &[&str]) -> Result<FastMap<String, Records>> {
+    /// The consent records of `scope` stored under each of `subjects` (stored
+    /// pseudonyms), from memory where they are known and unchanged, otherwise from the
+    /// database. A subject without records gets an empty list. Records that other sources
+    /// than the scope's stored are never among them.
+    pub async fn records_of(
+        &self,
+        db: &Db,
+        scope: &ConsentScope,
+        subjects: &[&str],
+    ) -> Result<FastMap<String, Records>> {
         let Some(inner) = &self.inner else {
-            return load(db, subjects).await;
+            return load(db, scope, subjects).await;
         };
         let synced = self.look(db, inner).await?;
         let mut found = FastMap::with_capacity_and_hasher(subjects.len(), Default::default());
@@ -113,7 +141,7 @@ impl ConsentCache {
         {
             let cache = lock(inner);
             for s in subjects {
-                match cache.get(s) {
+                match cache.get(&scope.id, s) {
                     Some(records) => {
                         found.insert((*s).to_owned(), records.clone());
                     }
@@ -124,14 +152,14 @@ impl ConsentCache {
         if missing.is_empty() {
             return Ok(found);
         }
-        let mut loaded = load(db, &missing).await?;
+        let mut loaded = load(db, scope, &missing).await?;
         let mut cache = lock(inner);
         // A line after `synced` may concern what was just read: keep nothing then.
         let keep = cache.upto == synced;
         for s in missing {
             let records = loaded.remove(s).unwrap_or_default();
             if keep {
-                cache.put(s, records.clone());
+                cache.put(&scope.id, s, records.clone());
             }
             found.insert(s.to_owned(), records);
         }
@@ -160,6 +188,15 @@ impl ConsentCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Drops everything held (after a change of consent scopes).
+    pub fn clear(&self) {
+        if let Some(inner) = &self.inner {
+            let mut cache = lock(inner);
+            let upto = cache.upto;
+            cache.restart(upto);
+        }
     }
 }
 
@@ -202,15 +239,25 @@ async fn sync(db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
     Ok(last)
 }
 
-/// Reads the consent records of `subjects` from the database.
-async fn load(db: &Db, subjects: &[&str]) -> Result<FastMap<String, Records>> {
-    let mut lists: FastMap<String, Vec<(i64, PurposeMap)>> = FastMap::default();
+/// Reads the consent records that the sources of `scope` stored for `subjects`.
+async fn load(
+    db: &Db,
+    scope: &ConsentScope,
+    subjects: &[&str],
+) -> Result<FastMap<String, Records>> {
+    let mut lists: FastMap<String, Vec<Entry>> = FastMap::default();
+    let members = scope.members.len();
     for chunk in subjects.chunks(200) {
         let sql = format!(
-            "SELECT subject, timestamp_ms, purposes FROM consent_records WHERE subject IN ({})",
-            numbered(1, chunk.len())
+            "SELECT subject, timestamp_ms, purposes, policy_version FROM consent_records
+             WHERE source_id IN ({}) AND subject IN ({})",
+            numbered(1, members),
+            numbered(members + 1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
+        for m in &scope.members {
+            q = q.bind(m);
+        }
         for s in chunk {
             q = q.bind(*s);
         }
@@ -219,13 +266,18 @@ async fn load(db: &Db, subjects: &[&str]) -> Result<FastMap<String, Records>> {
             let at: i64 = row.try_get(1)?;
             let purposes: String = row.try_get(2)?;
             let purposes: PurposeMap = serde_json::from_str(&purposes).unwrap_or_default();
-            lists.entry(subject).or_default().push((at, purposes));
+            let policy: String = row.try_get(3)?;
+            lists.entry(subject).or_default().push(Entry {
+                at,
+                purposes,
+                stamp: policy == STAMP_POLICY_VERSION,
+            });
         }
     }
     Ok(lists
         .into_iter()
         .map(|(subject, mut list)| {
-            list.sort_by_key(|(at, _)| *at);
+            list.sort_by_key(|e| e.at);
             (subject, Arc::new(list))
         })
         .collect())
@@ -264,14 +316,20 @@ mod tests {
     #[test]
     fn dropping_a_bucket_drops_its_subjects_only() {
         let mut inner = Inner::default();
-        let one: Records = Arc::new(vec![(1, PurposeMap::new())]);
-        inner.put("k1.aaaa0001", one.clone());
-        inner.put("k1.bbbb0001", one.clone());
-        inner.put("k1.cccc0002", one.clone());
-        assert_eq!(inner.subjects, 3);
+        let one: Records = Arc::new(vec![Entry {
+            at: 1,
+            purposes: PurposeMap::new(),
+            stamp: false,
+        }]);
+        inner.put("src_a", "k1.aaaa0001", one.clone());
+        inner.put("src_a", "k1.bbbb0001", one.clone());
+        inner.put("src_a", "k1.cccc0002", one.clone());
+        inner.put("src_b", "k1.cccc0002", one.clone());
+        assert_eq!(inner.subjects, 4);
+        assert!(inner.get("src_c", "k1.cccc0002").is_none());
         inner.drop_bucket("0001");
-        assert_eq!(inner.subjects, 1);
-        assert!(inner.get("k1.aaaa0001").is_none());
-        assert!(inner.get("k1.cccc0002").is_some());
+        assert_eq!(inner.subjects, 2);
+        assert!(inner.get("src_a", "k1.aaaa0001").is_none());
+        assert!(inner.get("src_a", "k1.cccc0002").is_some());
     }
 }

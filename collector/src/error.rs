@@ -19,6 +19,10 @@ pub enum Error {
     TooLarge(usize),
     #[error("{0}")]
     Unsupported(String),
+    #[error("the request was not received in time")]
+    Timeout,
+    #[error("this path does not take that method")]
+    MethodNotAllowed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error("database unavailable")]
@@ -53,6 +57,8 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             // Every server-side failure is reported as "try again": clients retry 503.
             Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -69,6 +75,8 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::Unsupported(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Timeout => "timeout",
+            Error::MethodNotAllowed => "method_not_allowed",
             Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => "unavailable",
         }
     }

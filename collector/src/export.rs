@@ -103,7 +103,7 @@ pub async fn record_admin_act(
 pub async fn export(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    window: WindowQuery,
+    crate::http::QueryParams(window): WindowQuery,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
     let (from, to) = window.bounds()?;

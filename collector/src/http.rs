@@ -1,29 +1,103 @@
 //! The HTTP edge: routes, body decoding with limits, authentication, and JSON answers.
-use std::{io::Read, net::SocketAddr, sync::Arc, time::Instant};
+use std::{io::Read, sync::Arc, time::Instant};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{ConnectInfo, MatchedPath, Path, Query, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{FromRequestParts, MatchedPath, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::Value;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     db::Caller,
     error::{Error, Result},
-    export, ingest, subjects, AppState,
+    export, ingest,
+    ratelimit::ClientAddr,
+    subjects, AppState,
 };
 
 type Shared = State<Arc<AppState>>;
 
+/// A path parameter whose rejection is our JSON error (and never echoes the input).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|_| Error::BadRequest("malformed path (it must be valid percent-encoded UTF-8)".into()))
+    }
+}
+
+/// A query string whose rejection is our JSON error.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|_| {
+                Error::BadRequest(
+                    "malformed query string (a parameter repeated, unknown, or of the wrong type)"
+                        .into(),
+                )
+            })
+    }
+}
+
+/// The client's address as the edge worked it out (see `proxy.rs`).
+pub struct Client(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        if let Some(ClientAddr(ip)) = parts.extensions.get::<ClientAddr>() {
+            return Ok(Client(*ip));
+        }
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| Client(c.0.ip()))
+            .ok_or_else(|| Error::Internal("no client address".into()))
+    }
+}
+
+/// CORS for the routes browsers call (ingest, the banner's files); the answer to a
+/// preflight names an origin only when some source allows it.
+fn cors(state: &Arc<AppState>) -> CorsLayer {
+    let state = state.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| state.sources.origin_allowed_anywhere(o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::CONTENT_ENCODING,
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    // What browsers on the sources' sites call: CORS applies here only.
+    let browsers = Router::new()
         .route("/v1/batch", post(batch))
         .route("/v1/import", post(batch))
         .route("/v1/track", post(single))
@@ -33,6 +107,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", post(single))
         .route("/v1/alias", post(single))
         .route("/v1/consent", post(consent_post))
+        .route("/sdk/{file}", get(crate::sdk_files::serve))
+        .layer(cors(&state));
+    Router::new()
+        .merge(browsers)
         .route("/v1/consent/{subject_id}", get(consent_get))
         .route("/v1/audit/export", get(export::export))
         .route("/v1/audit/verify", get(export::verify))
@@ -47,8 +125,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/sdk/{file}", get(crate::sdk_files::serve))
         .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -61,8 +139,18 @@ async fn observe(State(state): Shared, request: Request, next: Next) -> Response
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     state.metrics.in_flight.inc();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     state.metrics.in_flight.dec();
+    // Answers name subjects and their choices: never cached by a shared cache, never
+    // sniffed as another type. The banner's files say how they may be cached themselves.
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     let m = &state.metrics;
     m.latency
         .get_or_create(&crate::metrics::RouteOnly {
@@ -81,7 +169,12 @@ async fn observe(State(state): Shared, request: Request, next: Next) -> Response
 /// Reads a body: only JSON (or text/plain, as `sendBeacon` sends it), identity or gzip
 /// encoding, and never more than the limit, compressed or inflated — a gzip bomb is cut
 /// off after `limit + 1` inflated bytes.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !(ct.starts_with("application/json") || ct.starts_with("text/plain")) {
@@ -103,8 +196,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             ))
         }
     };
-    let raw: Bytes = axum::body::to_bytes(body, limit)
+    // A client that sends its body slowly holds a connection: it gets `timeout` for all
+    // of it.
+    let raw: Bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
         .await
+        .map_err(|_| Error::Timeout)?
         .map_err(|_| Error::TooLarge(limit))?;
     if !gzip {
         return Ok(raw);
@@ -126,8 +222,8 @@ pub fn inflate_limited(raw: &[u8], limit: usize) -> Result<Vec<u8>> {
 }
 
 /// Reads a body (see [`read_body`]) as one JSON value.
-pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value> {
-    let bytes = read_body(headers, body, limit).await?;
+pub async fn read_json(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value> {
+    let bytes = read_request_body(state, headers, body).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::BadRequest(match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON".into(),
@@ -167,6 +263,13 @@ fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> 
     body_key.map(str::to_owned)
 }
 
+/// The body of a request, within the configured size and time.
+async fn read_request_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes> {
+    let c = &state.config;
+    let timeout = std::time::Duration::from_secs(c.body_timeout_secs.max(1));
+    read_body(headers, body, c.max_body_bytes, timeout).await
+}
+
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -179,53 +282,69 @@ pub async fn authenticate(
     state.find_key(&key).await?.ok_or(Error::Unauthorized)
 }
 
+/// An admin (compliance) token. A write key gets the same answer as an unknown key, so
+/// the public write keys cannot be told apart from nonsense on these routes.
 pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
     match authenticate(state, headers, None).await? {
         admin @ Caller::Admin { .. } => Ok(admin),
-        Caller::Source { .. } => Err(Error::Forbidden),
+        Caller::Source { .. } => Err(Error::Unauthorized),
     }
 }
 
+/// A write key of a source, from a browser origin the source allows.
 async fn source_caller(
     state: &AppState,
     headers: &HeaderMap,
     body_key: Option<&str>,
 ) -> Result<(Caller, String)> {
     match authenticate(state, headers, body_key).await? {
-        c @ Caller::Source { .. } => {
-            let Caller::Source { source_id, .. } = &c else {
-                unreachable!()
-            };
-            let source_id = source_id.clone();
+        Caller::Source { source_id, key_id } => {
             state.check_origin(&source_id, headers).await?;
-            Ok((c, source_id))
+            Ok((
+                Caller::Source {
+                    source_id: source_id.clone(),
+                    key_id,
+                },
+                source_id,
+            ))
         }
         Caller::Admin { .. } => Err(Error::Forbidden),
     }
 }
 
+/// A key in a header is checked before the body is read, inflated or parsed; a key in
+/// the body (`sendBeacon` cannot set headers) only after.
+async fn header_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Caller, String)>> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return source_caller(state, headers, None).await.map(Some);
+    }
+    Ok(None)
+}
+
 async fn batch(
     State(state): Shared,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Client(ip): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
-    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    accept(&state, peer, &headers, received_at_ms, &bytes).await
+    let known = header_caller(&state, &headers).await?;
+    let bytes = read_request_body(&state, &headers, body).await?;
+    accept(&state, ip, &headers, known, received_at_ms, &bytes).await
 }
 
 /// `/v1/track` and the other single-event endpoints: the body is one event, whose type
 /// comes from the path when it does not say; it is handled as a batch of one.
 async fn single(
     State(state): Shared,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Client(ip): Client,
     path: MatchedPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
-    let mut event = read_json(&headers, body, state.config.max_body_bytes).await?;
+    let known = header_caller(&state, &headers).await?;
+    let mut event = read_json(&state, &headers, body).await?;
     let Some(obj) = event.as_object_mut() else {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
     };
@@ -235,7 +354,7 @@ async fn single(
     let write_key = take_write_key(&mut event);
     let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
     let bytes = serde_json::to_vec(&envelope).expect("serializes");
-    accept(&state, peer, &headers, received_at_ms, &bytes).await
+    accept(&state, ip, &headers, known, received_at_ms, &bytes).await
 }
 
 /// Takes the `writeKey` a client that cannot set headers put in a JSON body (it is a
@@ -244,21 +363,27 @@ fn take_write_key(body: &mut Value) -> Option<Value> {
     body.as_object_mut()?.remove("writeKey")
 }
 
-/// Authenticates and ingests one batch body.
+/// Authenticates (unless the headers already did) and ingests one batch body.
 async fn accept(
     state: &AppState,
-    peer: SocketAddr,
+    ip: std::net::IpAddr,
     headers: &HeaderMap,
+    known: Option<(Caller, String)>,
     received_at_ms: i64,
     bytes: &[u8],
 ) -> Result<Response> {
     let envelope = ingest::Envelope::parse(bytes)?;
-    let (caller, source_id) = source_caller(state, headers, envelope.write_key()).await?;
+    let (caller, source_id) = match known {
+        Some(known) => known,
+        None => source_caller(state, headers, envelope.write_key()).await?,
+    };
+    let source = state.sources.get(&source_id);
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
+        source: &source,
         received_at_ms,
-        ip: Some(peer.ip()),
+        ip: Some(ip),
     };
     let answer = ingest::batch(state, req, envelope).await?;
     Ok(Json(answer).into_response())
@@ -266,20 +391,25 @@ async fn accept(
 
 async fn consent_post(
     State(state): Shared,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Client(ip): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     let received_at_ms = state.clock.now_ms();
-    let mut body = read_json(&headers, body, state.config.max_body_bytes).await?;
+    let known = header_caller(&state, &headers).await?;
+    let mut body = read_json(&state, &headers, body).await?;
     let body_key = take_write_key(&mut body);
-    let body_key = body_key.as_ref().and_then(Value::as_str);
-    let (caller, source_id) = source_caller(&state, &headers, body_key).await?;
+    let (caller, source_id) = match known {
+        Some(known) => known,
+        None => source_caller(&state, &headers, body_key.as_ref().and_then(Value::as_str)).await?,
+    };
+    let source = state.sources.get(&source_id);
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
+        source: &source,
         received_at_ms,
-        ip: Some(peer.ip()),
+        ip: Some(ip),
     };
     let n = ingest::consent(&state, req, body).await?;
     Ok((
@@ -289,13 +419,29 @@ async fn consent_post(
         .into_response())
 }
 
+/// `?source=`: the source (by id or name) whose consent scope is asked about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentQuery {
+    pub source: Option<String>,
+}
+
+/// `GET /v1/consent/{subjectId}?source=...`: compliance staff only. A write key is public
+/// (it sits in every page), so with it anyone could read a subject's choices and probe
+/// which ids exist; the banner and the SDK keep their own copy of the choice instead.
 async fn consent_get(
     State(state): Shared,
-    Path(subject_id): Path<String>,
+    PathParam(subject_id): PathParam<String>,
+    QueryParams(query): QueryParams<ConsentQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    source_caller(&state, &headers, None).await?;
-    match ingest::current(&state, &subject_id).await? {
+    require_admin(&state, &headers).await?;
+    let source = query.source.ok_or_else(|| {
+        Error::BadRequest("name the source whose consent is asked: ?source=<id or name>".into())
+    })?;
+    let source_id = state.find_source(&source).await?.ok_or(Error::NotFound)?;
+    let scope = state.sources.get(&source_id).scope;
+    match ingest::current(&state, &scope, &subject_id).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Error::NotFound),
     }
@@ -306,17 +452,31 @@ async fn readyz(State(state): Shared) -> Result<Response> {
     Ok(Json(serde_json::json!({"status": "ready"})).into_response())
 }
 
-async fn metrics(State(state): Shared) -> Response {
+/// `/metrics`: with the metrics token or the compliance token (Prometheus'
+/// `bearer_token`); the counts say how busy each site is.
+async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token_ok = match (&state.config.metrics_token, bearer) {
+        (Some(token), Some(b)) => crate::pseudonym::constant_time_eq(token.expose(), b),
+        _ => false,
+    };
+    if !token_ok {
+        require_admin(&state, &headers).await?;
+    }
     state.metrics.writer_queue.set(state.writer.depth() as i64);
     state
         .metrics
         .consent_cache
         .set(state.consent_cache.len() as i64);
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn openapi() -> Response {
@@ -325,6 +485,7 @@ async fn openapi() -> Response {
 
 /// `from` / `to` of the audit endpoints: ISO 8601.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Window {
     pub from: Option<String>,
     pub to: Option<String>,
@@ -343,4 +504,4 @@ impl Window {
     }
 }
 
-pub type WindowQuery = Query<Window>;
+pub type WindowQuery = QueryParams<Window>;

@@ -16,10 +16,11 @@ use sqlx::Row;
 
 use crate::{
     audit::{self, NewEntry},
-    consent_cache::Records,
+    consent_cache::{Entry, Records, STAMP_POLICY_VERSION},
     db::{Backend, Caller, WriteTx},
     error::{Error, Result},
     pseudonym::truncate_ip,
+    sources::SourceInfo,
     AppState, FastMap,
 };
 
@@ -27,6 +28,8 @@ use crate::{
 pub struct Request<'a> {
     pub caller: &'a Caller,
     pub source_id: &'a str,
+    /// The calling source's settings: whose consent counts, whether stamps do.
+    pub source: &'a SourceInfo,
     pub received_at_ms: i64,
     pub ip: Option<IpAddr>,
 }
@@ -61,23 +64,58 @@ struct EventRow {
     payload: String,
 }
 
+/// What is kept of a refused event: why, and whose (a pseudonym, for access, erasure and
+/// retention). Never its payload: an event refused for want of consent is exactly the data
+/// the subject did not agree to give.
 struct DeadLetter {
     message_id: Option<String>,
+    subject: Option<String>,
     code: RejectCode,
     reason: String,
-    payload: String,
 }
 
-/// Device clock skew: `timestamp = receivedAt − (sentAt − timestamp)`.
+/// Device clock skew: `timestamp = receivedAt − (sentAt − timestamp)`, and the latest time
+/// a record or event may carry (received + tolerance), so a date forged into the future
+/// cannot outrank a later withdrawal.
 #[derive(Debug, Clone, Copy)]
 struct Skew {
     offset_ms: i64,
     received_at_ms: i64,
+    tolerance_ms: i64,
+}
+
+/// A corrected time later than the time received plus the clock tolerance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TooLate {
+    ahead_ms: i64,
 }
 
 impl Skew {
-    fn correct(&self, t: Option<Timestamp>) -> i64 {
-        t.map_or(self.received_at_ms, |t| t.unix_millis() + self.offset_ms)
+    fn new(received_at_ms: i64, sent_at: Option<Timestamp>, tolerance_ms: i64) -> Skew {
+        Skew {
+            offset_ms: sent_at.map_or(0, |s| received_at_ms.saturating_sub(s.unix_millis())),
+            received_at_ms,
+            tolerance_ms,
+        }
+    }
+
+    fn correct(&self, t: Option<Timestamp>) -> std::result::Result<i64, TooLate> {
+        let at = t.map_or(self.received_at_ms, |t| {
+            t.unix_millis().saturating_add(self.offset_ms)
+        });
+        let ahead_ms = at.saturating_sub(self.received_at_ms);
+        if ahead_ms > self.tolerance_ms {
+            return Err(TooLate { ahead_ms });
+        }
+        Ok(at)
+    }
+
+    fn too_late_reason(&self, late: TooLate) -> String {
+        format!(
+            "timestamp (corrected by sentAt) is {} s after the time received, more than the clock tolerance of {} s: refused, not clamped",
+            late.ahead_ms / 1000,
+            self.tolerance_ms / 1000
+        )
     }
 }
 
@@ -89,10 +127,13 @@ fn shape(err: ProtocolError) -> Error {
 fn consent_row(state: &AppState, value: Value, index: usize, skew: Skew) -> Result<ConsentRow> {
     let record = ConsentRecord::from_value(value)
         .map_err(|e| Error::BadRequest(format!("consent[{index}]: {e}")))?;
-    Ok(pseudonymized_record(state, record, skew))
+    let at = skew
+        .correct(Some(record.timestamp))
+        .map_err(|late| Error::BadRequest(format!("consent[{index}]: {}", skew.too_late_reason(late))))?;
+    Ok(pseudonymized_record(state, record, at))
 }
 
-fn pseudonymized_record(state: &AppState, mut record: ConsentRecord, skew: Skew) -> ConsentRow {
+fn pseudonymized_record(state: &AppState, mut record: ConsentRecord, at: i64) -> ConsentRow {
     let p = &state.pseudonymizer;
     record.subject_id = p.pseudonym(&record.subject_id);
     record.user_id = record.user_id.as_deref().map(|u| p.pseudonym(u));
@@ -106,7 +147,7 @@ fn pseudonymized_record(state: &AppState, mut record: ConsentRecord, skew: Skew)
         policy_version: record.policy_version.clone(),
         method: record.method,
         origin: record.source,
-        timestamp_ms: skew.correct(Some(record.timestamp)),
+        timestamp_ms: at,
         original_timestamp_ms: original,
         audit_data: serde_json::to_value(&record).expect("serializes"),
     }
@@ -137,38 +178,15 @@ fn segment_stamp(event: &EventView<'_>) -> Option<PurposeMap> {
     (map.len() > 1).then_some(map)
 }
 
-/// The stored event: identifiers replaced by pseudonyms, the address dropped.
-fn scrub(state: &AppState, mut value: Value) -> Value {
-    if let Some(obj) = value.as_object_mut() {
-        for field in ["anonymousId", "userId", "previousId"] {
-            let raw = match obj.get(field) {
-                None | Some(Value::Null) => continue,
-                Some(Value::String(s)) => s.clone(),
-                // Not a string (an invalid event): still an identifier, never kept raw.
-                Some(other) => other.to_string(),
-            };
-            obj.insert(
-                field.into(),
-                Value::String(state.pseudonymizer.pseudonym(&raw)),
-            );
-        }
-        obj.remove("writeKey");
-        if let Some(Value::Object(ctx)) = obj.get_mut("context") {
-            ctx.remove("ip");
-        }
-    }
-    value
-}
-
 /// The state of each subject over time: records sorted by corrected time.
 #[derive(Default)]
 struct ConsentHistory(FastMap<String, Records>);
 
 impl ConsentHistory {
-    fn add(&mut self, subject: &str, at: i64, purposes: PurposeMap) {
+    fn add(&mut self, subject: &str, entry: Entry) {
         let list = Arc::make_mut(self.0.entry(subject.to_owned()).or_default());
-        let pos = list.partition_point(|(t, _)| *t <= at);
-        list.insert(pos, (at, purposes));
+        let pos = list.partition_point(|e| e.at <= entry.at);
+        list.insert(pos, entry);
     }
 
     /// Files stored records under `subject`.
@@ -180,15 +198,29 @@ impl ConsentHistory {
             Some(list) => {
                 let list = Arc::make_mut(list);
                 list.extend(records.iter().cloned());
-                list.sort_by_key(|(at, _)| *at);
+                list.sort_by_key(|e| e.at);
             }
         }
     }
 
     fn at(&self, subject: &str, t: i64) -> Option<&PurposeMap> {
+        self.entry_at(subject, t).map(|e| &e.purposes)
+    }
+
+    fn entry_at(&self, subject: &str, t: i64) -> Option<&Entry> {
         let list = self.0.get(subject)?;
-        let pos = list.partition_point(|(at, _)| *at <= t);
-        pos.checked_sub(1).map(|i| &list[i].1)
+        let pos = list.partition_point(|e| e.at <= t);
+        pos.checked_sub(1).map(|i| &list[i])
+    }
+
+    /// Whether a consent record (not a stamp) is in force for `subject` at `t`: then
+    /// stamps on events count for nothing.
+    fn record_in_force(&self, subject: &str, t: i64) -> bool {
+        let Some(list) = self.0.get(subject) else {
+            return false;
+        };
+        let pos = list.partition_point(|e| e.at <= t);
+        list[..pos].iter().any(|e| !e.stamp)
     }
 }
 
@@ -196,11 +228,16 @@ impl ConsentHistory {
 /// stands for (`aliases`: stored → current).
 async fn load_history(
     state: &AppState,
+    source: &SourceInfo,
     aliases: &FastMap<String, String>,
 ) -> Result<ConsentHistory> {
     let stored: Vec<&str> = aliases.keys().map(String::as_str).collect();
     let mut history = ConsentHistory::default();
-    for (stored, records) in state.consent_cache.records_of(&state.db, &stored).await? {
+    let records = state
+        .consent_cache
+        .records_of(&state.db, &source.scope, &stored)
+        .await?;
+    for (stored, records) in records {
         let subject = aliases.get(&stored).unwrap_or(&stored);
         history.extend(subject, records);
     }
@@ -300,12 +337,14 @@ pub async fn batch(
     envelope: Envelope<'_>,
 ) -> Result<BatchResponse> {
     let sent_at = envelope.sent_at()?;
-    let skew = Skew {
-        offset_ms: sent_at.map_or(0, |s| req.received_at_ms - s.unix_millis()),
-        received_at_ms: req.received_at_ms,
-    };
+    let skew = Skew::new(req.received_at_ms, sent_at, state.config.clock_tolerance_ms());
+    let consent = envelope.consent.unwrap_or_default();
+    check_record_count(state, consent.len())?;
+    state
+        .record_limits
+        .check(req.source_id, req.ip, consent.len())?;
     let mut records = Vec::new();
-    for (i, raw) in envelope.consent.unwrap_or_default().into_iter().enumerate() {
+    for (i, raw) in consent.into_iter().enumerate() {
         let value: Value = serde_json::from_str(raw.get())
             .map_err(|_| Error::BadRequest(format!("consent[{i}]: malformed")))?;
         records.push(consent_row(state, value, i, skew)?);
@@ -339,10 +378,11 @@ pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<
     if values.is_empty() {
         return Err(Error::BadRequest("no consent records".into()));
     }
-    let skew = Skew {
-        offset_ms: 0,
-        received_at_ms: req.received_at_ms,
-    };
+    check_record_count(state, values.len())?;
+    state
+        .record_limits
+        .check(req.source_id, req.ip, values.len())?;
+    let skew = Skew::new(req.received_at_ms, None, state.config.clock_tolerance_ms());
     let mut records = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {
         records.push(consent_row(state, value, i, skew)?);
@@ -352,19 +392,28 @@ pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<
     Ok(n)
 }
 
-/// A refused event's `messageId` (when readable) and the payload kept as its dead letter
-/// (scrubbed), from one parse of its raw JSON.
-fn dead_letter_parts(state: &AppState, raw: &str) -> (Option<String>, String) {
-    match serde_json::from_str::<Value>(raw) {
-        Ok(v) => {
-            let message_id = v
-                .get("messageId")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            (message_id, scrub(state, v).to_string())
-        }
-        Err(_) => (None, "null".into()),
+/// Every consent record is a permanent audit entry: a request may carry only so many.
+fn check_record_count(state: &AppState, n: usize) -> Result<()> {
+    let most = state.config.max_consent_records_per_request;
+    if n > most {
+        return Err(Error::BadRequest(format!(
+            "{n} consent records in one request; at most {most} are accepted"
+        )));
     }
+    Ok(())
+}
+
+/// A refused event's `messageId`, when it has a readable one (what its dead letter keeps).
+fn readable_message_id(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(rename = "messageId")]
+        message_id: Option<Value>,
+    }
+    let id = serde_json::from_str::<Id>(raw).ok()?.message_id?;
+    let id = id.as_str()?;
+    (!id.is_empty() && id.chars().count() <= 100 && !id.chars().any(char::is_control))
+        .then(|| id.to_owned())
 }
 
 async fn ingest(
@@ -389,12 +438,12 @@ async fn ingest(
                 parsed.push((index, event, subject));
             }
             Err(err) => {
-                let code = if err == ProtocolError::EventTooLarge {
-                    RejectCode::TooLarge
-                } else {
-                    RejectCode::Invalid
+                let code = match err {
+                    ProtocolError::EventTooLarge => RejectCode::TooLarge,
+                    ProtocolError::ControlCharacter(_) => RejectCode::InvalidCharacters,
+                    _ => RejectCode::Invalid,
                 };
-                let (message_id, payload) = dead_letter_parts(state, raw.get());
+                let message_id = readable_message_id(raw.get());
                 let reason = err.to_string();
                 response.rejected.push(Rejection {
                     index: index as u32,
@@ -404,9 +453,9 @@ async fn ingest(
                 });
                 dead.push(DeadLetter {
                     message_id,
+                    subject: None,
                     code,
                     reason,
-                    payload,
                 });
             }
         }
@@ -427,16 +476,47 @@ async fn ingest(
             }
         }
     }
-    let mut history = load_history(state, &aliases).await?;
+    let mut history = load_history(state, req.source, &aliases).await?;
     for r in &records {
-        history.add(&r.subject, r.timestamp_ms, r.purposes.clone());
+        history.add(
+            &r.subject,
+            Entry {
+                at: r.timestamp_ms,
+                purposes: r.purposes.clone(),
+                stamp: false,
+            },
+        );
     }
 
     let mut rows = Vec::with_capacity(parsed.len());
     for (index, event, subject) in parsed {
-        let at = skew.correct(event.timestamp);
+        let message_id = event.message_id.as_str().to_owned();
+        let at = match skew.correct(event.timestamp) {
+            Ok(at) => at,
+            Err(late) => {
+                let reason = skew.too_late_reason(late);
+                response.rejected.push(Rejection {
+                    index: index as u32,
+                    message_id: Some(message_id.clone()),
+                    code: RejectCode::FutureTimestamp,
+                    reason: reason.clone(),
+                });
+                dead.push(DeadLetter {
+                    message_id: Some(message_id),
+                    subject: Some(subject),
+                    code: RejectCode::FutureTimestamp,
+                    reason,
+                });
+                continue;
+            }
+        };
         let purpose = event.effective_purpose();
-        if let Some(stamp) = segment_stamp(&event) {
+        // A stamp is the event vouching for itself: it counts only for sources that trust
+        // stamps, and never against a consent record in force.
+        let stamp = segment_stamp(&event)
+            .filter(|_| req.source.trust_consent_stamps)
+            .filter(|_| !history.record_in_force(&subject, at));
+        if let Some(stamp) = stamp {
             if history.at(&subject, at) != Some(&stamp) {
                 // The stamp changes what we know of the subject's consent: record it.
                 let record = ConsentRecord {
@@ -444,7 +524,7 @@ async fn ingest(
                     subject_id: event.raw_subject().to_owned(),
                     user_id: event.user_id.as_deref().map(str::to_owned),
                     purposes: stamp.clone(),
-                    policy_version: "segment-consent-stamp".into(),
+                    policy_version: STAMP_POLICY_VERSION.into(),
                     method: ConsentMethod::Custom,
                     source: ConsentSource::Api,
                     timestamp: Timestamp::from_unix_millis(at),
@@ -456,12 +536,15 @@ async fn ingest(
                     interaction: None,
                     previous: history.at(&subject, at).cloned(),
                 };
-                let no_skew = Skew {
-                    offset_ms: 0,
-                    received_at_ms: req.received_at_ms,
-                };
-                let row = pseudonymized_record(state, record, no_skew);
-                history.add(&row.subject, row.timestamp_ms, row.purposes.clone());
+                let row = pseudonymized_record(state, record, at);
+                history.add(
+                    &row.subject,
+                    Entry {
+                        at: row.timestamp_ms,
+                        purposes: row.purposes.clone(),
+                        stamp: true,
+                    },
+                );
                 records.push(row);
             }
         }
@@ -469,9 +552,6 @@ async fn ingest(
             || history
                 .at(&subject, at)
                 .is_some_and(|p| p.get(&purpose).copied().unwrap_or(false));
-        let message_id = event.message_id.as_str().to_owned();
-        // What is stored: identifiers pseudonymized, the address and the key dropped.
-        let payload = event.stored_json(|raw| ids.of(raw));
         if !granted {
             let reason = format!(
                 "purpose {purpose} was not granted by the subject's consent at the event's time"
@@ -484,12 +564,14 @@ async fn ingest(
             });
             dead.push(DeadLetter {
                 message_id: Some(message_id),
+                subject: Some(subject),
                 code: RejectCode::NoConsent,
                 reason,
-                payload,
             });
             continue;
         }
+        // What is stored: identifiers pseudonymized, the address and the key dropped.
+        let payload = event.stored_json(|raw| ids.of(raw));
         rows.push(EventRow {
             message_id,
             subject_key: crate::pseudonym::subject_key(&subject),
@@ -699,13 +781,13 @@ impl WriteJob {
         }
         for d in &self.dead {
             sqlx::query(
-                "INSERT INTO dead_letters (source_id, message_id, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,$6)",
+                "INSERT INTO dead_letters (source_id, message_id, subject, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,'',$6)",
             )
             .bind(source_id)
             .bind(d.message_id.as_deref())
-            .bind(code_name(d.code))
+            .bind(d.subject.as_deref())
+            .bind(d.code.as_str())
             .bind(&d.reason)
-            .bind(&d.payload)
             .bind(self.received_at_ms)
             .execute(&mut *w.tx)
             .await?;
@@ -722,23 +804,26 @@ fn origin_name(o: ConsentSource) -> &'static str {
     }
 }
 
-fn code_name(c: RejectCode) -> &'static str {
-    match c {
-        RejectCode::Invalid => "invalid",
-        RejectCode::TooLarge => "too_large",
-        RejectCode::NoConsent => "no_consent",
-    }
-}
-
-/// `GET /v1/consent/{subjectId}`: the latest state of a subject (raw id in, pseudonym looked up).
-pub async fn current(state: &AppState, raw_subject: &str) -> Result<Option<Value>> {
+/// `GET /v1/consent/{subjectId}`: the latest state of a subject under one consent scope
+/// (raw id in, pseudonym looked up).
+pub async fn current(
+    state: &AppState,
+    scope: &crate::sources::ConsentScope,
+    raw_subject: &str,
+) -> Result<Option<Value>> {
     let all = state.pseudonymizer.all_pseudonyms(raw_subject);
+    let members = scope.members.len();
     let sql = format!(
         "SELECT purposes, policy_version, method, origin, timestamp_ms FROM consent_records
-         WHERE subject IN ({}) ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
-        crate::db::numbered(1, all.len())
+         WHERE source_id IN ({}) AND subject IN ({})
+         ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
+        crate::db::numbered(1, members),
+        crate::db::numbered(members + 1, all.len())
     );
     let mut q = sqlx::query(&sql);
+    for m in &scope.members {
+        q = q.bind(m);
+    }
     for p in &all {
         q = q.bind(p);
     }
@@ -765,8 +850,15 @@ mod tests {
         let mut h = ConsentHistory::default();
         let grant: PurposeMap = [(Purpose::Analytics, true)].into();
         let deny: PurposeMap = [(Purpose::Analytics, false)].into();
-        h.add("s", 100, grant.clone());
-        h.add("s", 200, deny.clone());
+        let entry = |at, purposes: &PurposeMap, stamp| Entry {
+            at,
+            purposes: purposes.clone(),
+            stamp,
+        };
+        h.add("s", entry(100, &grant, true));
+        h.add("s", entry(200, &deny, false));
+        assert!(!h.record_in_force("s", 150), "only a stamp by then");
+        assert!(h.record_in_force("s", 200));
         assert_eq!(h.at("s", 99), None);
         assert_eq!(h.at("s", 100), Some(&grant));
         assert_eq!(h.at("s", 199), Some(&grant));
@@ -840,14 +932,25 @@ mod tests {
     #[test]
     fn skew_is_corrected_from_sent_at() {
         // Device clock 10 s fast: sent at 1_010_000 by its clock, received at 1_000_000.
-        let skew = Skew {
-            offset_ms: 1_000_000 - 1_010_000,
-            received_at_ms: 1_000_000,
-        };
+        let skew = Skew::new(1_000_000, Some(Timestamp::from_unix_millis(1_010_000)), 5_000);
         assert_eq!(
             skew.correct(Some(Timestamp::from_unix_millis(1_009_000))),
-            999_000
+            Ok(999_000)
         );
-        assert_eq!(skew.correct(None), 1_000_000);
+        assert_eq!(skew.correct(None), Ok(1_000_000));
+        // Within the tolerance after correction: kept; beyond it: refused.
+        assert_eq!(
+            skew.correct(Some(Timestamp::from_unix_millis(1_014_000))),
+            Ok(1_004_000)
+        );
+        assert_eq!(
+            skew.correct(Some(Timestamp::from_unix_millis(1_016_000))),
+            Err(TooLate { ahead_ms: 6_000 })
+        );
+        // A sentAt far in the past pushes a late timestamp further still: refused, where it
+        // was stored as a time past the year 9999 (and shown as 1970).
+        let skew = Skew::new(1_000_000, Some(Timestamp::parse("0001-01-01T00:00:00Z").unwrap()), 5_000);
+        let late = Timestamp::parse("9999-12-31T23:59:59Z").unwrap();
+        assert!(skew.correct(Some(late)).is_err());
     }
 }

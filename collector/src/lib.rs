@@ -14,10 +14,13 @@ pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod proxy;
 pub mod pseudonym;
 pub mod ratelimit;
 pub mod retention;
 pub mod sdk_files;
+pub mod serve;
+pub mod sources;
 pub mod subject_index;
 pub mod subjects;
 pub mod writer;
@@ -28,15 +31,13 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap};
 use sqlx::Row;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -73,8 +74,12 @@ pub struct AppState {
     pub consent_cache: consent_cache::ConsentCache,
     /// The web banner's bundle, served at `/sdk/`.
     pub sdk: sdk_files::SdkFiles,
-    /// Allowed browser origins per source, refreshed periodically.
-    origins: RwLock<HashMap<String, Vec<String>>>,
+    /// Each source's allowed browser origins and consent scope, refreshed periodically.
+    pub sources: sources::Sources,
+    /// Budgets counted in consent records, per source and per client.
+    pub record_limits: ratelimit::RecordLimits,
+    /// The request limiters, once the router is built (their sizes, for tests).
+    pub limiters: std::sync::OnceLock<ratelimit::Sizes>,
     /// Recently seen valid keys (by hash), so most requests skip the key lookup.
     keys: std::sync::Mutex<HashMap<String, (db::Caller, std::time::Instant)>>,
 }
@@ -102,6 +107,8 @@ impl AppState {
         let sdk = sdk_files::SdkFiles::load(&config.sdk_dir)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
         let state = AppState {
+            record_limits: ratelimit::RecordLimits::new(&config),
+            limiters: Default::default(),
             consent_cache: consent_cache::ConsentCache::new(db.backend),
             sdk,
             config,
@@ -110,10 +117,10 @@ impl AppState {
             metrics: Default::default(),
             clock,
             writer,
-            origins: Default::default(),
+            sources: Default::default(),
             keys: Default::default(),
         };
-        state.refresh_origins().await?;
+        state.refresh_sources().await?;
         state.note_key_rotation().await?;
         Ok(state)
     }
@@ -201,33 +208,22 @@ impl AppState {
         self.keys.lock().expect("key cache").clear();
     }
 
-    pub async fn refresh_origins(&self) -> Result<()> {
-        let rows = sqlx::query("SELECT id, allowed_origins FROM sources")
-            .fetch_all(&self.db.pool)
-            .await?;
-        let mut map = HashMap::new();
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            let list: String = r.try_get(1)?;
-            map.insert(
-                id,
-                list.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            );
+    /// Reads the sources again (origins, consent scopes); a change of consent scopes
+    /// drops the consent cache, whose entries are filed by scope.
+    pub async fn refresh_sources(&self) -> Result<()> {
+        if self.sources.refresh(&self.db).await? {
+            self.consent_cache.clear();
         }
-        *self.origins.write().expect("origins lock") = map;
         Ok(())
     }
 
-    fn origin_allowed_anywhere(&self, origin: &str) -> bool {
-        self.origins
-            .read()
-            .expect("origins lock")
-            .values()
-            .flatten()
-            .any(|o| o == "*" || o == origin)
+    /// The id of the source named `id_or_name` (its id or its name).
+    pub async fn find_source(&self, id_or_name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT id FROM sources WHERE id = $1 OR name = $1")
+            .bind(id_or_name)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// A browser request (it has an `Origin`) must come from an origin its source allows.
@@ -235,13 +231,7 @@ impl AppState {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
             return Ok(());
         };
-        let allowed = self
-            .origins
-            .read()
-            .expect("origins lock")
-            .get(source_id)
-            .is_some_and(|list| list.iter().any(|o| o == "*" || o == origin));
-        if allowed {
+        if self.sources.origin_allowed(source_id, origin) {
             Ok(())
         } else {
             Err(Error::Forbidden)
@@ -265,7 +255,7 @@ impl Application {
         let bind = config.bind;
         let state = Arc::new(AppState::open(config, clock).await?);
         if let Some((write, admin)) = keys::bootstrap(&state).await? {
-            state.refresh_origins().await?;
+            state.refresh_sources().await?;
             let generated = state.config.bootstrap_write_key.is_none()
                 || state.config.bootstrap_admin_token.is_none();
             if generated {
@@ -294,23 +284,12 @@ impl Application {
         self.state.clone()
     }
 
+    /// The routes behind the rate limits; the client address is set by `serve`.
     pub fn router(state: Arc<AppState>) -> axum::Router {
-        let cors_state = state.clone();
-        let cors = CorsLayer::new()
-            .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-                origin
-                    .to_str()
-                    .is_ok_and(|o| cors_state.origin_allowed_anywhere(o))
-            }))
-            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([
-                header::CONTENT_TYPE,
-                header::AUTHORIZATION,
-                header::CONTENT_ENCODING,
-            ])
-            .max_age(std::time::Duration::from_secs(3600));
         let config = state.config.clone();
-        ratelimit::apply(http::router(state), &config).layer(cors)
+        let (router, sizes) = ratelimit::apply(http::router(state.clone()), &config);
+        let _ = state.limiters.set(sizes);
+        router
     }
 
     /// Serves until Ctrl-C or SIGTERM, with the retention job running beside.
@@ -321,7 +300,7 @@ impl Application {
             state.clone(),
             ORIGINS_REFRESH,
             "allowed origins refresh",
-            |s| async move { s.refresh_origins().await },
+            |s| async move { s.refresh_sources().await },
         );
         if state.db.backend == db::Backend::Sqlite {
             spawn_every(
@@ -331,7 +310,23 @@ impl Application {
                 |s| async move { s.db.checkpoint().await },
             );
         }
-        let app = Application::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        spawn_every(
+            state.clone(),
+            std::time::Duration::from_secs(60),
+            "record limits upkeep",
+            |s| async move {
+                s.record_limits.retain_recent();
+                Ok(())
+            },
+        );
+        let proxies = proxy::TrustedProxies::new(
+            state
+                .config
+                .proxies()
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+        let limits = serve::Limits::from_config(&state.config);
+        let app = Application::router(state);
         let dir = self.state.config.sdk_dir.display();
         if self.state.sdk.is_empty() {
             tracing::warn!(%dir, "no banner bundle found; /sdk/ answers 404 (build it with `make ui`)");
@@ -339,9 +334,8 @@ impl Application {
             tracing::info!(files = self.state.sdk.len(), %dir, "serving the banner bundle at /sdk/");
         }
         tracing::info!(port = self.port(), backend = ?self.state.db.backend, "collector listening");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        serve::serve(self.listener, app, limits, proxies, shutdown_signal()).await;
+        Ok(())
     }
 }
 

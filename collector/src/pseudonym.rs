@@ -144,6 +144,14 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Compares two secrets in time that does not depend on where they differ (their SHA-256
+/// digests are compared instead of the secrets).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let (da, db) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    da.iter().zip(db.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }

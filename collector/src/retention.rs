@@ -1,4 +1,4 @@
-//! The retention job: deletes events, consent records and audit data older than their
+//! The retention job: deletes events, consent records, dead letters and audit data older than their
 //! configured periods, a bounded batch at a time so writers are never blocked for long.
 //! The audit chain itself is append-only: its hashes stay and keep verifying.
 use std::sync::Arc;
@@ -13,17 +13,30 @@ pub async fn run(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         match sweep(&state).await {
-            Ok((events, consent, audit)) if events + consent + audit > 0 => {
-                tracing::info!(events, consent, audit, "retention removed expired rows")
-            }
+            Ok(s) if s != Swept::default() => tracing::info!(
+                events = s.events,
+                consent = s.consent,
+                dead_letters = s.dead_letters,
+                audit = s.audit,
+                "retention removed expired rows"
+            ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
         }
     }
 }
 
-/// One sweep: returns how many events, consent records and audit data rows were deleted.
-pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
+/// How many rows of each kind one sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub events: u64,
+    pub consent: u64,
+    pub dead_letters: u64,
+    pub audit: u64,
+}
+
+/// One sweep.
+pub async fn sweep(state: &AppState) -> Result<Swept> {
     let now = state.clock.now_ms();
     let events_before = now - i64::from(state.config.event_retention_days) * DAY_MS;
     let consent_before = now - i64::from(state.config.consent_retention_days) * DAY_MS;
@@ -41,6 +54,14 @@ pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
         consent_before,
     )
     .await?;
+    let dead_before = now - i64::from(state.config.dead_letter_retention_days) * DAY_MS;
+    let dead = delete_batches(
+        state,
+        "DELETE FROM dead_letters WHERE id IN
+         (SELECT id FROM dead_letters WHERE received_at_ms < $1 LIMIT $2)",
+        dead_before,
+    )
+    .await?;
     let audit_before = now - i64::from(state.config.audit_retention_days) * DAY_MS;
     let audit = delete_batches(
         state,
@@ -51,7 +72,12 @@ pub async fn sweep(state: &AppState) -> Result<(u64, u64, u64)> {
     .await?;
     crate::subject_index::forget_empty_runs(&state.db).await?;
     crate::consent_cache::prune(&state.db).await?;
-    Ok((events, consent, audit))
+    Ok(Swept {
+        events,
+        consent,
+        dead_letters: dead,
+        audit,
+    })
 }
 
 async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {

@@ -7,7 +7,7 @@ use std::{collections::HashMap, io::Write, path::Path};
 
 use axum::{
     body::Body,
-    extract::{Path as UrlPath, State},
+    extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -102,7 +102,7 @@ fn has_hash(name: &str) -> bool {
 /// `GET /sdk/{file}`.
 pub async fn serve(
     State(state): State<std::sync::Arc<AppState>>,
-    UrlPath(file): UrlPath<String>,
+    crate::http::PathParam(file): crate::http::PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let Some(asset) = state.sdk.files.get(&file) else {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
-    error::Result, export::record_admin_act, http::require_admin, pseudonym::sha256_hex,
+    error::Result, export::record_admin_act, http::{require_admin, PathParam}, pseudonym::sha256_hex,
     subject_index, AppState,
 };
 
@@ -77,18 +77,38 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
             serde_json::from_str(&data).unwrap_or(Value::Null)
         })
         .collect();
-    Ok(json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent}))
+    let sql = format!(
+        "SELECT message_id, code, reason, received_at_ms FROM dead_letters
+         WHERE subject IN ({l}) ORDER BY received_at_ms, id"
+    );
+    let refused: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "messageId": r.try_get::<Option<String>, _>(0).unwrap_or_default(),
+                "code": r.try_get::<String, _>(1).unwrap_or_default(),
+                "reason": r.try_get::<String, _>(2).unwrap_or_default(),
+                "receivedAt": assent_protocol::Timestamp::from_unix_millis(
+                    r.try_get::<i64, _>(3).unwrap_or_default()
+                ).to_string(),
+            })
+        })
+        .collect();
+    Ok(json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent, "refusedEvents": refused}))
 }
 
 pub async fn access(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
     let data = collect(&state, &id).await?;
     let p = state.pseudonymizer.pseudonym(&id);
-    let counts = json!({"events": data["events"].as_array().map_or(0, Vec::len), "consent": data["consent"].as_array().map_or(0, Vec::len)});
+    let n = |field: &str| data[field].as_array().map_or(0, Vec::len);
+    let counts = json!({"events": n("events"), "consent": n("consent"), "refusedEvents": n("refusedEvents")});
     record_admin_act(
         &state,
         "subject_access",
@@ -121,12 +141,17 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
+    let sql = format!("DELETE FROM dead_letters WHERE subject IN ({l})");
+    let dead_letters = bind_all(sqlx::query(&sql), &all)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
     let sql = format!("DELETE FROM audit_data WHERE subject IN ({l})");
     let audit_data = bind_all(sqlx::query(&sql), &all)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
-    let summary = json!({"subjectHash": sha256_hex(p.as_bytes()), "events": events, "consentRecords": consent, "auditData": audit_data});
+    let summary = json!({"subjectHash": sha256_hex(p.as_bytes()), "events": events, "consentRecords": consent, "deadLetters": dead_letters, "auditData": audit_data});
     let entry = crate::audit::NewEntry {
         kind: "erasure",
         actor,
@@ -140,7 +165,7 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
 
 pub async fn erase(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;

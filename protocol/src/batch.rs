@@ -41,6 +41,34 @@ pub enum RejectCode {
     TooLarge,
     /// The subject had not granted the event's purpose at the event's time.
     NoConsent,
+    /// An identifier or name (`messageId`, `event`, `name`, an id) holds a control
+    /// character such as NUL, which no store keeps reliably.
+    InvalidCharacters,
+    /// The event's time, corrected for the device's clock, is later than the time it was
+    /// received plus the collector's clock tolerance.
+    FutureTimestamp,
+}
+
+impl RejectCode {
+    /// Every code, in a fixed order.
+    pub const ALL: [RejectCode; 5] = [
+        RejectCode::Invalid,
+        RejectCode::TooLarge,
+        RejectCode::NoConsent,
+        RejectCode::InvalidCharacters,
+        RejectCode::FutureTimestamp,
+    ];
+
+    /// The code as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Invalid => "invalid",
+            RejectCode::TooLarge => "too_large",
+            RejectCode::NoConsent => "no_consent",
+            RejectCode::InvalidCharacters => "invalid_characters",
+            RejectCode::FutureTimestamp => "future_timestamp",
+        }
+    }
 }
 
 /// One refused event.

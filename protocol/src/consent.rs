@@ -192,6 +192,19 @@ impl ConsentRecord {
         if self.policy_version.is_empty() {
             return Err(ProtocolError::MissingField("policyVersion"));
         }
+        crate::event::no_control("consentId", &self.consent_id)?;
+        crate::event::no_control("subjectId", &self.subject_id)?;
+        crate::event::no_control("policyVersion", &self.policy_version)?;
+        for (field, v) in [
+            ("userId", &self.user_id),
+            ("locale", &self.locale),
+            ("uiVersion", &self.ui_version),
+            ("tcf", &self.tcf),
+        ] {
+            if let Some(v) = v {
+                crate::event::no_control(field, v)?;
+            }
+        }
         if let Some(h) = &self.notice_hash {
             if h.len() != 64
                 || !h
@@ -230,6 +243,21 @@ impl ConsentRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_a_record_are_refused() {
+        for (field, value) in [("consentId", r"c\u0000"), ("policyVersion", r"1\u0000"), ("subjectId", r"s\u0007")] {
+            let mut json: serde_json::Value = serde_json::from_str(
+                r#"{"consentId":"c","subjectId":"s","purposes":{"analytics":true},"policyVersion":"1","method":"custom","source":"sdk","timestamp":"2026-01-01T00:00:00Z"}"#,
+            )
+            .unwrap();
+            json[field] = serde_json::from_str(&format!("\"{value}\"")).unwrap();
+            assert_eq!(
+                ConsentRecord::from_value(json),
+                Err(ProtocolError::ControlCharacter(field))
+            );
+        }
+    }
 
     #[test]
     fn method_names_round_trip() {

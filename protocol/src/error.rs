@@ -25,6 +25,10 @@ pub enum ProtocolError {
     /// The event, serialized, exceeds 32 KB.
     #[error("event exceeds 32 KB")]
     EventTooLarge,
+    /// An identifier or name holds a control character (U+0000-U+001F, U+007F-U+009F),
+    /// such as NUL, which PostgreSQL cannot store and no reader expects.
+    #[error("`{0}` contains a control character")]
+    ControlCharacter(&'static str),
     /// The JSON does not have the shape protocol v1 requires.
     #[error("invalid JSON shape: {0}")]
     Shape(String),

@@ -195,6 +195,19 @@ impl Event {
         fn present(v: &Option<String>) -> bool {
             v.as_deref().is_some_and(|s| !s.is_empty())
         }
+        no_control("messageId", self.message_id.as_str())?;
+        for (field, v) in [
+            ("event", &self.event),
+            ("name", &self.name),
+            ("anonymousId", &self.anonymous_id),
+            ("userId", &self.user_id),
+            ("previousId", &self.previous_id),
+            ("groupId", &self.group_id),
+        ] {
+            if let Some(v) = v {
+                no_control(field, v)?;
+            }
+        }
         check_rules(
             self.kind,
             Present {
@@ -206,6 +219,14 @@ impl Event {
             },
         )
     }
+}
+
+/// Refuses an identifier or name with a control character in it.
+pub(crate) fn no_control(field: &'static str, value: &str) -> Result<(), ProtocolError> {
+    if value.chars().any(char::is_control) {
+        return Err(ProtocolError::ControlCharacter(field));
+    }
+    Ok(())
 }
 
 /// Which of the fields the type rules look at are there and not empty.
@@ -277,7 +298,24 @@ pub(crate) mod tests {
         r#"{"messageId":"m","type":"track","anonymousId":"a"}"#,
         r#"{"messageId":"m","type":"group","userId":"u"}"#,
         r#"["m","track"]"#,
+        r#"{"messageId":"m\u0000","type":"track","event":"x","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"track","event":"x\u0000y","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"page","name":"\u001b[2J","anonymousId":"a"}"#,
+        r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a\u0000"}"#,
     ];
+
+    #[test]
+    fn control_characters_in_ids_and_names_are_named_errors() {
+        let e = Event::from_json(
+            r#"{"messageId":"m","type":"track","event":"x\u0000","anonymousId":"a"}"#,
+        );
+        assert_eq!(e, Err(ProtocolError::ControlCharacter("event")));
+        // Elsewhere (properties) they are data, kept as sent.
+        assert!(Event::from_json(
+            r#"{"messageId":"m","type":"track","event":"x","anonymousId":"a","properties":{"p":"\u0000"}}"#
+        )
+        .is_ok());
+    }
 
     #[test]
     fn missing_repeated_and_mistyped_fields_are_errors() {

@@ -8,7 +8,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{value::RawValue, Map, Value};
 
-use crate::event::{check_rules, LibraryInfo, Present};
+use crate::event::{check_rules, no_control, LibraryInfo, Present};
 use crate::{EventType, MessageId, ProtocolError, Purpose, Timestamp, MAX_EVENT_BYTES};
 
 /// An object's fields in the order sent, values as raw JSON text.
@@ -167,6 +167,19 @@ impl<'a> EventView<'a> {
         let message_id = message_id.ok_or(ProtocolError::MissingField("messageId"))?;
         let kind = kind.ok_or(ProtocolError::MissingField("type"))?;
         let present = |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|s| !s.is_empty());
+        no_control("messageId", message_id.as_str())?;
+        for (field, v) in [
+            ("event", &event),
+            ("name", &name),
+            ("anonymousId", &anonymous_id),
+            ("userId", &user_id),
+            ("previousId", &previous_id),
+            ("groupId", &group_id),
+        ] {
+            if let Some(v) = v {
+                no_control(field, v)?;
+            }
+        }
         check_rules(
             kind,
             Present {

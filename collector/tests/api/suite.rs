@@ -868,7 +868,7 @@ pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
     )
     .await
     .unwrap();
-    app.state.refresh_origins().await.unwrap();
+    app.state.refresh_sources().await.unwrap();
     let blog = preflight("https://blog.example").await.unwrap();
     assert_eq!(
         blog.headers().get("access-control-allow-origin").unwrap(),
@@ -943,9 +943,10 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .unwrap()
         .try_get::<i64, _>(0)
         .unwrap();
-    let (events_deleted, _, _) = assent_collector::retention::sweep(&app.state)
+    let events_deleted = assent_collector::retention::sweep(&app.state)
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(events_deleted as i64, old);
     assert_eq!(app.count("events").await, 250 - old);
     if b == Backend::Sqlite {
