@@ -9,7 +9,7 @@ use axum::{
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or unknown write key")]
+    #[error("missing or unknown key")]
     Unauthorized,
     #[error("this key may not do that")]
     Forbidden,

@@ -35,7 +35,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathParam(p.0))
-            .map_err(|_| Error::BadRequest("malformed path (it must be valid percent-encoded UTF-8)".into()))
+            .map_err(|_| {
+                Error::BadRequest("malformed path (it must be valid percent-encoded UTF-8)".into())
+            })
     }
 }
 
@@ -108,9 +110,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/alias", post(single))
         .route("/v1/consent", post(consent_post))
         .route("/sdk/{file}", get(crate::sdk_files::serve))
+        // Before the CORS layer, which then answers preflights (OPTIONS) itself.
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(cors(&state));
     Router::new()
-        .merge(browsers)
         .route("/v1/consent/{subject_id}", get(consent_get))
         .route("/v1/audit/export", get(export::export))
         .route("/v1/audit/verify", get(export::verify))
@@ -125,8 +128,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .merge(browsers)
+        .fallback(|| async { Error::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

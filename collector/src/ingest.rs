@@ -127,9 +127,9 @@ fn shape(err: ProtocolError) -> Error {
 fn consent_row(state: &AppState, value: Value, index: usize, skew: Skew) -> Result<ConsentRow> {
     let record = ConsentRecord::from_value(value)
         .map_err(|e| Error::BadRequest(format!("consent[{index}]: {e}")))?;
-    let at = skew
-        .correct(Some(record.timestamp))
-        .map_err(|late| Error::BadRequest(format!("consent[{index}]: {}", skew.too_late_reason(late))))?;
+    let at = skew.correct(Some(record.timestamp)).map_err(|late| {
+        Error::BadRequest(format!("consent[{index}]: {}", skew.too_late_reason(late)))
+    })?;
     Ok(pseudonymized_record(state, record, at))
 }
 
@@ -337,7 +337,11 @@ pub async fn batch(
     envelope: Envelope<'_>,
 ) -> Result<BatchResponse> {
     let sent_at = envelope.sent_at()?;
-    let skew = Skew::new(req.received_at_ms, sent_at, state.config.clock_tolerance_ms());
+    let skew = Skew::new(
+        req.received_at_ms,
+        sent_at,
+        state.config.clock_tolerance_ms(),
+    );
     let consent = envelope.consent.unwrap_or_default();
     check_record_count(state, consent.len())?;
     state
@@ -932,7 +936,11 @@ mod tests {
     #[test]
     fn skew_is_corrected_from_sent_at() {
         // Device clock 10 s fast: sent at 1_010_000 by its clock, received at 1_000_000.
-        let skew = Skew::new(1_000_000, Some(Timestamp::from_unix_millis(1_010_000)), 5_000);
+        let skew = Skew::new(
+            1_000_000,
+            Some(Timestamp::from_unix_millis(1_010_000)),
+            5_000,
+        );
         assert_eq!(
             skew.correct(Some(Timestamp::from_unix_millis(1_009_000))),
             Ok(999_000)
@@ -949,7 +957,11 @@ mod tests {
         );
         // A sentAt far in the past pushes a late timestamp further still: refused, where it
         // was stored as a time past the year 9999 (and shown as 1970).
-        let skew = Skew::new(1_000_000, Some(Timestamp::parse("0001-01-01T00:00:00Z").unwrap()), 5_000);
+        let skew = Skew::new(
+            1_000_000,
+            Some(Timestamp::parse("0001-01-01T00:00:00Z").unwrap()),
+            5_000,
+        );
         let late = Timestamp::parse("9999-12-31T23:59:59Z").unwrap();
         assert!(skew.correct(Some(late)).is_err());
     }

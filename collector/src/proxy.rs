@@ -85,7 +85,10 @@ mod tests {
         let h = headers(&["198.51.100.9, 10.1.1.1", "10.0.0.3"]);
         assert_eq!(p.client(lb, &h), ip("198.51.100.9"));
         // Ports and brackets as some proxies write them.
-        assert_eq!(p.client(lb, &headers(&["[2001:db8::7]:443"])), ip("2001:db8::7"));
+        assert_eq!(
+            p.client(lb, &headers(&["[2001:db8::7]:443"])),
+            ip("2001:db8::7")
+        );
         // Garbage stops the walk at the last trusted hop.
         assert_eq!(p.client(lb, &headers(&["203.0.113.7, nonsense"])), lb);
         // No header: the proxy itself.
@@ -97,6 +100,9 @@ mod tests {
         let p = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let h = headers(&["203.0.113.7"]);
         assert_eq!(p.client(ip("198.51.100.1"), &h), ip("198.51.100.1"));
-        assert_eq!(TrustedProxies::default().client(ip("10.0.0.2"), &h), ip("10.0.0.2"));
+        assert_eq!(
+            TrustedProxies::default().client(ip("10.0.0.2"), &h),
+            ip("10.0.0.2")
+        );
     }
 }

@@ -149,7 +149,10 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use sha2::{Digest, Sha256};
     let (da, db) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    da.iter().zip(db.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -181,7 +181,10 @@ pub struct RecordLimits {
 impl RecordLimits {
     pub fn new(c: &Config) -> RecordLimits {
         let rate = NonZeroU32::new(c.consent_records_per_second.max(1)).expect("positive");
-        let burst = c.consent_records_burst.max(c.max_consent_records_per_request as u32).max(1);
+        let burst = c
+            .consent_records_burst
+            .max(c.max_consent_records_per_request as u32)
+            .max(1);
         let quota = Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).expect("positive"));
         RecordLimits {
             by_source: DefaultKeyedRateLimiter::keyed(quota),
@@ -206,7 +209,10 @@ impl RecordLimits {
         };
         if let Some(ip) = ip {
             let ip = limited_by(ip);
-            self.by_ip.check_key_n(&ip, n).map_err(refused)?.map_err(wait)?;
+            self.by_ip
+                .check_key_n(&ip, n)
+                .map_err(refused)?
+                .map_err(wait)?;
         }
         match self.by_source.check_key_n(&source_id.to_owned(), n) {
             Ok(Ok(())) => Ok(()),

@@ -10,11 +10,7 @@
 //! - on shutdown, accepting stops and open connections finish their request.
 //!
 //! The body's own timeout is the edge's (`http::read_body`), where the body is read.
-use std::{
-    future::Future,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{extract::ConnectInfo, Router};
 use hyper::body::Incoming;
@@ -88,17 +84,19 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let proxies = proxies.clone();
-        let service = router.clone().map_request(move |mut req: axum::extract::Request| {
-            let client = proxies.client(peer.ip(), req.headers());
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(ClientAddr(client));
-            req
-        });
+        let service = router
+            .clone()
+            .map_request(move |mut req: axum::extract::Request| {
+                let client = proxies.client(peer.ip(), req.headers());
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(ClientAddr(client));
+                req
+            });
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            TowerToHyperService::new(service.map_request(|r: hyper::Request<Incoming>| {
-                r.map(axum::body::Body::new)
-            })),
+            TowerToHyperService::new(
+                service.map_request(|r: hyper::Request<Incoming>| r.map(axum::body::Body::new)),
+            ),
         );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
-    error::Result, export::record_admin_act, http::{require_admin, PathParam}, pseudonym::sha256_hex,
+    error::Result,
+    export::record_admin_act,
+    http::{require_admin, PathParam},
+    pseudonym::sha256_hex,
     subject_index, AppState,
 };
 
@@ -96,7 +99,9 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
             })
         })
         .collect();
-    Ok(json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent, "refusedEvents": refused}))
+    Ok(
+        json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent, "refusedEvents": refused}),
+    )
 }
 
 pub async fn access(

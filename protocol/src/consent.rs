@@ -246,7 +246,11 @@ mod tests {
 
     #[test]
     fn control_characters_in_a_record_are_refused() {
-        for (field, value) in [("consentId", r"c\u0000"), ("policyVersion", r"1\u0000"), ("subjectId", r"s\u0007")] {
+        for (field, value) in [
+            ("consentId", r"c\u0000"),
+            ("policyVersion", r"1\u0000"),
+            ("subjectId", r"s\u0007"),
+        ] {
             let mut json: serde_json::Value = serde_json::from_str(
                 r#"{"consentId":"c","subjectId":"s","purposes":{"analytics":true},"policyVersion":"1","method":"custom","source":"sdk","timestamp":"2026-01-01T00:00:00Z"}"#,
             )

@@ -90,6 +90,35 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts JSON with another write key.
+    pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(key, Some(""))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A write key for a new source `name`.
+    pub async fn new_source(&self, name: &str) -> String {
+        assent_collector::keys::create(
+            &self.state,
+            assent_collector::keys::Role::Write,
+            Some(name),
+            None,
+            "test",
+            "test",
+        )
+        .await
+        .unwrap()
+        .raw
+    }
+
     pub async fn raw(
         &self,
         path: &str,

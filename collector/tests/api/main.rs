@@ -1,6 +1,7 @@
 //! The collector's HTTP API, black-box, on SQLite and on PostgreSQL: the same suite runs
 //! against both (`sqlite::name` and `postgres::name`).
 mod helpers;
+mod security;
 mod suite;
 
 macro_rules! on_both_backends {
@@ -42,6 +43,48 @@ on_both_backends!(
     expired_consent_and_audit_data_go_and_the_chain_still_verifies,
     every_consent_change_counts_at_once_on_every_collector,
 );
+
+macro_rules! security_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod security_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::security::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod security_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::security::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+security_on_both_backends!(
+    consent_is_kept_apart_per_site,
+    forged_future_dates_are_refused,
+    control_characters_refuse_the_event_not_the_batch,
+    dead_letters_keep_no_refused_data_and_are_subject_data,
+    consent_floods_are_capped_and_rate_limited,
+    keys_in_headers_are_checked_before_the_body,
+);
+
+/// The connection edge does not depend on the database: SQLite only.
+mod security_edge {
+    use crate::{helpers::Backend::Sqlite, security};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn distinct_huge_credentials_leave_memory_bounded() {
+        security::distinct_huge_credentials_leave_memory_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_clients_are_cut_off_and_connections_bounded() {
+        security::slow_clients_are_cut_off_and_connections_bounded(Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        security::forwarded_addresses_are_believed_only_from_trusted_proxies(Sqlite).await
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_behave_as_one_collector() {

@@ -3,6 +3,8 @@ use std::io::Write;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use assent_collector::Config;
+
 use crate::helpers::*;
 
 const T0: &str = "2026-11-29T10:00:00.000Z";
@@ -218,13 +220,19 @@ pub async fn every_way_to_present_a_key_works_and_wrong_keys_fail(b: Backend) {
         let body: Value = r.json().await.unwrap();
         assert!(body["error"]["code"].is_string(), "{body}");
     }
-    let r = c
-        .get(format!("{}/v1/audit/verify", app.url))
-        .bearer_auth(WRITE_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403, "a write key is not a compliance token");
+    // On the compliance routes a write key is answered as an unknown key is: the public
+    // write keys cannot be told apart from nonsense there.
+    for key in [WRITE_KEY, "wk_forged_key_000000000000"] {
+        let r = c
+            .get(format!("{}/v1/audit/verify", app.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a write key is not a compliance token");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["message"], "missing or unknown key");
+    }
     // A revoked key stops working at once.
     let key = assent_collector::keys::create(
         &app.state,
@@ -415,27 +423,35 @@ pub async fn consent_endpoints_record_and_return_the_current_state(b: Backend) {
     ]});
     let (status, _) = app.post("/v1/consent", &records).await;
     assert_eq!(status, 201);
-    let r = app
-        .client
-        .get(format!("{}/v1/consent/visitor", app.url))
-        .basic_auth(WRITE_KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+    // The write key is public: with it nobody reads a subject's choices or learns which
+    // ids exist.
+    for id in ["visitor", "nobody"] {
+        let r = app
+            .client
+            .get(format!("{}/v1/consent/{id}?source=default", app.url))
+            .basic_auth(WRITE_KEY, Some(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = app.admin_get("/v1/consent/visitor").await;
+    assert_eq!(r.status(), 400, "the source must be named");
+    let r = app.admin_get("/v1/consent/visitor?source=default").await;
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let state: Value = r.json().await.unwrap();
     assert_eq!(
         state["purposes"],
         json!({"analytics": true, "advertising": true, "necessary": true})
     );
     assert_eq!(state["timestamp"], T1);
+    let r = app.admin_get("/v1/consent/nobody?source=default").await;
+    assert_eq!(r.status(), 404);
     let r = app
-        .client
-        .get(format!("{}/v1/consent/nobody", app.url))
-        .basic_auth(WRITE_KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+        .admin_get("/v1/consent/visitor?source=nosuchsource")
+        .await;
     assert_eq!(r.status(), 404);
     // Re-sending a record is idempotent.
     app.post(
@@ -616,7 +632,7 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 401);
     let r = app.admin_delete("/v1/subjects/erase-me").await;
     assert_eq!(r.status(), 200);
     let summary: Value = r.json().await.unwrap();
@@ -658,11 +674,25 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
 
 pub async fn segment_consent_stamps_count_and_are_recorded(b: Backend) {
     let app = spawn_app(b).await;
-    let stamped = |id: &str, analytics: bool| {
-        let mut e = track(id, "seg-user", None, T1);
+    let stamped_for = |id: &str, subject: &str, analytics: bool| {
+        let mut e = track(id, subject, None, T1);
         e["context"] = json!({"consent": {"categoryPreferences": {"Analytics": analytics, "Advertising": false}}});
         e
     };
+    let stamped = |id: &str, analytics: bool| stamped_for(id, "seg-user", analytics);
+    // By default an event cannot vouch for itself.
+    let (_, answer) = app
+        .post("/v1/batch", &json!({"batch": [stamped("s0", true)]}))
+        .await;
+    assert_eq!(answer["rejected"][0]["code"], "no_consent", "{answer}");
+    assert_eq!(app.count("consent_records").await, 0);
+    let trust = assent_collector::sources::SourceSettings {
+        trust_consent_stamps: Some(true),
+        ..Default::default()
+    };
+    assent_collector::sources::set(&app.state, "default", trust, "test")
+        .await
+        .unwrap();
     let (_, answer) = app
         .post(
             "/v1/batch",
@@ -686,6 +716,30 @@ pub async fn segment_consent_stamps_count_and_are_recorded(b: Backend) {
         .try_get(0)
         .unwrap();
     assert_eq!(origin, "api");
+    // A consent record in force always wins over a stamp, even where stamps are trusted.
+    let (status, _) = app
+        .post(
+            "/v1/consent",
+            &consent("real", "recorded-user", json!({"analytics": false}), T0),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, answer) = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [stamped_for("s4", "recorded-user", true)]}),
+        )
+        .await;
+    assert_eq!(answer["rejected"][0]["code"], "no_consent", "{answer}");
+    let stamps: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM consent_records WHERE policy_version = 'segment-consent-stamp'",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(stamps, 2, "the stamp over a record is not recorded either");
 }
 
 pub async fn single_event_endpoints_take_the_type_from_the_path(b: Backend) {
@@ -772,7 +826,10 @@ pub async fn health_readiness_metrics_and_openapi(b: Backend) {
         &json!({"batch": [track("m", "a", Some("necessary"), T1), track("n", "a", None, T1)]}),
     )
     .await;
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    // The counts say how busy each site is: the compliance token or the metrics token.
+    let r = get("/metrics").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("assent_events_total{outcome=\"accepted\",reason=\"\"} 1"),
         "{metrics}"
@@ -911,12 +968,8 @@ pub async fn the_sdk_delivers_to_the_collector_end_to_end(b: Backend) {
     assert_eq!(app.count("events").await, 51);
     assert_eq!(app.count("consent_records").await, 1);
     let r = app
-        .client
-        .get(format!("{}/v1/consent/{pid}", app.url))
-        .basic_auth(WRITE_KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+        .admin_get(&format!("/v1/consent/{pid}?source=default"))
+        .await;
     let state: Value = r.json().await.unwrap();
     assert_eq!(state["purposes"]["analytics"], true);
 }
@@ -1381,8 +1434,14 @@ pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: B
 pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let database_url = fresh_database(b, dir.path()).await;
-    let one = spawn_with(config(&database_url), tempfile::tempdir().unwrap()).await;
-    let two = spawn_with(config(&database_url), dir).await;
+    // One request carries more changes than the cache applies one by one (below).
+    let bulk = |url: &str| Config {
+        max_consent_records_per_request: 3000,
+        consent_records_burst: 3000,
+        ..config(url)
+    };
+    let one = spawn_with(bulk(&database_url), tempfile::tempdir().unwrap()).await;
+    let two = spawn_with(bulk(&database_url), dir).await;
     // Each event is new (its own messageId) and later than every decision below.
     let mut n = 0;
     let mut next = || {
