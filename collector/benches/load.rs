@@ -22,8 +22,8 @@ use serde_json::json;
 
 const BATCH: usize = 100;
 const SUBJECTS: usize = 1000;
-const WRITE_KEY: &str = "wk_load_generator_key_000001";
-const ADMIN_TOKEN: &str = "adm_load_generator_token_01";
+const WRITE_KEY: &str = "wk_load_generator_key_Pc3Hd6Jf1Kb5Ws0YeUx";
+const ADMIN_TOKEN: &str = "adm_load_generator_token_Nv7Qa2Xe9Rd4Kw6";
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -93,6 +93,10 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Days dead letters (refused events: code, reason, message id) are kept.
     pub dead_letter_retention_days: u32,
+    /// The secret keys' digests are made with (any string of 32+ bytes). Absent: one is
+    /// generated and kept in the database; given, a copy of the database alone does not
+    /// let anyone test guessed keys.
+    pub key_digest_secret: Option<Secret>,
     /// A token for `/metrics` (Prometheus' `bearer_token`); the compliance token works too.
     pub metrics_token: Option<Secret>,
 }
@@ -128,6 +132,7 @@ impl Default for Config {
             max_header_bytes: 16 * 1024,
             dead_letter_retention_days: 30,
             metrics_token: None,
+            key_digest_secret: None,
         }
     }
 }
@@ -159,6 +164,15 @@ impl Config {
             ));
         }
         config.proxies()?;
+        if config
+            .key_digest_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(Error::Config(
+                "key_digest_secret must be at least 32 bytes".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -224,6 +238,7 @@ impl Config {
             "MAX_HEADER_BYTES" => self.max_header_bytes = num(key, value)?,
             "DEAD_LETTER_RETENTION_DAYS" => self.dead_letter_retention_days = num(key, value)?,
             "METRICS_TOKEN" => self.metrics_token = Some(Secret::new(value)),
+            "KEY_DIGEST_SECRET" => self.key_digest_secret = Some(Secret::new(value)),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::{
     config::{Config, Secret},
     error::{Error, Result},
-    pseudonym::{random_token, sha256_hex},
+    pseudonym::random_token,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,13 +297,21 @@ impl Db {
             }
             return Ok(key.clone());
         }
-        let name = format!("pseudonym_key.{}", config.pseudonym_key_id);
+        self.server_secret(
+            &format!("pseudonym_key.{}", config.pseudonym_key_id),
+            now_ms,
+        )
+        .await
+    }
+
+    /// A secret generated once and kept in `server_secrets` under `name`. Several
+    /// replicas may start at once: the first insert wins, all read the winner.
+    pub async fn server_secret(&self, name: &str, now_ms: i64) -> Result<Secret> {
         let mut w = self.write().await?;
-        // Several replicas may start at once: the first insert wins, all read the winner.
         sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-            .bind(&name).bind(random_token("")).bind(now_ms).execute(&mut *w.tx).await?;
+            .bind(name).bind(random_token("")).bind(now_ms).execute(&mut *w.tx).await?;
         let value: String = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(&name)
+            .bind(name)
             .fetch_one(&mut *w.tx)
             .await?
             .try_get(0)?;
@@ -360,29 +368,6 @@ impl Caller {
             Caller::Source { key_id, .. } | Caller::Admin { key_id } => format!("key:{key_id}"),
         }
     }
-}
-
-/// Keys are stored as SHA-256 hashes; the raw key is shown once, when created.
-pub fn key_hash(raw: &str) -> String {
-    sha256_hex(raw.as_bytes())
-}
-
-pub async fn find_key(db: &Db, raw: &str) -> Result<Option<Caller>> {
-    let row = sqlx::query(
-        "SELECT id, role, source_id FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
-    )
-    .bind(key_hash(raw))
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key_id: String = row.try_get(0)?;
-    let role: String = row.try_get(1)?;
-    let source: Option<String> = row.try_get(2)?;
-    Ok(match (role.as_str(), source) {
-        ("write", Some(source_id)) => Some(Caller::Source { source_id, key_id }),
-        ("admin", _) => Some(Caller::Admin { key_id }),
-        _ => None,
-    })
 }
 
 /// One key as `keys list` shows it (never the key itself).

@@ -1,15 +1,118 @@
 //! Sources and keys: write keys belong to a source, admin (compliance) tokens to nobody.
-//! Only hashes are stored; a key is shown once, when it is made. Every change is audited.
+//! Only digests are stored; a key is shown once, when it is made. Every change is audited.
+//!
+//! A digest is HMAC-SHA256 under a server secret (`key_digest_secret`, else one generated
+//! and kept in the database), so a copy of the keys table alone does not let anyone test
+//! guesses. Keys stored by earlier versions as bare SHA-256 are found too and their digest
+//! is rewritten on first use.
 use serde_json::json;
 use sqlx::Row;
 
 use crate::{
     audit::NewEntry,
-    db::{key_hash, WriteTx},
+    config::Secret,
+    db::{Caller, Db, WriteTx},
     error::{Error, Result},
-    pseudonym::random_token,
+    pseudonym::{hex, mac_with, random_token, sha256_hex},
     AppState,
 };
+
+/// What tells a digest of this version from a bare SHA-256 of an earlier one.
+const DIGEST_PREFIX: &str = "h1:";
+
+/// Shortest key an operator may choose (generated keys are 32 random bytes).
+pub const MIN_CHOSEN_KEY_CHARS: usize = 32;
+/// Least estimated entropy of a chosen key, in bits.
+pub const MIN_CHOSEN_KEY_BITS: f64 = 128.0;
+
+/// Turns raw keys into what `api_keys.key_hash` stores.
+#[derive(Clone)]
+pub struct KeyDigests {
+    secret: Secret,
+}
+
+impl std::fmt::Debug for KeyDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDigests(***)")
+    }
+}
+
+impl KeyDigests {
+    pub fn new(secret: Secret) -> KeyDigests {
+        KeyDigests { secret }
+    }
+
+    pub fn digest(&self, raw: &str) -> String {
+        format!(
+            "{DIGEST_PREFIX}{}",
+            hex(&mac_with(&self.secret, b"assent api key\0", raw.as_bytes()))
+        )
+    }
+}
+
+/// The caller a raw key stands for (not revoked). A key found under its old bare SHA-256
+/// gets its digest rewritten.
+pub async fn find(db: &Db, digests: &KeyDigests, raw: &str) -> Result<Option<Caller>> {
+    let digest = digests.digest(raw);
+    let legacy = sha256_hex(raw.as_bytes());
+    let row = sqlx::query(
+        "SELECT id, role, source_id, key_hash FROM api_keys
+         WHERE key_hash IN ($1, $2) AND revoked_at_ms IS NULL",
+    )
+    .bind(&digest)
+    .bind(&legacy)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let key_id: String = row.try_get(0)?;
+    let role: String = row.try_get(1)?;
+    let source: Option<String> = row.try_get(2)?;
+    let stored: String = row.try_get(3)?;
+    if stored == legacy {
+        let mut w = db.write().await?;
+        sqlx::query("UPDATE api_keys SET key_hash = $1 WHERE id = $2 AND key_hash = $3")
+            .bind(&digest)
+            .bind(&key_id)
+            .bind(&legacy)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+    }
+    Ok(match (role.as_str(), source) {
+        ("write", Some(source_id)) => Some(Caller::Source { source_id, key_id }),
+        ("admin", _) => Some(Caller::Admin { key_id }),
+        _ => None,
+    })
+}
+
+/// Estimated entropy of a chosen key: its length times the Shannon entropy of its
+/// characters. A crude bound, but it refuses what people type (`aaaa…`, `password123…`).
+pub fn estimated_bits(raw: &str) -> f64 {
+    let chars: Vec<char> = raw.chars().collect();
+    let mut counts: std::collections::HashMap<char, usize> = Default::default();
+    for c in &chars {
+        *counts.entry(*c).or_default() += 1;
+    }
+    let n = chars.len() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
+
+/// Refuses a key an operator chose that is too short or too guessable.
+pub fn check_chosen(raw: &str) -> Result<()> {
+    if raw.chars().count() < MIN_CHOSEN_KEY_CHARS || estimated_bits(raw) < MIN_CHOSEN_KEY_BITS {
+        return Err(Error::Config(format!(
+            "a chosen key must have at least {MIN_CHOSEN_KEY_CHARS} characters and about {MIN_CHOSEN_KEY_BITS} bits of entropy (use a random one: leave it unset)"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -90,17 +193,20 @@ pub async fn create_in(
     raw: Option<String>,
     actor: &str,
 ) -> Result<NewKey> {
-    let raw = raw.unwrap_or_else(|| random_token(if role == Role::Write { "wk_" } else { "adm_" }));
-    if raw.len() < 16 {
-        return Err(Error::Config("keys must be at least 16 characters".into()));
-    }
+    let raw = match raw {
+        Some(chosen) => {
+            check_chosen(&chosen)?;
+            chosen
+        }
+        None => random_token(if role == Role::Write { "wk_" } else { "adm_" }),
+    };
     let id = format!("key_{}", &random_token("")[..16]);
     let now = state.clock.now_ms();
     sqlx::query("INSERT INTO api_keys (id, source_id, role, key_hash, label, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&id)
         .bind(source_id)
         .bind(role.as_str())
-        .bind(key_hash(&raw))
+        .bind(state.key_digests.digest(&raw))
         .bind(label)
         .bind(now)
         .execute(&mut *w.tx)
@@ -239,4 +345,27 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<(NewKey, NewKey)>> {
     .await?;
     w.commit().await?;
     Ok(Some((write, admin)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chosen_keys_need_length_and_entropy() {
+        assert!(check_chosen("wk_short_0123456789").is_err());
+        assert!(check_chosen(&"a".repeat(64)).is_err());
+        assert!(check_chosen(&"ab".repeat(40)).is_err());
+        assert!(check_chosen("wk_7Qm2Zr9vLx4Tn8Pc3Hd6Jf1Kb5Ws0Ye").is_ok());
+        assert!(check_chosen(&random_token("wk_")).is_ok());
+    }
+
+    #[test]
+    fn digests_depend_on_the_secret() {
+        let a = KeyDigests::new(Secret::new("one secret"));
+        let b = KeyDigests::new(Secret::new("another secret"));
+        assert_ne!(a.digest("wk_x"), b.digest("wk_x"));
+        assert!(a.digest("wk_x").starts_with(DIGEST_PREFIX));
+        assert_ne!(a.digest("wk_x"), sha256_hex(b"wk_x"));
+    }
 }

@@ -76,6 +76,8 @@ pub struct AppState {
     pub sdk: sdk_files::SdkFiles,
     /// Each source's allowed browser origins and consent scope, refreshed periodically.
     pub sources: sources::Sources,
+    /// How keys are digested for storage and lookup.
+    pub key_digests: keys::KeyDigests,
     /// Budgets counted in consent records, per source and per client.
     pub record_limits: ratelimit::RecordLimits,
     /// The request limiters, once the router is built (their sizes, for tests).
@@ -93,6 +95,13 @@ impl AppState {
         let db = db::Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
         let key = db.pseudonym_key(&config, clock.now_ms()).await?;
+        let key_secret = match &config.key_digest_secret {
+            Some(s) => s.clone(),
+            None => {
+                db.server_secret("key_digest_secret", clock.now_ms())
+                    .await?
+            }
+        };
         let previous = match &config.previous_pseudonym_keys {
             Some(list) => pseudonym::parse_key_list(list.expose()).map_err(Error::Config)?,
             None => Vec::new(),
@@ -108,6 +117,7 @@ impl AppState {
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
         let state = AppState {
             record_limits: ratelimit::RecordLimits::new(&config),
+            key_digests: keys::KeyDigests::new(key_secret),
             limiters: Default::default(),
             consent_cache: consent_cache::ConsentCache::new(db.backend),
             sdk,
@@ -181,13 +191,13 @@ impl AppState {
 
     /// The caller a raw key stands for, from the cache when it is fresh.
     pub async fn find_key(&self, raw: &str) -> Result<Option<db::Caller>> {
-        let hash = db::key_hash(raw);
+        let hash = self.key_digests.digest(raw);
         if let Some((caller, at)) = self.keys.lock().expect("key cache").get(&hash) {
             if at.elapsed() < KEY_CACHE_TTL {
                 return Ok(Some(caller.clone()));
             }
         }
-        let found = db::find_key(&self.db, raw).await?;
+        let found = keys::find(&self.db, &self.key_digests, raw).await?;
         let mut cache = self.keys.lock().expect("key cache");
         match &found {
             Some(caller) => {

@@ -110,7 +110,7 @@ pub fn subject_key(pseudonym: &str) -> i64 {
     }
 }
 
-fn mac_with(key: &Secret, label: &[u8], data: &[u8]) -> [u8; 32] {
+pub(crate) fn mac_with(key: &Secret, label: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes()).expect("any key length");
     mac.update(label);
     mac.update(data);

@@ -11,8 +11,8 @@ use std::{
 use serde_json::json;
 use sqlx::Row;
 
-const WRITE_KEY: &str = "wk_kill_test_write_key_00001";
-const ADMIN: &str = "adm_kill_test_admin_token_001";
+const WRITE_KEY: &str = "wk_kill_test_write_key_Hs4Ty8Wm1Pq6Zc3Vb";
+const ADMIN: &str = "adm_kill_test_admin_token_Jd2Lk7Rf5Gx9Qn";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -12,8 +12,8 @@ pub enum Backend {
     Postgres,
 }
 
-pub const WRITE_KEY: &str = "wk_test_write_key_0123456789";
-pub const ADMIN_TOKEN: &str = "adm_test_admin_token_0123456789";
+pub const WRITE_KEY: &str = "wk_test_write_key_7Qm2Zr9vLx4Tn8Pc3Hd6Jf";
+pub const ADMIN_TOKEN: &str = "adm_test_admin_token_Gk5Rw8Ny2Bs6Vq9Tz3Lm";
 
 pub struct TestApp {
     pub url: String,

@@ -64,6 +64,7 @@ security_on_both_backends!(
     dead_letters_keep_no_refused_data_and_are_subject_data,
     consent_floods_are_capped_and_rate_limited,
     keys_in_headers_are_checked_before_the_body,
+    keys_are_digested_with_a_server_secret,
 );
 
 /// The connection edge does not depend on the database: SQLite only.

@@ -516,3 +516,47 @@ pub async fn forwarded_addresses_are_believed_only_from_trusted_proxies(b: Backe
     }
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+/// Keys are stored as HMAC digests under a server secret; a key stored by an earlier
+/// version as a bare SHA-256 still works and is rewritten on first use; an operator's
+/// chosen key must be long and random enough.
+pub async fn keys_are_digested_with_a_server_secret(b: Backend) {
+    let app = spawn_app(b).await;
+    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys ORDER BY id")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    let bare = assent_collector::pseudonym::sha256_hex(WRITE_KEY.as_bytes());
+    assert!(
+        stored.iter().all(|h| h.starts_with("h1:") && *h != bare),
+        "{stored:?}"
+    );
+    // An earlier version's row: the bare SHA-256 of the key.
+    sqlx::query("UPDATE api_keys SET key_hash = $1 WHERE role = 'write'")
+        .bind(&bare)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    app.state.forget_keys();
+    let ok = json!({"batch": [track("h-1", "h", Some("necessary"), T1)]});
+    assert_eq!(app.post("/v1/batch", &ok).await.0, 200);
+    let now: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE role = 'write'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(now, app.state.key_digests.digest(WRITE_KEY));
+    // A guessable chosen key stops the first start.
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let weak = Config {
+        bootstrap_write_key: Some(assent_collector::config::Secret::new(
+            "wk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        )),
+        ..config(&url)
+    };
+    let err = assent_collector::Application::build(weak)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("entropy"), "{err}");
+}

@@ -10,8 +10,8 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-WRITE_KEY = "wk_segment_client_test_key_01"
-ADMIN = "adm_segment_client_test_token_1"
+WRITE_KEY = "wk_segment_client_test_key_Ub3Mz6Yt8Ka1"
+ADMIN = "adm_segment_client_test_token_Ew5Pr9Cj2"
 
 
 class Collector:

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { Analytics } from "@segment/analytics-node";
 import { startCollector as start } from "./collector.mjs";
 
-const WRITE_KEY = "wk_segment_node_test_key_0001";
-const ADMIN = "adm_segment_node_test_token_01";
+const WRITE_KEY = "wk_segment_node_test_key_Fi4Oq7Sn1Dv8Lh";
+const ADMIN = "adm_segment_node_test_token_Xa6Bc3Ge9T";
 
 const startCollector = () => start({ writeKey: WRITE_KEY, admin: ADMIN });
 

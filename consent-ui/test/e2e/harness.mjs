@@ -11,8 +11,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const ui = path.resolve(here, "../..");
 export const root = path.resolve(ui, "..");
 export const artifacts = path.join(ui, "artifacts");
-export const WRITE_KEY = "wk_banner_e2e_write_key_0001";
-export const ADMIN = "adm_banner_e2e_admin_token_01";
+export const WRITE_KEY = "wk_banner_e2e_write_key_Zq8Mw2Rk5Ny7Ht";
+export const ADMIN = "adm_banner_e2e_admin_token_Vs3Lp6Jc9Df";
 
 const listen = (server) =>
   new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server.address().port)));
