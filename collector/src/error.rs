@@ -25,6 +25,10 @@ pub enum Error {
     MethodNotAllowed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// The database refused a value of the request as data (PostgreSQL's class 22, data
+    /// exception): sending it again cannot succeed, so it is final, not a 503.
+    #[error("the request holds a value the database cannot store")]
+    Unstorable(#[source] sqlx::Error),
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     #[error("configuration: {0}")]
@@ -37,7 +41,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Unavailable(e)
+        let data_exception = match &e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.len() == 5 && c.starts_with("22")),
+            _ => false,
+        };
+        if data_exception {
+            Error::Unstorable(e)
+        } else {
+            Error::Unavailable(e)
+        }
     }
 }
 
@@ -58,6 +72,7 @@ impl Error {
             Error::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Unstorable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             // Every server-side failure is reported as "try again": clients retry 503.
             Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => {
@@ -76,6 +91,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Timeout => "timeout",
+            Error::Unstorable(_) => "unstorable",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => "unavailable",
         }
@@ -85,7 +101,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Error::Unstorable(_)) {
             // The cause goes to the log (it names no personal data); the client gets a retry.
             tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
         }

@@ -70,6 +70,28 @@ impl<'de> Deserialize<'de> for Timestamp {
 mod tests {
     use super::*;
 
+    /// What the schema's pattern admits, the parser reads (calendar validity aside, which
+    /// the schema's `format: date-time` checks); what it refuses, the parser refuses too.
+    #[test]
+    fn the_schema_pattern_and_the_parser_agree() {
+        for ok in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999+23:59",
+            "2026-02-28T00:00:00-00:00",
+            "2026-11-29T10:00:00.1Z",
+        ] {
+            assert!(Timestamp::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0000-00-00T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:00+99:00",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn formats_utc_with_millis_and_round_trips() {
         let t = Timestamp::from_unix_millis(1_764_417_600_123);

@@ -206,6 +206,16 @@ pub async fn control_characters_refuse_the_event_not_the_batch(b: Backend) {
             .contains("control character"));
     }
     assert_eq!(app.counts().await, before);
+    // Should any other value ever be refused by PostgreSQL as data, the answer is final
+    // (422), not a 503 that clients retry for ever.
+    if b == Backend::Postgres {
+        let err = sqlx::query("SELECT 1/0")
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap_err();
+        let err = assent_collector::Error::from(err);
+        assert_eq!(err.status().as_u16(), 422, "{err}");
+    }
 }
 
 /// A refused event is exactly what the subject did not agree to give: its dead letter
