@@ -31,5 +31,7 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// Path of the batch endpoint, relative to the collector's base URL.
 pub const BATCH_PATH: &str = "/v1/batch";
+/// The protocol's JSON Schema (draft 2020-12): every message, under `$defs`.
+pub const JSON_SCHEMA: &str = include_str!("../schema/assent-v1.schema.json");
 /// Protocol version this crate implements.
 pub const PROTOCOL_VERSION: u32 = 1;
