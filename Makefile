@@ -5,9 +5,9 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint sdk-demo bench-collector fuzz test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint sdk-demo bench-collector fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
-test: deps lint test-rust test-clients test-ui test-python test-kotlin test-swift examples
+test: deps lint test-rust test-clients fuzz-api test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
 
 deps:
@@ -97,6 +97,13 @@ run: ui
 # fsync on, so acknowledged means durable as in production).
 bench-collector:
 	PG_FSYNC=on scripts/with-postgres.sh cargo bench -p assent-collector --bench load
+
+# Schema-driven fuzzing of the HTTP API (schemathesis from PyPI against the served
+# /openapi.json and the real binary): no 5xx, no undocumented status, content type or
+# shape. Two passes of FUZZ_API_SECONDS (default 40).
+fuzz-api: deps
+	cargo build -p assent-collector
+	scripts/fuzz-api.sh
 
 # The coverage-guided fuzzer on the batch parser (cargo-fuzz; FUZZ_SECONDS, default 60).
 fuzz:
