@@ -484,7 +484,11 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi(),
+    )
+        .into_response()
 }
 
 /// `from` / `to` of the audit endpoints: ISO 8601.

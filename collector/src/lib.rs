@@ -53,9 +53,10 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub fn openapi() -> &'static str {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        let schema: serde_json::Value =
-            serde_json::from_str(assent_protocol::JSON_SCHEMA).expect("the protocol schema is JSON");
+        let mut doc: serde_json::Value =
+            serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let schema: serde_json::Value = serde_json::from_str(assent_protocol::JSON_SCHEMA)
+            .expect("the protocol schema is JSON");
         let text = serde_json::to_string(&schema["$defs"]).expect("serializes");
         let defs: serde_json::Value =
             serde_json::from_str(&text.replace("\"#/$defs/", "\"#/components/schemas/protocol-"))
@@ -101,6 +102,8 @@ pub struct AppState {
     pub sdk: sdk_files::SdkFiles,
     /// Each source's allowed browser origins and consent scope, refreshed periodically.
     pub sources: sources::Sources,
+    /// The last verification of the stored audit chain (reused for a while).
+    pub verify_cache: export::VerifyCache,
     /// How keys are digested for storage and lookup.
     pub key_digests: keys::KeyDigests,
     /// Budgets counted in consent records, per source and per client.
@@ -143,6 +146,7 @@ impl AppState {
         let state = AppState {
             record_limits: ratelimit::RecordLimits::new(&config),
             key_digests: keys::KeyDigests::new(key_secret),
+            verify_cache: Default::default(),
             limiters: Default::default(),
             consent_cache: consent_cache::ConsentCache::new(db.backend),
             sdk,

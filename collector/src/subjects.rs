@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     export::record_admin_act,
-    http::{require_admin, PathParam},
+    http::{require_admin, PathParam, QueryParams},
     pseudonym::sha256_hex,
     subject_index, AppState,
 };
@@ -48,25 +48,86 @@ fn bind_events<'q>(
     q
 }
 
-/// Everything stored about the subject whose raw id is `raw`.
-pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
+/// Most events in one page of a subject access answer (each at most 32 KB).
+pub const MAX_PAGE: usize = 1000;
+
+/// Rows deleted per transaction by an erasure: ingest (on SQLite, one writer for all)
+/// gets its turn between batches.
+const ERASE_BATCH: i64 = 1000;
+
+/// Where a page of a subject's events starts: after this (time, source, message id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor(i64, String, String);
+
+impl Cursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).expect("serializes"))
+    }
+
+    fn decode(text: &str) -> Result<Cursor> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::BadRequest("cursor is not one this collector gave".into()))
+    }
+}
+
+/// `?cursor=&limit=` of a subject access request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// What is stored about the subject whose raw id is `raw`: one page of events (oldest
+/// first) and, on the first page, the consent records and refused events. `next` is the
+/// cursor of the following page, when there is one.
+pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Value> {
+    let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let after = page.cursor.as_deref().map(Cursor::decode).transpose()?;
     let all = state.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
-    let l = placeholders(all.len());
+    let n = all.len();
+    let l = placeholders(n);
     let db = &state.db.pool;
     let sql = format!(
-        "SELECT payload, timestamp_ms, received_at_ms FROM events WHERE {} ORDER BY timestamp_ms",
-        subject_index::events_of(state.db.backend, all.len())
+        "SELECT payload, timestamp_ms, source_id, message_id FROM events
+         WHERE ({}) AND (timestamp_ms, source_id, message_id) > (${}, ${}, ${})
+         ORDER BY timestamp_ms, source_id, message_id LIMIT ${}",
+        subject_index::events_of(state.db.backend, n),
+        2 * n + 1,
+        2 * n + 2,
+        2 * n + 3,
+        2 * n + 4
     );
-    let events: Vec<Value> = bind_events(sqlx::query(&sql), &all)
+    let (t, src, mid) = after.map_or((i64::MIN, String::new(), String::new()), |c| {
+        (c.0, c.1, c.2)
+    });
+    let rows = bind_events(sqlx::query(&sql), &all)
+        .bind(t)
+        .bind(src)
+        .bind(mid)
+        .bind(limit as i64 + 1)
         .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let payload: String = r.try_get(0).unwrap_or_default();
-            serde_json::from_str(&payload).unwrap_or(Value::Null)
-        })
-        .collect();
+        .await?;
+    let more = rows.len() > limit;
+    let mut events = Vec::with_capacity(rows.len().min(limit));
+    let mut last = None;
+    for r in rows.into_iter().take(limit) {
+        let payload: String = r.try_get(0)?;
+        events.push(serde_json::from_str(&payload).unwrap_or(Value::Null));
+        last = Some(Cursor(r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+    }
+    let next = if more { last.map(|c| c.encode()) } else { None };
+    let mut answer = json!({"subjectId": raw, "pseudonym": p, "events": events, "next": next});
+    if page.cursor.is_some() {
+        return Ok(answer);
+    }
     let sql = format!(
         "SELECT d.data FROM consent_records c JOIN audit_data d ON d.seq = c.audit_seq
          WHERE c.subject IN ({l}) OR c.user_id IN ({l}) ORDER BY c.timestamp_ms"
@@ -80,6 +141,7 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
             serde_json::from_str(&data).unwrap_or(Value::Null)
         })
         .collect();
+    // Dead letters expire after `dead_letter_retention_days`, which bounds these.
     let sql = format!(
         "SELECT message_id, code, reason, received_at_ms FROM dead_letters
          WHERE subject IN ({l}) ORDER BY received_at_ms, id"
@@ -99,18 +161,21 @@ pub async fn collect(state: &AppState, raw: &str) -> Result<Value> {
             })
         })
         .collect();
-    Ok(
-        json!({"subjectId": raw, "pseudonym": p, "events": events, "consent": consent, "refusedEvents": refused}),
-    )
+    answer["consent"] = consent.into();
+    answer["refusedEvents"] = refused.into();
+    Ok(answer)
 }
 
+/// `GET /v1/subjects/{id}?cursor=&limit=`: a page of what is held (see [`collect`]);
+/// each page is an audited act.
 pub async fn access(
     State(state): State<Arc<AppState>>,
     PathParam(id): PathParam<String>,
+    QueryParams(page): QueryParams<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
-    let data = collect(&state, &id).await?;
+    let data = collect(&state, &id, &page).await?;
     let p = state.pseudonymizer.pseudonym(&id);
     let n = |field: &str| data[field].as_array().map_or(0, Vec::len);
     let counts = json!({"events": n("events"), "consent": n("consent"), "refusedEvents": n("refusedEvents")});
@@ -125,37 +190,60 @@ pub async fn access(
     Ok(Json(data).into_response())
 }
 
-/// Erases what is held about a subject. The audit chain keeps verifying: only the
-/// erasable data rows go. The erasure entry names the subject by a hash of its
-/// pseudonym, which compliance staff can recompute from the raw id.
+/// Erases what is held about a subject, a batch of rows per transaction so ingest is not
+/// held up: consent records first (so nothing new of the subject is accepted meanwhile),
+/// then events, dead letters and audit data. The audit chain keeps verifying: only the
+/// erasable data rows go. The erasure entry, written last, names the subject by a hash of
+/// its pseudonym, which compliance staff can recompute from the raw id. Interrupted, it is
+/// simply asked again.
 pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result<Value> {
     let all = state.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
-    let l = placeholders(all.len());
-    let mut w = state.db.write().await?;
-    let sql = format!(
-        "DELETE FROM events WHERE {}",
-        subject_index::events_of(state.db.backend, all.len())
-    );
-    let events = bind_events(sqlx::query(&sql), &all)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-    let sql = format!("DELETE FROM consent_records WHERE subject IN ({l}) OR user_id IN ({l})");
-    let consent = bind_all(sqlx::query(&sql), &all)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-    let sql = format!("DELETE FROM dead_letters WHERE subject IN ({l})");
-    let dead_letters = bind_all(sqlx::query(&sql), &all)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-    let sql = format!("DELETE FROM audit_data WHERE subject IN ({l})");
-    let audit_data = bind_all(sqlx::query(&sql), &all)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
+    let n = all.len();
+    let l = placeholders(n);
+    let limit = format!("${}", 2 * n + 1);
+    let consent = erase_batches(
+        state,
+        &all,
+        false,
+        &format!(
+            "DELETE FROM consent_records WHERE (source_id, consent_id) IN
+             (SELECT source_id, consent_id FROM consent_records
+              WHERE subject IN ({l}) OR user_id IN ({l}) LIMIT {limit})"
+        ),
+    )
+    .await?;
+    let events = erase_batches(
+        state,
+        &all,
+        true,
+        &format!(
+            "DELETE FROM events WHERE (source_id, message_id) IN
+             (SELECT source_id, message_id FROM events WHERE {} LIMIT {limit})",
+            subject_index::events_of(state.db.backend, n)
+        ),
+    )
+    .await?;
+    let dead_letters = erase_batches(
+        state,
+        &all,
+        false,
+        &format!(
+            "DELETE FROM dead_letters WHERE id IN
+             (SELECT id FROM dead_letters WHERE subject IN ({l}) LIMIT {limit})"
+        ),
+    )
+    .await?;
+    let audit_data = erase_batches(
+        state,
+        &all,
+        false,
+        &format!(
+            "DELETE FROM audit_data WHERE seq IN
+             (SELECT seq FROM audit_data WHERE subject IN ({l}) LIMIT {limit})"
+        ),
+    )
+    .await?;
     let summary = json!({"subjectHash": sha256_hex(p.as_bytes()), "events": events, "consentRecords": consent, "deadLetters": dead_letters, "auditData": audit_data});
     let entry = crate::audit::NewEntry {
         kind: "erasure",
@@ -163,9 +251,41 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
         subject: None,
         data: summary.clone(),
     };
+    let mut w = state.db.write().await?;
     state.audit(&mut w, entry).await?;
     w.commit().await?;
     Ok(summary)
+}
+
+/// Runs `sql` (pseudonyms bound as `$1..$n`, then their subject keys as `$n+1..$2n` when
+/// `with_keys`, else the pseudonyms again, then the batch size) until it deletes nothing;
+/// one transaction per batch. Returns the rows deleted.
+async fn erase_batches(
+    state: &AppState,
+    all: &[String],
+    with_keys: bool,
+    sql: &str,
+) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut w = state.db.write().await?;
+        let q = if with_keys {
+            bind_events(sqlx::query(sql), all)
+        } else {
+            bind_all(bind_all(sqlx::query(sql), all), all)
+        };
+        let n = q
+            .bind(ERASE_BATCH)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 pub async fn erase(

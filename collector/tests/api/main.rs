@@ -65,6 +65,7 @@ security_on_both_backends!(
     consent_floods_are_capped_and_rate_limited,
     keys_in_headers_are_checked_before_the_body,
     keys_are_digested_with_a_server_secret,
+    access_pages_erasure_batches_and_verification_is_bounded,
 );
 
 /// The connection edge does not depend on the database: SQLite only.
