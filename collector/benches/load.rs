@@ -92,6 +92,10 @@ async fn run(kind: &str) {
         bootstrap_admin_token: Some(Secret::new(ADMIN_TOKEN)),
         rate_limit_per_second: 1_000_000,
         rate_limit_burst: 1_000_000,
+        // The setup sends the subjects' consent 500 records at a time.
+        max_consent_records_per_request: 500,
+        consent_records_per_second: 1_000_000,
+        consent_records_burst: 1_000_000,
         ..Config::default()
     };
     let app = Application::build(config).await.unwrap();

@@ -72,17 +72,14 @@ pub struct ConsentCache {
 struct Inner {
     /// The last line of `consent_changes` applied; 0 before the first look.
     upto: i64,
-    /// bucket → (consent scope id, subject) → records.
-    buckets: FastMap<String, FastMap<(String, String), Records>>,
+    /// bucket → consent scope id → subject → records.
+    buckets: FastMap<String, FastMap<String, FastMap<String, Records>>>,
     subjects: usize,
 }
 
 impl Inner {
     fn get(&self, scope: &str, subject: &str) -> Option<&Records> {
-        // The key is built only to look up; lookups are per subject, so this is cheap.
-        self.buckets
-            .get(bucket(subject))?
-            .get(&(scope.to_owned(), subject.to_owned()))
+        self.buckets.get(bucket(subject))?.get(scope)?.get(subject)
     }
 
     fn put(&mut self, scope: &str, subject: &str, records: Records) {
@@ -91,17 +88,18 @@ impl Inner {
             self.subjects = 0;
         }
         let in_bucket = self.buckets.entry(bucket(subject).to_owned()).or_default();
-        if in_bucket
-            .insert((scope.to_owned(), subject.to_owned()), records)
-            .is_none()
-        {
+        let in_scope = match in_bucket.get_mut(scope) {
+            Some(map) => map,
+            None => in_bucket.entry(scope.to_owned()).or_default(),
+        };
+        if in_scope.insert(subject.to_owned(), records).is_none() {
             self.subjects += 1;
         }
     }
 
     fn drop_bucket(&mut self, bucket: &str) {
         if let Some(gone) = self.buckets.remove(bucket) {
-            self.subjects -= gone.len();
+            self.subjects -= gone.values().map(|m| m.len()).sum::<usize>();
         }
     }
 
