@@ -281,6 +281,27 @@ impl Db {
         })
     }
 
+    /// Runs the DELETE that `batch` makes, one transaction each time, until it deletes
+    /// nothing (each statement deletes a bounded batch, so writers get their turn between
+    /// them); returns the rows deleted. Not "until fewer than a batch": another replica
+    /// deleting at the same time can take some of a batch's rows.
+    pub async fn delete_in_batches<'q, F>(&self, batch: F) -> Result<u64>
+    where
+        F: Fn() -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    {
+        let mut total = 0;
+        loop {
+            let mut w = self.write().await?;
+            let n = batch().execute(&mut *w.tx).await?.rows_affected();
+            w.commit().await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

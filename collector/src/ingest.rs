@@ -74,6 +74,37 @@ struct DeadLetter {
     reason: String,
 }
 
+/// The events of a request refused so far: the answer's rejections and their dead letters.
+#[derive(Default)]
+struct Refusals {
+    rejected: Vec<Rejection>,
+    dead: Vec<DeadLetter>,
+}
+
+impl Refusals {
+    fn refuse(
+        &mut self,
+        index: usize,
+        message_id: Option<String>,
+        subject: Option<String>,
+        code: RejectCode,
+        reason: String,
+    ) {
+        self.rejected.push(Rejection {
+            index: index as u32,
+            message_id: message_id.clone(),
+            code,
+            reason: reason.clone(),
+        });
+        self.dead.push(DeadLetter {
+            message_id,
+            subject,
+            code,
+            reason,
+        });
+    }
+}
+
 /// Device clock skew: `timestamp = receivedAt − (sentAt − timestamp)`, and the latest time
 /// a record or event may carry (received + tolerance), so a date forged into the future
 /// cannot outrank a later withdrawal.
@@ -434,7 +465,7 @@ async fn ingest(
         memo: FastMap::default(),
     };
     let mut parsed: Vec<(usize, EventView<'_>, String)> = Vec::with_capacity(events.len());
-    let mut dead = Vec::new();
+    let mut refused = Refusals::default();
     for (index, raw) in events.into_iter().enumerate() {
         match EventView::parse(raw.get()) {
             Ok(event) => {
@@ -448,19 +479,7 @@ async fn ingest(
                     _ => RejectCode::Invalid,
                 };
                 let message_id = readable_message_id(raw.get());
-                let reason = err.to_string();
-                response.rejected.push(Rejection {
-                    index: index as u32,
-                    message_id: message_id.clone(),
-                    code,
-                    reason: reason.clone(),
-                });
-                dead.push(DeadLetter {
-                    message_id,
-                    subject: None,
-                    code,
-                    reason,
-                });
+                refused.refuse(index, message_id, None, code, err.to_string());
             }
         }
     }
@@ -499,18 +518,8 @@ async fn ingest(
             Ok(at) => at,
             Err(late) => {
                 let reason = skew.too_late_reason(late);
-                response.rejected.push(Rejection {
-                    index: index as u32,
-                    message_id: Some(message_id.clone()),
-                    code: RejectCode::FutureTimestamp,
-                    reason: reason.clone(),
-                });
-                dead.push(DeadLetter {
-                    message_id: Some(message_id),
-                    subject: Some(subject),
-                    code: RejectCode::FutureTimestamp,
-                    reason,
-                });
+                let code = RejectCode::FutureTimestamp;
+                refused.refuse(index, Some(message_id), Some(subject), code, reason);
                 continue;
             }
         };
@@ -560,18 +569,8 @@ async fn ingest(
             let reason = format!(
                 "purpose {purpose} was not granted by the subject's consent at the event's time"
             );
-            response.rejected.push(Rejection {
-                index: index as u32,
-                message_id: Some(message_id.clone()),
-                code: RejectCode::NoConsent,
-                reason: reason.clone(),
-            });
-            dead.push(DeadLetter {
-                message_id: Some(message_id),
-                subject: Some(subject),
-                code: RejectCode::NoConsent,
-                reason,
-            });
+            let code = RejectCode::NoConsent;
+            refused.refuse(index, Some(message_id), Some(subject), code, reason);
             continue;
         }
         // What is stored: identifiers pseudonymized, the address and the key dropped.
@@ -590,6 +589,7 @@ async fn ingest(
             payload,
         });
     }
+    response.rejected = refused.rejected;
     response.rejected.sort_by_key(|r| r.index);
 
     let mut job = WriteJob {
@@ -600,7 +600,7 @@ async fn ingest(
         ip: req.ip.map(truncate_ip),
         records,
         events: rows,
-        dead,
+        dead: refused.dead,
         inserts: None,
     };
     job.inserts = Some(job.event_inserts(state.db.backend));

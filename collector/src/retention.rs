@@ -81,22 +81,8 @@ pub async fn sweep(state: &AppState) -> Result<Swept> {
 }
 
 async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let mut w = state.db.write().await?;
-        let n = sqlx::query(sql)
-            .bind(before)
-            .bind(BATCH)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-        w.commit().await?;
-        total += n;
-        // Not `n < BATCH`: another replica sweeping at the same time can take some of a
-        // batch's rows, and stopping then would leave expired rows for a whole period.
-        if n == 0 {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
-    }
+    state
+        .db
+        .delete_in_batches(|| sqlx::query(sql).bind(before).bind(BATCH))
+        .await
 }

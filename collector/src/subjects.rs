@@ -257,35 +257,26 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     Ok(summary)
 }
 
-/// Runs `sql` (pseudonyms bound as `$1..$n`, then their subject keys as `$n+1..$2n` when
-/// `with_keys`, else the pseudonyms again, then the batch size) until it deletes nothing;
-/// one transaction per batch. Returns the rows deleted.
+/// Deletes with `sql` a batch at a time (see [`crate::db::Db::delete_in_batches`]):
+/// pseudonyms bound as `$1..$n`, then their subject keys as `$n+1..$2n` when `with_keys`,
+/// else the pseudonyms again, then the batch size.
 async fn erase_batches(
     state: &AppState,
     all: &[String],
     with_keys: bool,
     sql: &str,
 ) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let mut w = state.db.write().await?;
-        let q = if with_keys {
-            bind_events(sqlx::query(sql), all)
-        } else {
-            bind_all(bind_all(sqlx::query(sql), all), all)
-        };
-        let n = q
-            .bind(ERASE_BATCH)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-        w.commit().await?;
-        total += n;
-        if n == 0 {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
-    }
+    state
+        .db
+        .delete_in_batches(|| {
+            let q = if with_keys {
+                bind_events(sqlx::query(sql), all)
+            } else {
+                bind_all(bind_all(sqlx::query(sql), all), all)
+            };
+            q.bind(ERASE_BATCH)
+        })
+        .await
 }
 
 pub async fn erase(

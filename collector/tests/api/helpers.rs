@@ -78,16 +78,7 @@ pub async fn spawn_with(config: Config, dir: tempfile::TempDir) -> TestApp {
 
 impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .basic_auth(WRITE_KEY, Some(""))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.post_as(WRITE_KEY, path, body).await
     }
 
     /// Posts JSON with another write key.
