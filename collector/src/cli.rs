@@ -206,7 +206,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             output,
         })) => {
             let state = open(&cli).await?;
-            let window = crate::http::Window {
+            let window = crate::extract::Window {
                 from: from.clone(),
                 to: to.clone(),
                 format: None,

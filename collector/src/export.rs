@@ -16,7 +16,7 @@ use crate::{
     audit::{self, Entry, NewEntry, Verifier},
     db::Db,
     error::{Error, Result},
-    http::{require_admin, WindowQuery},
+    extract::{require_admin, QueryParams, WindowQuery},
     AppState,
 };
 
@@ -103,7 +103,7 @@ pub async fn record_admin_act(
 pub async fn export(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    crate::http::QueryParams(window): WindowQuery,
+    QueryParams(window): WindowQuery,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
     let (from, to) = window.bounds()?;

@@ -10,6 +10,7 @@ pub mod consent_cache;
 pub mod db;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod http;
 pub mod ingest;
 pub mod keys;

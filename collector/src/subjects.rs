@@ -14,7 +14,7 @@ use sqlx::Row;
 use crate::{
     error::{Error, Result},
     export::record_admin_act,
-    http::{require_admin, PathParam, QueryParams},
+    extract::{require_admin, PathParam, QueryParams},
     pseudonym::sha256_hex,
     subject_index, AppState,
 };

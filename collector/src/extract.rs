@@ -1,0 +1,176 @@
+//! What handlers take from a request: path and query parameters whose rejections are our
+//! JSON errors, the client's address, and the caller (authentication by key). Handlers of
+//! every domain use these; the router (`http.rs`) only wires them.
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderMap},
+};
+use base64::Engine as _;
+use serde::{de::DeserializeOwned, Deserialize};
+
+use crate::{
+    db::Caller,
+    error::{Error, Result},
+    ratelimit::ClientAddr,
+    AppState,
+};
+
+/// A path parameter whose rejection is our JSON error (and never echoes the input).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|_| {
+                Error::BadRequest("malformed path (it must be valid percent-encoded UTF-8)".into())
+            })
+    }
+}
+
+/// A query string whose rejection is our JSON error.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|_| {
+                Error::BadRequest(
+                    "malformed query string (a parameter repeated, unknown, or of the wrong type)"
+                        .into(),
+                )
+            })
+    }
+}
+
+/// The client's address as the edge worked it out (see `proxy.rs`).
+pub struct Client(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        if let Some(ClientAddr(ip)) = parts.extensions.get::<ClientAddr>() {
+            return Ok(Client(*ip));
+        }
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| Client(c.0.ip()))
+            .ok_or_else(|| Error::Internal("no client address".into()))
+    }
+}
+
+/// The key a request carries: HTTP Basic (key as user name, as Segment's libraries send
+/// it), `Bearer`, or the body's `writeKey`.
+fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let auth = auth.trim();
+        if let Some(b64) = auth
+            .strip_prefix("Basic ")
+            .or_else(|| auth.strip_prefix("basic "))
+        {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let user = text.split(':').next().unwrap_or_default();
+            return (!user.is_empty()).then(|| user.to_owned());
+        }
+        if let Some(token) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+        {
+            return Some(token.trim().to_owned());
+        }
+        return None;
+    }
+    body_key.map(str::to_owned)
+}
+
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body_key: Option<&str>,
+) -> Result<Caller> {
+    let key = presented_key(headers, body_key).ok_or(Error::Unauthorized)?;
+    if key.len() > 256 {
+        return Err(Error::Unauthorized);
+    }
+    state.find_key(&key).await?.ok_or(Error::Unauthorized)
+}
+
+/// An admin (compliance) token. A write key gets the same answer as an unknown key, so
+/// the public write keys cannot be told apart from nonsense on these routes.
+pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
+    match authenticate(state, headers, None).await? {
+        admin @ Caller::Admin { .. } => Ok(admin),
+        Caller::Source { .. } => Err(Error::Unauthorized),
+    }
+}
+
+/// A write key of a source, from a browser origin the source allows.
+pub(crate) async fn source_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    body_key: Option<&str>,
+) -> Result<(Caller, String)> {
+    match authenticate(state, headers, body_key).await? {
+        Caller::Source { source_id, key_id } => {
+            state.check_origin(&source_id, headers).await?;
+            Ok((
+                Caller::Source {
+                    source_id: source_id.clone(),
+                    key_id,
+                },
+                source_id,
+            ))
+        }
+        Caller::Admin { .. } => Err(Error::Forbidden),
+    }
+}
+
+/// A key in a header is checked before the body is read, inflated or parsed; a key in
+/// the body (`sendBeacon` cannot set headers) only after.
+pub(crate) async fn header_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, String)>> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return source_caller(state, headers, None).await.map(Some);
+    }
+    Ok(None)
+}
+
+/// `from` / `to` of the audit endpoints: ISO 8601.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
+}
+
+impl Window {
+    pub fn bounds(&self) -> Result<(i64, i64)> {
+        let parse = |v: &Option<String>, default: i64| match v {
+            None => Ok(default),
+            Some(s) => assent_protocol::Timestamp::parse(s)
+                .map(|t| t.unix_millis())
+                .map_err(|_| Error::BadRequest("from/to must be ISO 8601 date-times".into())),
+        };
+        Ok((parse(&self.from, i64::MIN)?, parse(&self.to, i64::MAX)?))
+    }
+}
+
+pub type WindowQuery = QueryParams<Window>;
