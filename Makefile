@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint sdk-demo bench-collector fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint sdk-demo bench-collector bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 test: deps lint test-rust test-clients fuzz-api test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
@@ -104,6 +104,12 @@ bench-collector:
 fuzz-api: deps
 	cargo build -p assent-collector
 	scripts/fuzz-api.sh
+
+# Memory of the release collector under 6,000 distinct 256 KB credentials, then 6,000
+# distinct short ones (RSS before and after).
+bench-credentials:
+	cargo build --release -p assent-collector
+	python3 scripts/bench-credentials.py
 
 # The coverage-guided fuzzer on the batch parser (cargo-fuzz; FUZZ_SECONDS, default 60).
 fuzz:
