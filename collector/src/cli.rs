@@ -51,7 +51,11 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
+    /// A source's public key (pages, apps): ingest only.
     Write,
+    /// A source's secret key for its back end: ingest, and reading its own consent.
+    Server,
+    /// A compliance token: audit, subject requests, any source's consent.
     Admin,
 }
 
@@ -155,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 } => {
                     let role = match role {
                         RoleArg::Write => Role::Write,
+                        RoleArg::Server => Role::Server,
                         RoleArg::Admin => Role::Admin,
                     };
                     let key = keys::create(

@@ -376,17 +376,21 @@ pub fn numbered(first: usize, n: usize) -> String {
         .join(",")
 }
 
-/// Who is calling: a write key of a source, or an admin (compliance) token.
+/// Who is calling: a write key of a source (public: it sits in pages and apps), a server
+/// key of a source (secret: its back end), or an admin (compliance) token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Source { source_id: String, key_id: String },
+    Server { source_id: String, key_id: String },
     Admin { key_id: String },
 }
 
 impl Caller {
     pub fn actor(&self) -> String {
         match self {
-            Caller::Source { key_id, .. } | Caller::Admin { key_id } => format!("key:{key_id}"),
+            Caller::Source { key_id, .. }
+            | Caller::Server { key_id, .. }
+            | Caller::Admin { key_id } => format!("key:{key_id}"),
         }
     }
 }

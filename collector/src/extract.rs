@@ -115,28 +115,65 @@ pub async fn authenticate(
 pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
     match authenticate(state, headers, None).await? {
         admin @ Caller::Admin { .. } => Ok(admin),
-        Caller::Source { .. } => Err(Error::Unauthorized),
+        Caller::Source { .. } | Caller::Server { .. } => Err(Error::Unauthorized),
     }
 }
 
-/// A write key of a source, from a browser origin the source allows.
+/// A key of a source: a write key from a browser origin the source allows (or from no
+/// browser), or a server key from no browser at all (a secret key seen in a browser has
+/// leaked, and must not work there).
 pub(crate) async fn source_caller(
     state: &AppState,
     headers: &HeaderMap,
     body_key: Option<&str>,
 ) -> Result<(Caller, String)> {
-    match authenticate(state, headers, body_key).await? {
-        Caller::Source { source_id, key_id } => {
-            state.check_origin(&source_id, headers).await?;
-            Ok((
-                Caller::Source {
-                    source_id: source_id.clone(),
-                    key_id,
-                },
-                source_id,
-            ))
+    let caller = authenticate(state, headers, body_key).await?;
+    match &caller {
+        Caller::Source { source_id, .. } => {
+            state.check_origin(source_id, headers).await?;
+            let source_id = source_id.clone();
+            Ok((caller, source_id))
+        }
+        Caller::Server { source_id, .. } => {
+            if headers.contains_key(header::ORIGIN) {
+                return Err(Error::Forbidden);
+            }
+            let source_id = source_id.clone();
+            Ok((caller, source_id))
         }
         Caller::Admin { .. } => Err(Error::Forbidden),
+    }
+}
+
+/// The consent scope a caller may read: a server key its own source's, the compliance
+/// token any source's (named by `source`); a write key none (it is public).
+pub(crate) async fn consent_reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: Option<&str>,
+) -> Result<String> {
+    let caller = authenticate(state, headers, None).await?;
+    // Looked up only for a caller that may read: nobody else learns which sources exist.
+    let named = match (&caller, source) {
+        (Caller::Admin { .. } | Caller::Server { .. }, Some(s)) => {
+            Some(state.find_source(s).await?.ok_or(Error::NotFound)?)
+        }
+        _ => None,
+    };
+    match caller {
+        Caller::Admin { .. } => named.ok_or_else(|| {
+            Error::BadRequest("name the source whose consent is asked: ?source=<id or name>".into())
+        }),
+        Caller::Server { source_id, .. } => {
+            if headers.contains_key(header::ORIGIN) {
+                return Err(Error::Forbidden);
+            }
+            match named {
+                Some(other) if other != source_id => Err(Error::Unauthorized),
+                _ => Ok(source_id),
+            }
+        }
+        Caller::Source { .. } => Err(Error::Unauthorized),
     }
 }
 

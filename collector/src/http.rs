@@ -18,7 +18,9 @@ use crate::{
     db::Caller,
     error::{Error, Result},
     export,
-    extract::{header_caller, require_admin, source_caller, Client, PathParam, QueryParams},
+    extract::{
+        consent_reader, header_caller, require_admin, source_caller, Client, PathParam, QueryParams,
+    },
     ingest, subjects, AppState,
 };
 
@@ -295,20 +297,17 @@ pub struct ConsentQuery {
     pub source: Option<String>,
 }
 
-/// `GET /v1/consent/{subjectId}?source=...`: compliance staff only. A write key is public
-/// (it sits in every page), so with it anyone could read a subject's choices and probe
-/// which ids exist; the banner and the SDK keep their own copy of the choice instead.
+/// `GET /v1/consent/{subjectId}?source=...`: for compliance staff (any source, named) and
+/// a source's server key (its own scope). A write key is public (it sits in every page),
+/// so with it anyone could read a subject's choices and probe which ids exist; the banner
+/// and the SDK keep their own copy of the choice instead.
 async fn consent_get(
     State(state): Shared,
     PathParam(subject_id): PathParam<String>,
     QueryParams(query): QueryParams<ConsentQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    require_admin(&state, &headers).await?;
-    let source = query.source.ok_or_else(|| {
-        Error::BadRequest("name the source whose consent is asked: ?source=<id or name>".into())
-    })?;
-    let source_id = state.find_source(&source).await?.ok_or(Error::NotFound)?;
+    let source_id = consent_reader(&state, &headers, query.source.as_deref()).await?;
     let scope = state.sources.get(&source_id).scope;
     match ingest::current(&state, &scope, &subject_id).await? {
         Some(v) => Ok(Json(v).into_response()),

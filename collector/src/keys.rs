@@ -80,6 +80,7 @@ pub async fn find(db: &Db, digests: &KeyDigests, raw: &str) -> Result<Option<Cal
     }
     Ok(match (role.as_str(), source) {
         ("write", Some(source_id)) => Some(Caller::Source { source_id, key_id }),
+        ("server", Some(source_id)) => Some(Caller::Server { source_id, key_id }),
         ("admin", _) => Some(Caller::Admin { key_id }),
         _ => None,
     })
@@ -117,6 +118,8 @@ pub fn check_chosen(raw: &str) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Write,
+    /// A source's secret key for its back end: ingest, and its own scope's consent.
+    Server,
     Admin,
 }
 
@@ -124,6 +127,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Write => "write",
+            Role::Server => "server",
             Role::Admin => "admin",
         }
     }
@@ -198,7 +202,11 @@ pub async fn create_in(
             check_chosen(&chosen)?;
             chosen
         }
-        None => random_token(if role == Role::Write { "wk_" } else { "adm_" }),
+        None => random_token(match role {
+            Role::Write => "wk_",
+            Role::Server => "sk_",
+            Role::Admin => "adm_",
+        }),
     };
     let id = format!("key_{}", &random_token("")[..16]);
     let now = state.clock.now_ms();
@@ -234,7 +242,7 @@ pub async fn create(
     let mut w = state.db.write().await?;
     w.lock_audit_chain().await?;
     let source_id = match (role, source) {
-        (Role::Write, Some(name)) => {
+        (Role::Write | Role::Server, Some(name)) => {
             let id = ensure_source(&mut w, name, "", state.clock.now_ms()).await?;
             if let Some(list) = origins {
                 let list = normalize_origins(list)?;
@@ -253,7 +261,9 @@ pub async fn create(
             }
             Some(id)
         }
-        (Role::Write, None) => return Err(Error::Config("a write key needs --source".into())),
+        (Role::Write | Role::Server, None) => {
+            return Err(Error::Config("a write or server key needs --source".into()))
+        }
         (Role::Admin, _) => None,
     };
     let key = create_in(

@@ -13,3 +13,8 @@ CREATE INDEX consent_records_source_subject ON consent_records (source_id, subje
 ALTER TABLE dead_letters ADD COLUMN subject TEXT;
 UPDATE dead_letters SET payload = '';
 CREATE INDEX dead_letters_subject ON dead_letters (subject) WHERE subject IS NOT NULL;
+
+-- Server keys: secret keys of a source for its back end (ingest, and reading the consent
+-- of its own scope), never sent from a browser.
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check CHECK (role IN ('write', 'admin', 'server'));

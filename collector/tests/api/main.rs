@@ -66,6 +66,7 @@ security_on_both_backends!(
     keys_in_headers_are_checked_before_the_body,
     keys_are_digested_with_a_server_secret,
     access_pages_erasure_batches_and_verification_is_bounded,
+    server_keys_read_their_own_scope_only,
 );
 
 /// The connection edge does not depend on the database: SQLite only.

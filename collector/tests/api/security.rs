@@ -651,3 +651,80 @@ pub async fn access_pages_erasure_batches_and_verification_is_bounded(b: Backend
     assert_eq!(first["ok"], true, "{first}");
     assert_eq!(first["verifiedAt"], second["verifiedAt"]);
 }
+
+/// A source's back end reads its own consent with a server key (secret, never from a
+/// browser); it cannot read another source's, and the public write key reads nothing.
+pub async fn server_keys_read_their_own_scope_only(b: Backend) {
+    let app = spawn_app(b).await;
+    let server = assent_collector::keys::create(
+        &app.state,
+        assent_collector::keys::Role::Server,
+        Some("default"),
+        None,
+        "back end",
+        "test",
+    )
+    .await
+    .unwrap()
+    .raw;
+    assert!(server.starts_with("sk_"));
+    let site_b = app.new_source("site-b").await;
+    let grant = record("s-1", "V", json!({"analytics": true}), "accept_all", T0);
+    assert_eq!(app.post("/v1/consent", &grant).await.0, 201);
+    let b_grant = record("s-2", "V", json!({"advertising": true}), "accept_all", T0);
+    assert_eq!(app.post_as(&site_b, "/v1/consent", &b_grant).await.0, 201);
+    let get = |path: &str, key: &str, origin: Option<&str>| {
+        let mut r = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .bearer_auth(key);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let r = get("/v1/consent/V", &server, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let state: Value = r.json().await.unwrap();
+    assert_eq!(state["purposes"]["analytics"], true, "{state}");
+    assert!(
+        state["purposes"].get("advertising").is_none(),
+        "site B's record: {state}"
+    );
+    let r = get("/v1/consent/V?source=site-b", &server, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "another source's scope");
+    let r = get("/v1/consent/V", &server, Some("https://shop.example"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a server key from a browser has leaked");
+    // A write key learns nothing, not even which sources exist.
+    for path in [
+        "/v1/consent/V?source=default",
+        "/v1/consent/V?source=nosuch",
+    ] {
+        assert_eq!(get(path, WRITE_KEY, None).await.unwrap().status(), 401);
+    }
+    // The server key also sends events for its source (Segment's server-side libraries).
+    let (status, answer) = app
+        .post_as(
+            &server,
+            "/v1/batch",
+            &json!({"batch": [track("s-ev", "V", None, T1)]}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    // And it is no compliance token.
+    assert_eq!(
+        get("/v1/audit/verify", &server, None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
