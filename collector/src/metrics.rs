@@ -113,17 +113,9 @@ impl Metrics {
         };
         count("accepted", "", u64::from(r.accepted));
         count("duplicate", "", u64::from(r.duplicates));
-        for code in [
-            RejectCode::Invalid,
-            RejectCode::TooLarge,
-            RejectCode::NoConsent,
-        ] {
+        for code in RejectCode::ALL {
             let n = r.rejected.iter().filter(|x| x.code == code).count() as u64;
-            let reason = serde_json::to_value(code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            count("rejected", &reason, n);
+            count("rejected", code.as_str(), n);
         }
     }
 
