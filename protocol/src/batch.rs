@@ -98,3 +98,18 @@ pub struct BatchResponse {
     #[serde(default)]
     pub rejected: Vec<Rejection>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_codes_are_written_as_their_names() {
+        for code in RejectCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::String(code.as_str().into())
+            );
+        }
+    }
+}
