@@ -209,12 +209,12 @@ async fn run(kind: &str) {
         }
     };
     if kind == "sqlite" {
-        assent_collector::subject_index::merge(&state.db)
+        assent_collector::storage::subject_index::merge(&state.db)
             .await
             .unwrap();
         let (before, first) = (runs().await, access().await);
         let t = Instant::now();
-        while assent_collector::subject_index::compact_step(&state.db)
+        while assent_collector::storage::subject_index::compact_step(&state.db)
             .await
             .unwrap()
         {}

@@ -5,14 +5,13 @@ use std::{io::Write, path::PathBuf, sync::Arc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
+    audit::export::{self, Format},
     audit::{self, Verifier},
     config::Config,
-    db,
     error::{Error, Result},
-    export::{self, Format},
     keys::{self, Role},
     pseudonym::Pseudonymizer,
-    AppState, Application, SystemClock,
+    storage, AppState, Application, SystemClock,
 };
 
 #[derive(Debug, Parser)]
@@ -144,7 +143,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::Migrate) => {
             let config = load(&cli)?;
-            let db = db::Db::connect(config.database_url.expose()).await?;
+            let db = storage::Db::connect(config.database_url.expose()).await?;
             db.migrate().await?;
             println!("migrations applied");
         }
@@ -175,7 +174,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     eprintln!("Keep the key: only its hash is stored.");
                 }
                 KeysCommand::List => {
-                    for k in db::list_keys(&state.db).await? {
+                    for k in storage::list_keys(&state.db).await? {
                         println!("{}", serde_json::to_string(&k).expect("serializes"));
                     }
                 }
@@ -197,11 +196,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 (None, true) => Some(None),
                 (None, false) => None,
             };
-            let settings = crate::sources::SourceSettings {
+            let settings = crate::keys::sources::SourceSettings {
                 consent_group: group,
                 trust_consent_stamps: *trust_consent_stamps,
             };
-            crate::sources::set(&state, name, settings, "cli").await?;
+            crate::keys::sources::set(&state, name, settings, "cli").await?;
             println!("source {name} updated");
         }
         Some(Command::Audit(AuditCommand::Export {
@@ -211,7 +210,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             output,
         })) => {
             let state = open(&cli).await?;
-            let window = crate::extract::Window {
+            let window = crate::http::extract::Window {
                 from: from.clone(),
                 to: to.clone(),
                 format: None,
@@ -284,7 +283,7 @@ async fn checkpoint_keys(config: &Config) -> Option<Pseudonymizer> {
     } else {
         url.to_owned()
     };
-    let db = db::Db::connect(&url).await.ok()?;
+    let db = storage::Db::connect(&url).await.ok()?;
     let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
         .bind(format!("pseudonym_key.{}", config.pseudonym_key_id))
         .fetch_optional(&db.pool)

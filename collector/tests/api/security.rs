@@ -86,11 +86,11 @@ pub async fn consent_is_kept_apart_per_site(b: Backend) {
 
     // One notice for two sites of one controller: the group shares records, at once.
     for name in ["default", "site-b"] {
-        let settings = assent_collector::sources::SourceSettings {
+        let settings = assent_collector::keys::sources::SourceSettings {
             consent_group: Some(Some("shop".into())),
             ..Default::default()
         };
-        assent_collector::sources::set(&app.state, name, settings, "test")
+        assent_collector::keys::sources::set(&app.state, name, settings, "test")
             .await
             .unwrap();
     }
@@ -259,7 +259,7 @@ pub async fn dead_letters_keep_no_refused_data_and_are_subject_data(b: Backend) 
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let swept = assent_collector::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap();
     assert_eq!(swept.dead_letters, 1);

@@ -591,12 +591,12 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
     assert_eq!(app.post("/v1/batch", &body).await.1["accepted"], 3);
     // On SQLite these go into the bulk-filled subject index, in two runs; the last one
     // stays in the tail that lookups scan. All must be found, and erased.
-    assent_collector::subject_index::merge(&app.state.db)
+    assent_collector::storage::subject_index::merge(&app.state.db)
         .await
         .unwrap();
     let second = json!({"batch": [track("a4", "erase-me", None, T1)]});
     assert_eq!(app.post("/v1/batch", &second).await.1["accepted"], 1);
-    assent_collector::subject_index::merge(&app.state.db)
+    assent_collector::storage::subject_index::merge(&app.state.db)
         .await
         .unwrap();
     let tail = json!({"batch": [track("a3", "erase-me", None, T1)]});
@@ -686,11 +686,11 @@ pub async fn segment_consent_stamps_count_and_are_recorded(b: Backend) {
         .await;
     assert_eq!(answer["rejected"][0]["code"], "no_consent", "{answer}");
     assert_eq!(app.count("consent_records").await, 0);
-    let trust = assent_collector::sources::SourceSettings {
+    let trust = assent_collector::keys::sources::SourceSettings {
         trust_consent_stamps: Some(true),
         ..Default::default()
     };
-    assent_collector::sources::set(&app.state, "default", trust, "test")
+    assent_collector::keys::sources::set(&app.state, "default", trust, "test")
         .await
         .unwrap();
     let (_, answer) = app
@@ -982,7 +982,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
     for chunk in events.chunks(100) {
         app.post("/v1/batch", &json!({"batch": chunk})).await;
     }
-    assent_collector::subject_index::merge(&app.state.db)
+    assent_collector::storage::subject_index::merge(&app.state.db)
         .await
         .unwrap();
     // Age half of them beyond the retention period.
@@ -996,7 +996,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .unwrap()
         .try_get::<i64, _>(0)
         .unwrap();
-    let events_deleted = assent_collector::retention::sweep(&app.state)
+    let events_deleted = assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap()
         .events;
@@ -1021,7 +1021,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    assent_collector::retention::sweep(&app.state)
+    assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap();
     assert_eq!(app.count("events").await, 0);
@@ -1046,7 +1046,7 @@ pub async fn compacting_the_subject_index_keeps_every_event_findable(b: Backend)
             app.post("/v1/batch", &json!({ "batch": batch })).await.1["accepted"],
             20
         );
-        assent_collector::subject_index::merge(&app.state.db)
+        assent_collector::storage::subject_index::merge(&app.state.db)
             .await
             .unwrap();
     }
@@ -1065,7 +1065,7 @@ pub async fn compacting_the_subject_index_keeps_every_event_findable(b: Backend)
     // Step by step (the collector's writer may take some of the steps itself when idle).
     loop {
         assert_eq!((found("alice").await, found("bob").await), (50, 50));
-        if !assent_collector::subject_index::compact_step(&app.state.db)
+        if !assent_collector::storage::subject_index::compact_step(&app.state.db)
             .await
             .unwrap()
         {
@@ -1092,7 +1092,7 @@ pub async fn compacting_the_subject_index_keeps_every_event_findable(b: Backend)
         for run in 0..3 {
             let batch = json!({"batch": [track(&format!("i{run}"), "bob", Some("necessary"), T1)]});
             assert_eq!(app.post("/v1/batch", &batch).await.1["accepted"], 1);
-            assent_collector::subject_index::merge(&app.state.db)
+            assent_collector::storage::subject_index::merge(&app.state.db)
                 .await
                 .unwrap();
         }
@@ -1180,7 +1180,7 @@ pub async fn openapi_matches_the_router(b: Backend) {
         }
     }
     documented.sort();
-    let source = include_str!("../../src/http.rs");
+    let source = include_str!("../../src/http/mod.rs");
     let mut served: Vec<(String, String)> = Vec::new();
     let routes = source.split(".fallback(").next().unwrap();
     for chunk in routes.split(".route(").skip(1) {
@@ -1448,7 +1448,7 @@ pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: B
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let entries = app.count("audit_log").await;
-    assent_collector::retention::sweep(&app.state)
+    assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap();
     // The background job sweeps too (its first run is at start and may overlap the posts
@@ -1547,7 +1547,7 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     // Retention removes expired records: what they granted stops counting.
     decide(&two, "g4", true, "2026-11-29T10:50:00.000Z").await;
     assert_eq!(event(&one, next(), "alice").await, 1);
-    assent_collector::consent_cache::prune(&one.state.db)
+    assent_collector::consent::cache::prune(&one.state.db)
         .await
         .unwrap();
     let mut expired = config(&database_url);
@@ -1557,7 +1557,7 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     // The sweeper's background job sweeps at start too; a sweep that finds its batch
     // taken by the other one ends, so sweep until nothing is left.
     for _ in 0..100 {
-        assent_collector::retention::sweep(&sweeper.state)
+        assent_collector::subjects::retention::sweep(&sweeper.state)
             .await
             .unwrap();
         if one.count("consent_records").await == 0 {

@@ -1,5 +1,10 @@
-//! The database: one `AnyPool` over SQLite (embedded default, WAL) or PostgreSQL, the same
-//! SQL for both where it can be, and the few places where they differ.
+//! Storage: one `AnyPool` over SQLite (embedded default, WAL) or PostgreSQL, the write
+//! transactions (`writer`: group commit; on SQLite one writing connection), and the SQLite
+//! subject index (`subject_index`); the same SQL for both where it can be, and the few
+//! places where they differ.
+pub mod subject_index;
+pub mod writer;
+
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{

@@ -2,13 +2,15 @@
 //! to the hash of its data; the data (which may be personal) is kept in another table so
 //! that erasure removes it without breaking the chain. Every `checkpoint_every` entries a
 //! checkpoint entry carries an HMAC of the chain head under the server key.
+pub mod export;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{
-    db::WriteTx,
     error::Result,
     pseudonym::{sha256_hex, Pseudonymizer},
+    storage::WriteTx,
 };
 
 /// The hash that precedes the first entry.

@@ -9,9 +9,9 @@ use base64::Engine as _;
 use serde::{de::DeserializeOwned, Deserialize};
 
 use crate::{
-    db::Caller,
     error::{Error, Result},
-    ratelimit::ClientAddr,
+    http::ratelimit::ClientAddr,
+    storage::Caller,
     AppState,
 };
 

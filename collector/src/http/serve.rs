@@ -21,7 +21,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower::ServiceExt;
 
-use crate::{config::Config, proxy::TrustedProxies, ratelimit::ClientAddr};
+use crate::{config::Config, http::proxy::TrustedProxies, http::ratelimit::ClientAddr};
 
 /// How connections are accepted and bounded.
 #[derive(Debug, Clone)]

@@ -1,4 +1,14 @@
-//! The HTTP edge: routes, body decoding with limits, authentication, and JSON answers.
+//! The HTTP edge: the router, body decoding with limits, CORS, and JSON answers.
+//! Beside it: `extract` (what handlers take from a request, the caller by key), `serve`
+//! (the connection loop), `proxy` (the client behind trusted proxies), `ratelimit`,
+//! `sdk_files` (the banner's bundle) and `openapi` (the served document).
+pub mod extract;
+pub mod openapi;
+pub mod proxy;
+pub mod ratelimit;
+pub mod sdk_files;
+pub mod serve;
+
 use std::{io::Read, sync::Arc, time::Instant};
 
 use axum::{
@@ -15,13 +25,14 @@ use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
-    db::Caller,
+    audit::export,
     error::{Error, Result},
-    export,
-    extract::{
+    http::extract::{
         consent_reader, header_caller, require_admin, source_caller, Client, PathParam, QueryParams,
     },
-    ingest, subjects, AppState,
+    ingest,
+    storage::Caller,
+    subjects, AppState,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -57,7 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", post(single))
         .route("/v1/alias", post(single))
         .route("/v1/consent", post(consent_post))
-        .route("/sdk/{file}", get(crate::sdk_files::serve))
+        .route("/sdk/{file}", get(crate::http::sdk_files::serve))
         // Before the CORS layer, which then answers preflights (OPTIONS) itself.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(cors(&state));
@@ -309,7 +320,7 @@ async fn consent_get(
 ) -> Result<Response> {
     let source_id = consent_reader(&state, &headers, query.source.as_deref()).await?;
     let scope = state.sources.get(&source_id).scope;
-    match ingest::current(&state, &scope, &subject_id).await? {
+    match crate::consent::current(&state, &scope, &subject_id).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Error::NotFound),
     }

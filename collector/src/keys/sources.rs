@@ -13,8 +13,8 @@ use sqlx::Row;
 
 use crate::{
     audit::NewEntry,
-    db::Db,
     error::{Error, Result},
+    storage::Db,
     AppState,
 };
 

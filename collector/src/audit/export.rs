@@ -14,9 +14,9 @@ use sqlx::Row;
 
 use crate::{
     audit::{self, Entry, NewEntry, Verifier},
-    db::Db,
     error::{Error, Result},
-    extract::{require_admin, QueryParams, WindowQuery},
+    http::extract::{require_admin, QueryParams, WindowQuery},
+    storage::Db,
     AppState,
 };
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{
-    db::{Backend, Db},
     error::{Error, Result},
     ingest::WriteJob,
     pseudonym::Pseudonymizer,
-    subject_index,
+    storage::subject_index,
+    storage::{Backend, Db},
 };
 
 /// Most jobs committed together.

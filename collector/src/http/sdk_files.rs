@@ -102,7 +102,7 @@ fn has_hash(name: &str) -> bool {
 /// `GET /sdk/{file}`.
 pub async fn serve(
     State(state): State<std::sync::Arc<AppState>>,
-    crate::extract::PathParam(file): crate::extract::PathParam<String>,
+    crate::http::extract::PathParam(file): crate::http::extract::PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let Some(asset) = state.sdk.files.get(&file) else {

@@ -18,9 +18,9 @@ use assent_protocol::PurposeMap;
 use sqlx::Row;
 
 use crate::{
-    db::{numbered, Backend, Db},
     error::Result,
-    sources::ConsentScope,
+    keys::sources::ConsentScope,
+    storage::{numbered, Backend, Db},
     FastMap,
 };
 

@@ -29,7 +29,7 @@ use crate::{
     error::{Error, Result},
 };
 
-/// The client's address, as [`crate::proxy`] worked it out (the socket peer, or the
+/// The client's address, as [`crate::http::proxy`] worked it out (the socket peer, or the
 /// forwarded client behind a trusted proxy); set on every request before the limiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);

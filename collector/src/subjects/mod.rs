@@ -1,5 +1,7 @@
-//! Data subject requests: access (everything held about one subject) and erasure. Both
-//! leave an entry in the audit trail.
+//! Data subjects: access (everything held about one subject, a page at a time) and
+//! erasure, both audited; `retention` ages everything out.
+pub mod retention;
+
 use std::sync::Arc;
 
 use axum::{
@@ -12,17 +14,18 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
+    audit::export::record_admin_act,
     error::{Error, Result},
-    export::record_admin_act,
-    extract::{require_admin, PathParam, QueryParams},
+    http::extract::{require_admin, PathParam, QueryParams},
     pseudonym::sha256_hex,
-    subject_index, AppState,
+    storage::subject_index,
+    AppState,
 };
 
 /// `$1,...,$n`: every pseudonym a subject may be stored under (one per key, current and
 /// rotated out), usable several times in one statement.
 fn placeholders(n: usize) -> String {
-    crate::db::numbered(1, n)
+    crate::storage::numbered(1, n)
 }
 
 fn bind_all<'q>(
@@ -257,7 +260,7 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     Ok(summary)
 }
 
-/// Deletes with `sql` a batch at a time (see [`crate::db::Db::delete_in_batches`]):
+/// Deletes with `sql` a batch at a time (see [`crate::storage::Db::delete_in_batches`]):
 /// pseudonyms bound as `$1..$n`, then their subject keys as `$n+1..$2n` when `with_keys`,
 /// else the pseudonyms again, then the batch size.
 async fn erase_batches(

@@ -2,7 +2,6 @@
 //! enforced at each event's time, identifiers are pseudonymized, and everything accepted
 //! is committed in one transaction before the answer is sent.
 use std::{
-    collections::BTreeMap,
     net::IpAddr,
     sync::{Arc, OnceLock},
 };
@@ -12,15 +11,14 @@ use assent_protocol::{
     PurposeMap, RejectCode, Rejection, Timestamp,
 };
 use serde_json::{value::RawValue, Value};
-use sqlx::Row;
 
 use crate::{
     audit::{self, NewEntry},
-    consent_cache::{Entry, Records, STAMP_POLICY_VERSION},
-    db::{Backend, Caller, WriteTx},
+    consent::cache::{Entry, Records, STAMP_POLICY_VERSION},
     error::{Error, Result},
+    keys::sources::SourceInfo,
     pseudonym::truncate_ip,
-    sources::SourceInfo,
+    storage::{Backend, Caller, WriteTx},
     AppState, FastMap,
 };
 
@@ -808,43 +806,6 @@ fn origin_name(o: ConsentSource) -> &'static str {
     }
 }
 
-/// `GET /v1/consent/{subjectId}`: the latest state of a subject under one consent scope
-/// (raw id in, pseudonym looked up).
-pub async fn current(
-    state: &AppState,
-    scope: &crate::sources::ConsentScope,
-    raw_subject: &str,
-) -> Result<Option<Value>> {
-    let all = state.pseudonymizer.all_pseudonyms(raw_subject);
-    let members = scope.members.len();
-    let sql = format!(
-        "SELECT purposes, policy_version, method, origin, timestamp_ms FROM consent_records
-         WHERE source_id IN ({}) AND subject IN ({})
-         ORDER BY timestamp_ms DESC, received_at_ms DESC LIMIT 1",
-        crate::db::numbered(1, members),
-        crate::db::numbered(members + 1, all.len())
-    );
-    let mut q = sqlx::query(&sql);
-    for m in &scope.members {
-        q = q.bind(m);
-    }
-    for p in &all {
-        q = q.bind(p);
-    }
-    let row = q.fetch_optional(&state.db.pool).await?;
-    let Some(row) = row else { return Ok(None) };
-    let purposes: String = row.try_get(0)?;
-    let purposes: BTreeMap<String, bool> = serde_json::from_str(&purposes).unwrap_or_default();
-    Ok(Some(serde_json::json!({
-        "subjectId": raw_subject,
-        "purposes": purposes,
-        "policyVersion": row.try_get::<String, _>(1)?,
-        "method": row.try_get::<String, _>(2)?,
-        "source": row.try_get::<String, _>(3)?,
-        "timestamp": Timestamp::from_unix_millis(row.try_get::<i64, _>(4)?).to_string(),
-    })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -888,8 +849,8 @@ mod tests {
     #[test]
     fn the_batch_parser_survives_mutated_input() {
         let seeds: Vec<Vec<u8>> = [
-            include_str!("../../protocol/fixtures/batch.json"),
-            include_str!("../../protocol/fixtures/segment-analytics-js-track.json"),
+            include_str!("../../../protocol/fixtures/batch.json"),
+            include_str!("../../../protocol/fixtures/segment-analytics-js-track.json"),
             r#"{"batch":[{"messageId":"m","type":"track","event":"e","anonymousId":"a","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}],"sentAt":"2026-01-01T00:00:00Z"}"#,
         ]
         .iter()

@@ -5,15 +5,17 @@
 //! and kept in the database), so a copy of the keys table alone does not let anyone test
 //! guesses. Keys stored by earlier versions as bare SHA-256 are found too and their digest
 //! is rewritten on first use.
+pub mod sources;
+
 use serde_json::json;
 use sqlx::Row;
 
 use crate::{
     audit::NewEntry,
     config::Secret,
-    db::{Caller, Db, WriteTx},
     error::{Error, Result},
     pseudonym::{hex, mac_with, random_token, sha256_hex},
+    storage::{Caller, Db, WriteTx},
     AppState,
 };
 

@@ -15,8 +15,8 @@
 use sqlx::Row;
 
 use crate::{
-    db::{numbered, Backend, Db},
     error::Result,
+    storage::{numbered, Backend, Db},
 };
 
 /// Rows written before the side table is brought up to date.

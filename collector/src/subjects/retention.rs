@@ -70,8 +70,8 @@ pub async fn sweep(state: &AppState) -> Result<Swept> {
         audit_before,
     )
     .await?;
-    crate::subject_index::forget_empty_runs(&state.db).await?;
-    crate::consent_cache::prune(&state.db).await?;
+    crate::storage::subject_index::forget_empty_runs(&state.db).await?;
+    crate::consent::cache::prune(&state.db).await?;
     Ok(Swept {
         events,
         consent,
