@@ -7,7 +7,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Condvar, Mutex, RwLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use assent_protocol::{
@@ -23,7 +23,6 @@ use crate::{
     queue::{Class, Queue},
     storage::DirLock,
     transport::HttpTransport,
-    upload::Signal,
     AssentError, ClientConfig, ConsentState, Result,
 };
 
@@ -123,6 +122,22 @@ pub(crate) struct Stats {
     pub purged: AtomicU64,
     pub rejected: AtomicU64,
     pub refused_no_consent: AtomicU64,
+}
+
+/// The uploader's state, guarded by `Engine::signal`; `upload.rs` drives it.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    pub shutdown: bool,
+    /// Set after a 401 or 403: nothing is sent until the write key changes.
+    pub auth_blocked: bool,
+    /// No automatic attempt before this.
+    pub retry_at: Option<Instant>,
+    /// Consecutive failed attempts, for the backoff.
+    pub attempt: u32,
+    /// When the uploader first saw entries waiting: the flush interval counts from here.
+    pub pending_since: Option<Instant>,
+    /// How often the uploader thread woke up: stays still while there is nothing to do.
+    pub wakeups: u64,
 }
 
 pub(crate) struct Engine {

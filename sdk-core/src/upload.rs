@@ -24,22 +24,6 @@ const ENVELOPE_OVERHEAD: usize = 128;
 /// The longest `Retry-After` honoured; a larger one is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// The uploader's state, guarded by `Engine::signal`.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    pub shutdown: bool,
-    /// Set after a 401 or 403: nothing is sent until the write key changes.
-    pub auth_blocked: bool,
-    /// No automatic attempt before this.
-    pub retry_at: Option<Instant>,
-    /// Consecutive failed attempts, for the backoff.
-    pub attempt: u32,
-    /// When the uploader first saw entries waiting: the flush interval counts from here.
-    pub pending_since: Option<Instant>,
-    /// How often the uploader thread woke up: stays still while there is nothing to do.
-    pub wakeups: u64,
-}
-
 /// What one collector answer means for the batch that was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
