@@ -18,7 +18,7 @@ use crate::{
     error::{Error, Result},
     http::extract::{require_admin, PathParam, QueryParams},
     pseudonym::sha256_hex,
-    storage::subject_index,
+    storage::{subject_data::SUBJECT_TABLES, subject_index},
     AppState,
 };
 
@@ -88,7 +88,8 @@ pub struct PageQuery {
 }
 
 /// What is stored about the subject whose raw id is `raw`: one page of events (oldest
-/// first) and, on the first page, the consent records and refused events. `next` is the
+/// first) and, on the first page, a section for every other table of subject data
+/// (`storage::subject_data`): consent records, refused events, audit entries. `next` is the
 /// cursor of the following page, when there is one.
 pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Value> {
     let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
@@ -164,8 +165,29 @@ pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Va
             })
         })
         .collect();
+    let sql = format!(
+        "SELECT d.seq, l.kind, l.at_ms, d.data FROM audit_data d JOIN audit_log l ON l.seq = d.seq
+         WHERE d.subject IN ({l}) ORDER BY d.seq"
+    );
+    let trail: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let data: String = r.try_get(3).unwrap_or_default();
+            json!({
+                "seq": r.try_get::<i64, _>(0).unwrap_or_default(),
+                "kind": r.try_get::<String, _>(1).unwrap_or_default(),
+                "at": assent_protocol::Timestamp::from_unix_millis(
+                    r.try_get::<i64, _>(2).unwrap_or_default()
+                ).to_string(),
+                "data": serde_json::from_str::<Value>(&data).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();
+    answer["auditEntries"] = trail.into();
     Ok(answer)
 }
 
@@ -180,8 +202,13 @@ pub async fn access(
     let caller = require_admin(&state, &headers).await?;
     let data = collect(&state, &id, &page).await?;
     let p = state.pseudonymizer.pseudonym(&id);
-    let n = |field: &str| data[field].as_array().map_or(0, Vec::len);
-    let counts = json!({"events": n("events"), "consent": n("consent"), "refusedEvents": n("refusedEvents")});
+    let mut counts = json!({});
+    for table in SUBJECT_TABLES {
+        let section = table.access_section;
+        if let Some(rows) = data[section].as_array() {
+            counts[section] = rows.len().into();
+        }
+    }
     record_admin_act(
         &state,
         "subject_access",
@@ -202,52 +229,11 @@ pub async fn access(
 pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result<Value> {
     let all = state.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
-    let n = all.len();
-    let l = placeholders(n);
-    let limit = format!("${}", 2 * n + 1);
-    let consent = erase_batches(
-        state,
-        &all,
-        false,
-        &format!(
-            "DELETE FROM consent_records WHERE (source_id, consent_id) IN
-             (SELECT source_id, consent_id FROM consent_records
-              WHERE subject IN ({l}) OR user_id IN ({l}) LIMIT {limit})"
-        ),
-    )
-    .await?;
-    let events = erase_batches(
-        state,
-        &all,
-        true,
-        &format!(
-            "DELETE FROM events WHERE (source_id, message_id) IN
-             (SELECT source_id, message_id FROM events WHERE {} LIMIT {limit})",
-            subject_index::events_of(state.db.backend, n)
-        ),
-    )
-    .await?;
-    let dead_letters = erase_batches(
-        state,
-        &all,
-        false,
-        &format!(
-            "DELETE FROM dead_letters WHERE id IN
-             (SELECT id FROM dead_letters WHERE subject IN ({l}) LIMIT {limit})"
-        ),
-    )
-    .await?;
-    let audit_data = erase_batches(
-        state,
-        &all,
-        false,
-        &format!(
-            "DELETE FROM audit_data WHERE seq IN
-             (SELECT seq FROM audit_data WHERE subject IN ({l}) LIMIT {limit})"
-        ),
-    )
-    .await?;
-    let summary = json!({"subjectHash": sha256_hex(p.as_bytes()), "events": events, "consentRecords": consent, "deadLetters": dead_letters, "auditData": audit_data});
+    let mut summary = json!({"subjectHash": sha256_hex(p.as_bytes())});
+    for table in SUBJECT_TABLES {
+        let sql = table.erase_sql(state.db.backend, all.len());
+        summary[table.name] = erase_batches(state, &all, &sql).await?.into();
+    }
     let entry = crate::audit::NewEntry {
         kind: "erasure",
         actor,
@@ -260,25 +246,12 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     Ok(summary)
 }
 
-/// Deletes with `sql` a batch at a time (see [`crate::storage::Db::delete_in_batches`]):
-/// pseudonyms bound as `$1..$n`, then their subject keys as `$n+1..$2n` when `with_keys`,
-/// else the pseudonyms again, then the batch size.
-async fn erase_batches(
-    state: &AppState,
-    all: &[String],
-    with_keys: bool,
-    sql: &str,
-) -> Result<u64> {
+/// Deletes with `sql` a batch at a time (see [`crate::storage::Db::delete_in_batches`]),
+/// bound as [`crate::storage::subject_data::SubjectTable::erase_sql`] says.
+async fn erase_batches(state: &AppState, all: &[String], sql: &str) -> Result<u64> {
     state
         .db
-        .delete_in_batches(|| {
-            let q = if with_keys {
-                bind_events(sqlx::query(sql), all)
-            } else {
-                bind_all(bind_all(sqlx::query(sql), all), all)
-            };
-            q.bind(ERASE_BATCH)
-        })
+        .delete_in_batches(|| bind_events(sqlx::query(sql), all).bind(ERASE_BATCH))
         .await
 }
 

@@ -1,9 +1,10 @@
-//! The retention job: deletes events, consent records, dead letters and audit data older than their
-//! configured periods, a bounded batch at a time so writers are never blocked for long.
-//! The audit chain itself is append-only: its hashes stay and keep verifying.
-use std::sync::Arc;
+//! The retention job: deletes the rows of every table of subject data
+//! (`storage::subject_data`) older than its configured period, a bounded batch at a time
+//! so writers are never blocked for long. The audit chain itself is append-only: its
+//! hashes stay and keep verifying.
+use std::{collections::BTreeMap, sync::Arc};
 
-use crate::{error::Result, AppState};
+use crate::{error::Result, storage::subject_data::SUBJECT_TABLES, AppState};
 
 const BATCH: i64 = 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -13,71 +14,43 @@ pub async fn run(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         match sweep(&state).await {
-            Ok(s) if s != Swept::default() => tracing::info!(
-                events = s.events,
-                consent = s.consent,
-                dead_letters = s.dead_letters,
-                audit = s.audit,
-                "retention removed expired rows"
-            ),
+            Ok(s) if s.total() > 0 => {
+                tracing::info!(removed = ?s.0, "retention removed expired rows")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
         }
     }
 }
 
-/// How many rows of each kind one sweep deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Swept {
-    pub events: u64,
-    pub consent: u64,
-    pub dead_letters: u64,
-    pub audit: u64,
+/// How many rows of each table one sweep deleted, by the registry's names
+/// (`storage::subject_data`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept(pub BTreeMap<&'static str, u64>);
+
+impl Swept {
+    /// Rows deleted from the table the registry calls `name`.
+    pub fn of(&self, name: &str) -> u64 {
+        self.0.get(name).copied().unwrap_or(0)
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
 }
 
-/// One sweep.
+/// One sweep over every table of the registry.
 pub async fn sweep(state: &AppState) -> Result<Swept> {
     let now = state.clock.now_ms();
-    let events_before = now - i64::from(state.config.event_retention_days) * DAY_MS;
-    let consent_before = now - i64::from(state.config.consent_retention_days) * DAY_MS;
-    let events = delete_batches(
-        state,
-        "DELETE FROM events WHERE (source_id, message_id) IN
-         (SELECT source_id, message_id FROM events WHERE received_at_ms < $1 LIMIT $2)",
-        events_before,
-    )
-    .await?;
-    let consent = delete_batches(
-        state,
-        "DELETE FROM consent_records WHERE (source_id, consent_id) IN
-         (SELECT source_id, consent_id FROM consent_records WHERE received_at_ms < $1 LIMIT $2)",
-        consent_before,
-    )
-    .await?;
-    let dead_before = now - i64::from(state.config.dead_letter_retention_days) * DAY_MS;
-    let dead = delete_batches(
-        state,
-        "DELETE FROM dead_letters WHERE id IN
-         (SELECT id FROM dead_letters WHERE received_at_ms < $1 LIMIT $2)",
-        dead_before,
-    )
-    .await?;
-    let audit_before = now - i64::from(state.config.audit_retention_days) * DAY_MS;
-    let audit = delete_batches(
-        state,
-        "DELETE FROM audit_data WHERE seq IN
-         (SELECT l.seq FROM audit_log l JOIN audit_data d ON d.seq = l.seq WHERE l.at_ms < $1 LIMIT $2)",
-        audit_before,
-    )
-    .await?;
+    let mut swept = Swept::default();
+    for table in SUBJECT_TABLES {
+        let before = now - i64::from(table.retention_days(&state.config)) * DAY_MS;
+        let n = delete_batches(state, &table.expire_sql(), before).await?;
+        swept.0.insert(table.name, n);
+    }
     crate::storage::subject_index::forget_empty_runs(&state.db).await?;
     crate::consent::cache::prune(&state.db).await?;
-    Ok(Swept {
-        events,
-        consent,
-        dead_letters: dead,
-        audit,
-    })
+    Ok(swept)
 }
 
 async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {

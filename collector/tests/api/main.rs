@@ -42,6 +42,7 @@ on_both_backends!(
     pseudonym_keys_rotate_without_losing_subjects,
     expired_consent_and_audit_data_go_and_the_chain_still_verifies,
     every_consent_change_counts_at_once_on_every_collector,
+    every_table_with_subject_data_is_registered,
 );
 
 macro_rules! security_on_both_backends {

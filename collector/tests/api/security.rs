@@ -262,7 +262,7 @@ pub async fn dead_letters_keep_no_refused_data_and_are_subject_data(b: Backend) 
     let swept = assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap();
-    assert_eq!(swept.dead_letters, 1);
+    assert_eq!(swept.of("deadLetters"), 1);
     assert_eq!(app.count("dead_letters").await, 1);
 }
 

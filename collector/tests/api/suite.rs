@@ -999,7 +999,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
     let events_deleted = assent_collector::subjects::retention::sweep(&app.state)
         .await
         .unwrap()
-        .events;
+        .of("events");
     assert_eq!(events_deleted as i64, old);
     assert_eq!(app.count("events").await, 250 - old);
     if b == Backend::Sqlite {
@@ -1568,4 +1568,66 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     assert_eq!(one.count("consent_records").await, 0);
     assert_eq!(event(&one, next(), "alice").await, 0);
     assert_eq!(event(&two, next(), "bulk7").await, 0);
+}
+
+/// Every table with a column that holds a subject's identity is in the registry that
+/// access, erasure and retention follow (or listed, with the reason, as not subject data),
+/// on both schemas; and the first page of subject access has a section for each.
+pub async fn every_table_with_subject_data_is_registered(b: Backend) {
+    use assent_collector::storage::subject_data::{
+        NOT_SUBJECT_DATA, SUBJECT_COLUMN_NAMES, SUBJECT_TABLES,
+    };
+    let app = spawn_app(b).await;
+    let sql = match b {
+        Backend::Sqlite => {
+            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table'"
+        }
+        Backend::Postgres => {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public'"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in rows {
+        let (table, column): (String, String) = (r.try_get(0).unwrap(), r.try_get(1).unwrap());
+        if SUBJECT_COLUMN_NAMES.contains(&column.as_str()) {
+            found.entry(table).or_default().push(column);
+        }
+    }
+    assert!(found.contains_key("events"), "{found:?}");
+    for (table, mut columns) in found {
+        if NOT_SUBJECT_DATA.iter().any(|(t, _)| *t == table) {
+            continue;
+        }
+        let entry = SUBJECT_TABLES
+            .iter()
+            .find(|t| t.table == table)
+            .unwrap_or_else(|| panic!("{table} holds subject data but is not registered"));
+        let mut listed: Vec<String> = entry
+            .subject_columns
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        columns.sort();
+        listed.sort();
+        assert_eq!(columns, listed, "{table}: subject columns");
+    }
+    let access: Value = app
+        .admin_get("/v1/subjects/anyone")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for t in SUBJECT_TABLES {
+        assert!(
+            access[t.access_section].is_array(),
+            "access has no {}: {access}",
+            t.access_section
+        );
+    }
 }

@@ -1,0 +1,170 @@
+//! The one list of tables that hold subject data. Erasure deletes from each, retention
+//! ages each out, and subject access answers a section for each (a test checks that the
+//! answer has every section). A test also reads both schemas and fails when a table with
+//! a subject column is not listed here, so a table added later (profiles, assignments,
+//! recommendation logs) cannot be forgotten.
+use crate::{config::Config, storage::Backend};
+
+/// How a table's rows expire.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    /// `received_at_ms` older than this many days.
+    Received(fn(&Config) -> u32),
+    /// Audit data: its chain entry's `at_ms` older than this many days (the chained hash
+    /// stays, so the chain keeps verifying).
+    AuditEntry(fn(&Config) -> u32),
+}
+
+/// A table holding subject data.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectTable {
+    pub table: &'static str,
+    /// What the erasure summary and the retention sweep call it.
+    pub name: &'static str,
+    /// The field of the subject access answer that carries its rows.
+    pub access_section: &'static str,
+    /// The columns that hold a subject's identity (for every table but `events`, whose
+    /// lookup goes through the subject index, the ones erasure matches).
+    pub subject_columns: &'static [&'static str],
+    /// The columns naming one row, for deletes a batch at a time.
+    pub key: &'static [&'static str],
+    pub expiry: Expiry,
+}
+
+/// Every table with subject data, in the order erasure empties them: consent first, so
+/// nothing new of the subject is accepted while the rest goes.
+pub const SUBJECT_TABLES: &[SubjectTable] = &[
+    SubjectTable {
+        table: "consent_records",
+        name: "consentRecords",
+        access_section: "consent",
+        subject_columns: &["subject", "user_id"],
+        key: &["source_id", "consent_id"],
+        expiry: Expiry::Received(|c| c.consent_retention_days),
+    },
+    SubjectTable {
+        table: "events",
+        name: "events",
+        access_section: "events",
+        // Erased through the subject index (`subject_key`) and `subject`/`user_id`; see
+        // `subject_index::events_of`.
+        subject_columns: &["subject", "subject_key", "anonymous_id", "user_id"],
+        key: &["source_id", "message_id"],
+        expiry: Expiry::Received(|c| c.event_retention_days),
+    },
+    SubjectTable {
+        table: "dead_letters",
+        name: "deadLetters",
+        access_section: "refusedEvents",
+        subject_columns: &["subject"],
+        key: &["id"],
+        expiry: Expiry::Received(|c| c.dead_letter_retention_days),
+    },
+    SubjectTable {
+        table: "audit_data",
+        name: "auditData",
+        access_section: "auditEntries",
+        subject_columns: &["subject"],
+        key: &["seq"],
+        expiry: Expiry::AuditEntry(|c| c.audit_retention_days),
+    },
+];
+
+/// Tables with subject columns that erasure and retention reach another way, and how.
+pub const NOT_SUBJECT_DATA: &[(&str, &str)] = &[(
+    "event_subjects",
+    "SQLite's subject index (64-bit keys of pseudonyms pointing at events rows): a trigger deletes an entry with its event (migration sqlite/0004)",
+)];
+
+/// Column names that hold a subject's identity (a pseudonym, or 64 bits of one) wherever
+/// they appear.
+pub const SUBJECT_COLUMN_NAMES: &[&str] = &[
+    "subject",
+    "subject_key",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+];
+
+impl SubjectTable {
+    /// `a` or `(a, b)`: the key as the left side of an `IN`.
+    fn key_tuple(&self) -> String {
+        match self.key {
+            [one] => (*one).to_owned(),
+            many => format!("({})", many.join(", ")),
+        }
+    }
+
+    /// Deletes a batch of the subject's rows. Binds: the subject's `n` pseudonyms as
+    /// `$1..$n`, their subject keys as `$n+1..$2n` (used by the events index), then the
+    /// batch size.
+    pub fn erase_sql(&self, backend: Backend, n: usize) -> String {
+        let of_subject = if self.table == "events" {
+            super::subject_index::events_of(backend, n)
+        } else {
+            let list = super::numbered(1, n);
+            self.subject_columns
+                .iter()
+                .map(|c| format!("{c} IN ({list})"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        format!(
+            "DELETE FROM {t} WHERE {k} IN (SELECT {cols} FROM {t} WHERE {of_subject} LIMIT ${limit})",
+            t = self.table,
+            k = self.key_tuple(),
+            cols = self.key.join(", "),
+            limit = 2 * n + 1
+        )
+    }
+
+    /// Deletes a batch of expired rows. Binds: the oldest time kept (Unix ms), then the
+    /// batch size.
+    pub fn expire_sql(&self) -> String {
+        let (t, k, cols) = (self.table, self.key_tuple(), self.key.join(", "));
+        match self.expiry {
+            Expiry::Received(_) => format!(
+                "DELETE FROM {t} WHERE {k} IN (SELECT {cols} FROM {t} WHERE received_at_ms < $1 LIMIT $2)"
+            ),
+            Expiry::AuditEntry(_) => format!(
+                "DELETE FROM {t} WHERE {k} IN
+                 (SELECT l.seq FROM audit_log l JOIN {t} d ON d.seq = l.seq WHERE l.at_ms < $1 LIMIT $2)"
+            ),
+        }
+    }
+
+    /// Days this table's rows are kept under `config`.
+    pub fn retention_days(&self, config: &Config) -> u32 {
+        match self.expiry {
+            Expiry::Received(days) | Expiry::AuditEntry(days) => days(config),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_name_the_key_and_the_subject_columns() {
+        let dead = SUBJECT_TABLES
+            .iter()
+            .find(|t| t.table == "dead_letters")
+            .unwrap();
+        assert_eq!(
+            dead.erase_sql(Backend::Postgres, 2),
+            "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE subject IN ($1,$2) LIMIT $5)"
+        );
+        let consent = SUBJECT_TABLES
+            .iter()
+            .find(|t| t.table == "consent_records")
+            .unwrap();
+        assert!(consent
+            .erase_sql(Backend::Sqlite, 1)
+            .starts_with("DELETE FROM consent_records WHERE (source_id, consent_id) IN (SELECT source_id, consent_id FROM consent_records WHERE subject IN ($1) OR user_id IN ($1) LIMIT $3)"));
+        assert!(consent
+            .expire_sql()
+            .contains("received_at_ms < $1 LIMIT $2"));
+        assert_eq!(consent.retention_days(&Config::default()), 5 * 365);
+    }
+}
