@@ -68,6 +68,44 @@ impl Backend {
     }
 }
 
+/// A table or column one dialect's migrations have and the other's do not, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct DialectDifference {
+    pub table: &'static str,
+    /// A column, or `*` for the whole table.
+    pub column: &'static str,
+    pub why: &'static str,
+}
+
+/// Every difference between the SQLite and PostgreSQL schemas (a test compares the two).
+pub const DIALECT_DIFFERENCES: &[DialectDifference] = &[
+    DialectDifference {
+        table: "events",
+        column: "seq",
+        why: "SQLite: an explicit row number (sqlite/0002) the side subject index points at",
+    },
+    DialectDifference {
+        table: "event_subjects",
+        column: "*",
+        why: "SQLite: the subject index, filled in bulk by the writer (sqlite/0002, 0004); PostgreSQL indexes events.subject_key itself",
+    },
+    DialectDifference {
+        table: "event_subject_runs",
+        column: "*",
+        why: "SQLite: the subject index's append-only runs (sqlite/0004, 0005)",
+    },
+    DialectDifference {
+        table: "subject_index_progress",
+        column: "*",
+        why: "SQLite: how far the subject index reaches (sqlite/0002)",
+    },
+    DialectDifference {
+        table: "consent_changes",
+        column: "*",
+        why: "SQLite: the lines that keep each process's consent cache right (sqlite/0003); PostgreSQL keeps no cache yet",
+    },
+];
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 

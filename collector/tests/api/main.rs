@@ -91,6 +91,11 @@ mod security_edge {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_schemas_agree_apart_from_the_listed_differences() {
+    suite::both_schemas_agree_apart_from_the_listed_differences().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_behave_as_one_collector() {
     suite::two_replicas(helpers::Backend::Postgres).await
 }

@@ -1631,3 +1631,65 @@ pub async fn every_table_with_subject_data_is_registered(b: Backend) {
         );
     }
 }
+
+/// The tables and columns of a fresh database of each backend after the migrations.
+async fn schema_of(b: Backend) -> std::collections::BTreeSet<(String, String)> {
+    let app = spawn_app(b).await;
+    let sql = match b {
+        Backend::Sqlite => {
+            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+        }
+        Backend::Postgres => {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = 'public'"
+        }
+    };
+    sqlx::query(sql)
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+        .collect()
+}
+
+/// The SQLite and PostgreSQL migrations define the same tables and columns, apart from
+/// the differences `storage::DIALECT_DIFFERENCES` lists (and says why).
+pub async fn both_schemas_agree_apart_from_the_listed_differences() {
+    use assent_collector::storage::DIALECT_DIFFERENCES;
+    let sqlite = schema_of(Backend::Sqlite).await;
+    let postgres = schema_of(Backend::Postgres).await;
+    let listed = |table: &str, column: &str| {
+        DIALECT_DIFFERENCES
+            .iter()
+            .any(|d| d.table == table && (d.column == "*" || d.column == column))
+    };
+    let only_sqlite: Vec<_> = sqlite
+        .difference(&postgres)
+        .filter(|(t, c)| !listed(t, c))
+        .collect();
+    let only_postgres: Vec<_> = postgres
+        .difference(&sqlite)
+        .filter(|(t, c)| !listed(t, c))
+        .collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "unlisted differences: only in SQLite {only_sqlite:?}, only in PostgreSQL {only_postgres:?}"
+    );
+    // Every listed difference is real (the list does not rot).
+    for d in DIALECT_DIFFERENCES {
+        let in_sqlite = sqlite
+            .iter()
+            .any(|(t, c)| t == d.table && (d.column == "*" || c == d.column));
+        let in_postgres = postgres
+            .iter()
+            .any(|(t, c)| t == d.table && (d.column == "*" || c == d.column));
+        assert!(
+            in_sqlite != in_postgres,
+            "{}.{} is no longer a difference",
+            d.table,
+            d.column
+        );
+    }
+}
