@@ -219,7 +219,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let format = Format::parse(Some(format))?;
             export::record_admin_act(
                 &state,
-                "audit_export",
+                audit::Kind::AuditExport,
                 "cli".into(),
                 None,
                 serde_json::json!({"from": from, "to": to}),

@@ -132,7 +132,7 @@ impl AppState {
                 .execute(&mut *w.tx)
                 .await?;
                 let entry = audit::NewEntry {
-                    kind: "key_rotation",
+                    kind: audit::Kind::KeyRotation,
                     actor: "server".into(),
                     subject: None,
                     data: serde_json::json!({"from": previous, "to": current}),

@@ -84,7 +84,7 @@ impl Format {
 /// Records an administrative act in the chain.
 pub async fn record_admin_act(
     state: &AppState,
-    kind: &'static str,
+    kind: audit::Kind,
     actor: String,
     subject: Option<String>,
     data: serde_json::Value,
@@ -110,7 +110,7 @@ pub async fn export(
     let format = Format::parse(window.format.as_deref())?;
     record_admin_act(
         &state,
-        "audit_export",
+        audit::Kind::AuditExport,
         caller.actor(),
         None,
         serde_json::json!({"from": window.from, "to": window.to, "format": window.format}),

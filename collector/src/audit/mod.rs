@@ -60,9 +60,45 @@ fn entry_hash(
     sha256_hex(&bytes)
 }
 
+/// What an audit entry records. Written into the chain as its name ([`Kind::as_str`]);
+/// exported entries keep the name as text, so a reader needs no list of kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A consent record (or a trusted Segment stamp) was stored.
+    Consent,
+    /// A signed statement of the chain head so far.
+    Checkpoint,
+    KeyCreated,
+    KeyRevoked,
+    /// The pseudonymization key in use changed.
+    KeyRotation,
+    SourceOriginsSet,
+    SourceConsentSettings,
+    AuditExport,
+    SubjectAccess,
+    Erasure,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Consent => "consent",
+            Kind::Checkpoint => "checkpoint",
+            Kind::KeyCreated => "key_created",
+            Kind::KeyRevoked => "key_revoked",
+            Kind::KeyRotation => "key_rotation",
+            Kind::SourceOriginsSet => "source_origins_set",
+            Kind::SourceConsentSettings => "source_consent_settings",
+            Kind::AuditExport => "audit_export",
+            Kind::SubjectAccess => "subject_access",
+            Kind::Erasure => "erasure",
+        }
+    }
+}
+
 /// Something to record.
 pub struct NewEntry {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub actor: String,
     /// The pseudonymized subject the data is about, so erasure can find it.
     pub subject: Option<String>,
@@ -97,7 +133,7 @@ pub async fn append(
             w,
             seq,
             at_ms,
-            entry.kind,
+            entry.kind.as_str(),
             &entry.actor,
             entry.subject.as_deref(),
             &entry.data.to_string(),
@@ -112,7 +148,7 @@ pub async fn append(
                 w,
                 seq,
                 at_ms,
-                "checkpoint",
+                Kind::Checkpoint.as_str(),
                 "server",
                 None,
                 &data.to_string(),
@@ -248,7 +284,7 @@ impl<'k> Verifier<'k> {
         {
             return Some("entry altered (hash does not match its fields)".into());
         }
-        if e.kind == "checkpoint" {
+        if e.kind == Kind::Checkpoint.as_str() {
             if let (Some(keys), Some(data)) = (self.keys, &e.data) {
                 let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
                 let up_to = v["upTo"].as_i64().unwrap_or(-1);

@@ -743,7 +743,7 @@ impl WriteJob {
         let entries = fresh
             .iter()
             .map(|r| NewEntry {
-                kind: "consent",
+                kind: audit::Kind::Consent,
                 actor: self.actor.clone(),
                 subject: Some(r.subject.clone()),
                 data: r.audit_data.clone(),

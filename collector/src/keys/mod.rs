@@ -222,7 +222,7 @@ pub async fn create_in(
         .execute(&mut *w.tx)
         .await?;
     let entry = NewEntry {
-        kind: "key_created",
+        kind: crate::audit::Kind::KeyCreated,
         actor: actor.to_owned(),
         subject: None,
         data: json!({"keyId": id, "role": role.as_str(), "sourceId": source_id, "label": label}),
@@ -254,7 +254,7 @@ pub async fn create(
                     .execute(&mut *w.tx)
                     .await?;
                 let entry = NewEntry {
-                    kind: "source_origins_set",
+                    kind: crate::audit::Kind::SourceOriginsSet,
                     actor: actor.to_owned(),
                     subject: None,
                     data: json!({"sourceId": id, "allowedOrigins": list}),
@@ -297,7 +297,7 @@ pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
         return Err(Error::NotFound);
     }
     let entry = NewEntry {
-        kind: "key_revoked",
+        kind: crate::audit::Kind::KeyRevoked,
         actor: actor.to_owned(),
         subject: None,
         data: json!({"keyId": key_id}),

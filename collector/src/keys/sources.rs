@@ -190,7 +190,7 @@ pub async fn set(state: &AppState, name: &str, s: SourceSettings, actor: &str) -
             .await?;
     }
     let entry = NewEntry {
-        kind: "source_consent_settings",
+        kind: crate::audit::Kind::SourceConsentSettings,
         actor: actor.to_owned(),
         subject: None,
         data: json!({"sourceId": id, "consentGroup": s.consent_group, "trustConsentStamps": s.trust_consent_stamps}),

@@ -211,7 +211,7 @@ pub async fn access(
     }
     record_admin_act(
         &state,
-        "subject_access",
+        crate::audit::Kind::SubjectAccess,
         caller.actor(),
         Some(p),
         json!({"subject": "(see audit_data.subject)", "returned": counts}),
@@ -235,7 +235,7 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
         summary[table.name] = erase_batches(state, &all, &sql).await?.into();
     }
     let entry = crate::audit::NewEntry {
-        kind: "erasure",
+        kind: crate::audit::Kind::Erasure,
         actor,
         subject: None,
         data: summary.clone(),
