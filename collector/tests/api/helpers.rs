@@ -2,7 +2,7 @@
 //! fresh PostgreSQL database, and an HTTP client.
 use std::sync::Arc;
 
-use assent_collector::{config::Secret, AppState, Application, Config};
+use assent_collector::{config::Secret, AppState, Application, Clock as _, Config};
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
@@ -63,8 +63,42 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(config(&database_url), dir).await
 }
 
+/// A clock the test moves: it starts at the real time and only goes where it is told.
+#[derive(Debug)]
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    pub fn now() -> Arc<TestClock> {
+        Arc::new(TestClock(std::sync::atomic::AtomicI64::new(
+            assent_collector::SystemClock.now_ms(),
+        )))
+    }
+
+    pub fn advance_days(&self, days: i64) {
+        self.0
+            .fetch_add(days * 24 * 3600 * 1000, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl assent_collector::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 pub async fn spawn_with(config: Config, dir: tempfile::TempDir) -> TestApp {
-    let app = Application::build(config).await.expect("collector starts");
+    spawn_with_clock(config, dir, Arc::new(assent_collector::SystemClock)).await
+}
+
+/// A collector that reads the time from `clock`.
+pub async fn spawn_with_clock(
+    config: Config,
+    dir: tempfile::TempDir,
+    clock: Arc<dyn assent_collector::Clock>,
+) -> TestApp {
+    let app = Application::build_with_clock(config, clock)
+        .await
+        .expect("collector starts");
     let url = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());

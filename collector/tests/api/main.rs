@@ -43,6 +43,7 @@ on_both_backends!(
     expired_consent_and_audit_data_go_and_the_chain_still_verifies,
     every_consent_change_counts_at_once_on_every_collector,
     every_table_with_subject_data_is_registered,
+    retention_follows_the_injected_clock,
 );
 
 macro_rules! security_on_both_backends {

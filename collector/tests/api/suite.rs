@@ -1693,3 +1693,41 @@ pub async fn both_schemas_agree_apart_from_the_listed_differences() {
         );
     }
 }
+
+/// Retention follows the collector's clock, which the test moves: past the event period
+/// the events go, the consent records (kept longer) stay, and the audit chain verifies.
+pub async fn retention_follows_the_injected_clock(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let clock = TestClock::now();
+    let c = Config {
+        event_retention_days: 30,
+        ..config(&url)
+    };
+    let app = spawn_with_clock(c, dir, clock.clone()).await;
+    let body = json!({
+        "batch": [track("old-1", "r", None, T1), track("old-2", "r", None, T1)],
+        "consent": [consent("rc", "r", json!({"analytics": true}), T0)],
+    });
+    let (_, answer) = app.post("/v1/batch", &body).await;
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let swept = assent_collector::subjects::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(swept.of("events"), 0, "nothing is old yet");
+    clock.advance_days(31);
+    let swept = assent_collector::subjects::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(swept.of("events"), 2);
+    assert_eq!(swept.of("consentRecords"), 0);
+    assert_eq!(app.count("events").await, 0);
+    assert_eq!(app.count("consent_records").await, 1);
+    let verify: Value = app
+        .admin_get("/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+}
