@@ -76,6 +76,20 @@ impl Pseudonymizer {
         )
     }
 
+    /// Whether `text` has the form of a pseudonym under one of our keys
+    /// (`<key id>.<32 hex digits>`): what a data subject request must not be given, since
+    /// it takes the raw id.
+    pub fn looks_like_pseudonym(&self, text: &str) -> bool {
+        let Some((id, digits)) = text.split_once('.') else {
+            return false;
+        };
+        let ours = id == self.key_id || self.previous.iter().any(|(p, _)| p == id);
+        ours && digits.len() == 32
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
     /// The pseudonyms a raw identifier may be stored under: the current key's first, then
     /// those of rotated-out keys.
     pub fn all_pseudonyms(&self, raw: &str) -> Vec<String> {

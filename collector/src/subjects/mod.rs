@@ -200,6 +200,7 @@ pub async fn access(
     headers: HeaderMap,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
+    refuse_pseudonym(&state, &id)?;
     let data = collect(&state, &id, &page).await?;
     let p = state.pseudonymizer.pseudonym(&id);
     let mut counts = json!({});
@@ -255,11 +256,23 @@ async fn erase_batches(state: &AppState, all: &[String], sql: &str) -> Result<u6
         .await
 }
 
+/// A request given the stored pseudonym instead of the raw id would find nothing and
+/// answer an empty 200: say so instead.
+fn refuse_pseudonym(state: &AppState, id: &str) -> Result<()> {
+    if state.pseudonymizer.looks_like_pseudonym(id) {
+        return Err(Error::BadRequest(
+            "this is a pseudonym: give the subject's raw id (anonymousId, userId or subjectId as the client sent it)".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn erase(
     State(state): State<Arc<AppState>>,
     PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let caller = require_admin(&state, &headers).await?;
+    refuse_pseudonym(&state, &id)?;
     Ok(Json(erase_subject(&state, &id, caller.actor()).await?).into_response())
 }

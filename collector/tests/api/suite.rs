@@ -1623,6 +1623,12 @@ pub async fn every_table_with_subject_data_is_registered(b: Backend) {
         .json()
         .await
         .unwrap();
+    // Given the stored pseudonym instead of the raw id, access and erasure say so.
+    let pseudonym = app.state.pseudonymizer.pseudonym("anyone");
+    let r = app.admin_get(&format!("/v1/subjects/{pseudonym}")).await;
+    assert_eq!(r.status(), 400);
+    let r = app.admin_delete(&format!("/v1/subjects/{pseudonym}")).await;
+    assert_eq!(r.status(), 400);
     for t in SUBJECT_TABLES {
         assert!(
             access[t.access_section].is_array(),
