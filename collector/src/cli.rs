@@ -210,7 +210,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             output,
         })) => {
             let state = open(&cli).await?;
-            let window = crate::http::extract::Window {
+            let window = crate::audit::export::Window {
                 from: from.clone(),
                 to: to.clone(),
                 format: None,

@@ -1,26 +1,39 @@
 //! Audit export (streamed, a page at a time: constant memory whatever the size) and
 //! verification of the chain as stored.
-use std::sync::Arc;
-
-use axum::{
-    body::{Body, Bytes},
-    extract::State,
-    http::{header, HeaderMap},
-    response::{IntoResponse, Response},
-    Json,
-};
+use bytes::Bytes;
 use futures_util::stream;
+use serde::Deserialize;
 use sqlx::Row;
 
 use crate::{
     audit::{self, Entry, NewEntry, Verifier},
     error::{Error, Result},
-    http::extract::{require_admin, QueryParams, WindowQuery},
     storage::Db,
     AppState,
 };
 
 const PAGE: i64 = 1000;
+
+/// `from` / `to` of the audit endpoints: ISO 8601.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub format: Option<String>,
+}
+
+impl Window {
+    pub fn bounds(&self) -> Result<(i64, i64)> {
+        let parse = |v: &Option<String>, default: i64| match v {
+            None => Ok(default),
+            Some(s) => assent_protocol::Timestamp::parse(s)
+                .map(|t| t.unix_millis())
+                .map_err(|_| Error::BadRequest("from/to must be ISO 8601 date-times".into())),
+        };
+        Ok((parse(&self.from, i64::MIN)?, parse(&self.to, i64::MAX)?))
+    }
+}
 
 /// Entries with `seq > after` and `from <= at_ms <= to`, in order.
 pub async fn page(db: &Db, after: i64, from: i64, to: i64) -> Result<Vec<Entry>> {
@@ -100,23 +113,15 @@ pub async fn record_admin_act(
     w.commit().await
 }
 
-pub async fn export(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    QueryParams(window): WindowQuery,
-) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
-    let (from, to) = window.bounds()?;
-    let format = Format::parse(window.format.as_deref())?;
-    record_admin_act(
-        &state,
-        audit::Kind::AuditExport,
-        caller.actor(),
-        None,
-        serde_json::json!({"from": window.from, "to": window.to, "format": window.format}),
-    )
-    .await?;
-    let db = state.db.clone();
+/// The entries of `from..=to` rendered in `format` (the CSV header first), a page at a
+/// time as they are read: constant memory whatever the size. A read that fails ends the
+/// stream with the error (the status line is gone by then: the reader sees a short file).
+pub fn rendered(
+    db: Db,
+    from: i64,
+    to: i64,
+    format: Format,
+) -> impl futures_util::Stream<Item = Result<Bytes>> + Send + 'static {
     let header_chunk = (format == Format::Csv)
         .then(|| Ok::<_, Error>(Bytes::from_static(audit::CSV_HEADER.as_bytes())));
     let pages = stream::unfold(Some(0i64), move |after| {
@@ -129,30 +134,11 @@ pub async fn export(
                     let next = entries.last().map(|e| e.seq);
                     Some((Ok(Bytes::from(format.render(&entries))), next))
                 }
-                // The status line is gone; end the body so the client sees a short file.
                 Err(e) => Some((Err(e), None)),
             }
         }
     });
-    let body = Body::from_stream(futures_util::StreamExt::chain(
-        stream::iter(header_chunk),
-        pages,
-    ));
-    let (ctype, ext) = match format {
-        Format::Jsonl => ("application/x-ndjson", "jsonl"),
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"assent-audit.{ext}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    futures_util::StreamExt::chain(stream::iter(header_chunk), pages)
 }
 
 /// Verifies the whole stored chain, a page at a time.
@@ -177,21 +163,17 @@ pub const VERIFY_REUSE: std::time::Duration = std::time::Duration::from_secs(30)
 #[derive(Debug, Default)]
 pub struct VerifyCache(tokio::sync::Mutex<Option<(std::time::Instant, i64, audit::Report)>>);
 
-pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
-    require_admin(&state, &headers).await?;
+/// The verdict on the stored chain and when it was reached (Unix ms): the last one when it
+/// is younger than [`VERIFY_REUSE`], else a new walk (one at a time).
+pub async fn verified(state: &AppState) -> Result<(audit::Report, i64)> {
     let mut last = state.verify_cache.0.lock().await;
-    let (report, at_ms) = match &*last {
-        Some((when, at_ms, report)) if when.elapsed() < VERIFY_REUSE => (report.clone(), *at_ms),
-        _ => {
-            let report = verify_db(&state).await?;
-            let at_ms = state.clock.now_ms();
-            *last = Some((std::time::Instant::now(), at_ms, report.clone()));
-            (report, at_ms)
+    if let Some((when, at_ms, report)) = &*last {
+        if when.elapsed() < VERIFY_REUSE {
+            return Ok((report.clone(), *at_ms));
         }
-    };
-    let mut body = serde_json::to_value(&report).expect("serializes");
-    body["verifiedAt"] = assent_protocol::Timestamp::from_unix_millis(at_ms)
-        .to_string()
-        .into();
-    Ok(Json(body).into_response())
+    }
+    let report = verify_db(state).await?;
+    let at_ms = state.clock.now_ms();
+    *last = Some((std::time::Instant::now(), at_ms, report.clone()));
+    Ok((report, at_ms))
 }

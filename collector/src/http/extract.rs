@@ -6,7 +6,7 @@ use axum::{
     http::{header, request::Parts, HeaderMap},
 };
 use base64::Engine as _;
-use serde::{de::DeserializeOwned, Deserialize};
+use serde::de::DeserializeOwned;
 
 use crate::{
     error::{Error, Result},
@@ -188,26 +188,3 @@ pub(crate) async fn header_caller(
     }
     Ok(None)
 }
-
-/// `from` / `to` of the audit endpoints: ISO 8601.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Window {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub format: Option<String>,
-}
-
-impl Window {
-    pub fn bounds(&self) -> Result<(i64, i64)> {
-        let parse = |v: &Option<String>, default: i64| match v {
-            None => Ok(default),
-            Some(s) => assent_protocol::Timestamp::parse(s)
-                .map(|t| t.unix_millis())
-                .map_err(|_| Error::BadRequest("from/to must be ISO 8601 date-times".into())),
-        };
-        Ok((parse(&self.from, i64::MIN)?, parse(&self.to, i64::MAX)?))
-    }
-}
-
-pub type WindowQuery = QueryParams<Window>;

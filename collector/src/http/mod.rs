@@ -2,12 +2,14 @@
 //! Beside it: `extract` (what handlers take from a request, the caller by key), `serve`
 //! (the connection loop), `proxy` (the client behind trusted proxies), `ratelimit`,
 //! `sdk_files` (the banner's bundle) and `openapi` (the served document).
+pub mod audit;
 pub mod extract;
 pub mod openapi;
 pub mod proxy;
 pub mod ratelimit;
 pub mod sdk_files;
 pub mod serve;
+pub mod subjects;
 
 use std::{io::Read, sync::Arc, time::Instant};
 
@@ -25,14 +27,13 @@ use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
-    audit::export,
     error::{Error, Result},
     http::extract::{
         consent_reader, header_caller, require_admin, source_caller, Client, PathParam, QueryParams,
     },
     ingest,
     storage::Caller,
-    subjects, AppState,
+    AppState,
 };
 
 type Shared = State<Arc<AppState>>;
@@ -74,8 +75,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(cors(&state));
     Router::new()
         .route("/v1/consent/{subject_id}", get(consent_get))
-        .route("/v1/audit/export", get(export::export))
-        .route("/v1/audit/verify", get(export::verify))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/audit/verify", get(audit::verify))
         .route(
             "/v1/subjects/{id}",
             get(subjects::access).delete(subjects::erase),

@@ -2,21 +2,12 @@
 //! erasure, both audited; `retention` ages everything out.
 pub mod retention;
 
-use std::sync::Arc;
-
-use axum::{
-    extract::State,
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-    Json,
-};
 use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::{
     audit::export::record_admin_act,
     error::{Error, Result},
-    http::extract::{require_admin, PathParam, QueryParams},
     pseudonym::sha256_hex,
     storage::{subject_data::SUBJECT_TABLES, subject_index},
     AppState,
@@ -191,18 +182,12 @@ pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Va
     Ok(answer)
 }
 
-/// `GET /v1/subjects/{id}?cursor=&limit=`: a page of what is held (see [`collect`]);
-/// each page is an audited act.
-pub async fn access(
-    State(state): State<Arc<AppState>>,
-    PathParam(id): PathParam<String>,
-    QueryParams(page): QueryParams<PageQuery>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
-    refuse_pseudonym(&state, &id)?;
-    let data = collect(&state, &id, &page).await?;
-    let p = state.pseudonymizer.pseudonym(&id);
+/// A subject access request by `actor`: a page of what is held (see [`collect`]),
+/// recorded in the audit trail with how much it returned.
+pub async fn access(state: &AppState, raw: &str, page: &PageQuery, actor: String) -> Result<Value> {
+    check_raw_id(state, raw)?;
+    let data = collect(state, raw, page).await?;
+    let p = state.pseudonymizer.pseudonym(raw);
     let mut counts = json!({});
     for table in SUBJECT_TABLES {
         let section = table.access_section;
@@ -211,14 +196,14 @@ pub async fn access(
         }
     }
     record_admin_act(
-        &state,
+        state,
         crate::audit::Kind::SubjectAccess,
-        caller.actor(),
+        actor,
         Some(p),
         json!({"subject": "(see audit_data.subject)", "returned": counts}),
     )
     .await?;
-    Ok(Json(data).into_response())
+    Ok(data)
 }
 
 /// Erases what is held about a subject, a batch of rows per transaction so ingest is not
@@ -228,6 +213,7 @@ pub async fn access(
 /// its pseudonym, which compliance staff can recompute from the raw id. Interrupted, it is
 /// simply asked again.
 pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result<Value> {
+    check_raw_id(state, raw)?;
     let all = state.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
     let mut summary = json!({"subjectHash": sha256_hex(p.as_bytes())});
@@ -258,21 +244,11 @@ async fn erase_batches(state: &AppState, all: &[String], sql: &str) -> Result<u6
 
 /// A request given the stored pseudonym instead of the raw id would find nothing and
 /// answer an empty 200: say so instead.
-fn refuse_pseudonym(state: &AppState, id: &str) -> Result<()> {
+fn check_raw_id(state: &AppState, id: &str) -> Result<()> {
     if state.pseudonymizer.looks_like_pseudonym(id) {
         return Err(Error::BadRequest(
             "this is a pseudonym: give the subject's raw id (anonymousId, userId or subjectId as the client sent it)".into(),
         ));
     }
     Ok(())
-}
-
-pub async fn erase(
-    State(state): State<Arc<AppState>>,
-    PathParam(id): PathParam<String>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
-    refuse_pseudonym(&state, &id)?;
-    Ok(Json(erase_subject(&state, &id, caller.actor()).await?).into_response())
 }
