@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint sdk-demo bench-collector bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 test: deps lint test-rust test-clients fuzz-api test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
@@ -69,7 +69,12 @@ test-swift: bindings
 	@echo "swift: binding generated (not compiled: no Swift toolchain)"
 
 # The README's examples, run as written, so they stay true.
-examples: example-python example-kotlin
+examples: example-python example-kotlin readme
+
+# The README's collector and Python snippets, pasted as written (scripts/readme-snippets.py).
+readme: test-python
+	cargo build -p assent-collector
+	$(VENV)/bin/python scripts/readme-snippets.py target/debug/assent-collector
 
 example-python: test-python
 	$(VENV)/bin/python bindings/python/examples/quickstart.py
