@@ -122,7 +122,7 @@ impl Default for Config {
             audit_checkpoint_every: 1000,
             sdk_dir: PathBuf::from("consent-ui/dist"),
             clock_tolerance_secs: 300,
-            max_consent_records_per_request: 100,
+            max_consent_records_per_request: assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH,
             consent_records_per_second: 100,
             consent_records_burst: 500,
             trusted_proxies: String::new(),

@@ -27,6 +27,9 @@ pub use timestamp::Timestamp;
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Largest accepted batch body, uncompressed, in bytes (Segment's limit).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+/// Most consent records one request may carry (each becomes a permanent audit entry); the
+/// collector refuses more with 400, so senders split.
+pub const MAX_CONSENT_RECORDS_PER_BATCH: usize = 100;
 /// Longest accepted `messageId`, in characters.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// Path of the batch endpoint, relative to the collector's base URL.

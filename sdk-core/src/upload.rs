@@ -24,6 +24,22 @@ const ENVELOPE_OVERHEAD: usize = 128;
 /// The longest `Retry-After` honoured; a larger one is taken as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// Ends a batch before its consent record number `MAX_CONSENT_RECORDS_PER_BATCH + 1`: the
+/// collector refuses a request with more (400, final), and consent records must never be
+/// dropped. The rest go in the next batch.
+pub(crate) fn cap_consent_records(items: &mut Vec<Item>) {
+    let mut consent = 0;
+    let cut = items.iter().position(|i| {
+        if i.class == Class::Consent {
+            consent += 1;
+        }
+        consent > assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH
+    });
+    if let Some(cut) = cut {
+        items.truncate(cut);
+    }
+}
+
 /// What one collector answer means for the batch that was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -244,6 +260,7 @@ impl Engine {
                 .peek(budget)
                 .map_err(AssentError::from)?;
             items.retain(|i| i.seq <= last);
+            cap_consent_records(&mut items);
             if items.is_empty() {
                 break;
             }
@@ -430,5 +447,28 @@ mod tests {
         let empty: serde_json::Value =
             serde_json::from_slice(&envelope(&[], Timestamp::from_unix_millis(0))).unwrap();
         assert_eq!(empty["batch"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_batch_carries_at_most_the_collectors_number_of_consent_records() {
+        let item = |seq: u64, consent: bool| Item {
+            seq,
+            class: if consent {
+                Class::Consent
+            } else {
+                Class::Event(Purpose::Analytics)
+            },
+            payload: b"{}".to_vec(),
+        };
+        let most = assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH as u64;
+        // Events and consent records interleaved: the batch ends before the record too many.
+        let mut items: Vec<Item> = (1..=3 * most).map(|s| item(s, s % 2 == 0)).collect();
+        cap_consent_records(&mut items);
+        let records = items.iter().filter(|i| i.class == Class::Consent).count() as u64;
+        assert_eq!(records, most);
+        assert_eq!(items.last().unwrap().seq, 2 * most + 1);
+        let mut few: Vec<Item> = (1..=10).map(|s| item(s, true)).collect();
+        cap_consent_records(&mut few);
+        assert_eq!(few.len(), 10);
     }
 }
