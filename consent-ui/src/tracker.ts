@@ -22,6 +22,8 @@ export interface WireEvent {
 
 const QUEUE = "assent_q";
 const MAX_QUEUE = 1000;
+/** Most consent records in one batch: the collector refuses more (protocol v1). */
+const MAX_CONSENT_IN_BATCH = 100;
 
 export interface TrackerHost {
   /** The current consent, or null before any decision. */
@@ -129,7 +131,9 @@ export class Tracker {
     const batch = this.queue.filter((e) => !this.inflight.has(e.messageId)).slice(0, this.maxBatch);
     if (!batch.length) return;
     batch.forEach((e) => this.inflight.add(e.messageId));
-    const consent = this.host.pendingConsent();
+    // The collector takes at most MAX_CONSENT_IN_BATCH records a request; the newest are
+    // the ones events of this batch can need (the outbox delivers every record anyway).
+    const consent = this.host.pendingConsent().slice(-MAX_CONSENT_IN_BATCH);
     const out = await post(`${this.endpoint}/v1/batch`, {
       batch,
       ...(consent.length ? { consent } : {}),
