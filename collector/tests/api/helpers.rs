@@ -169,6 +169,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `admin_get`, read as JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        self.admin_get(path).await.json().await.unwrap()
+    }
+
     pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(format!("{}{path}", self.url))

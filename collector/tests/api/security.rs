@@ -69,19 +69,9 @@ pub async fn consent_is_kept_apart_per_site(b: Backend) {
     let (_, answer) = app.post_as(&site_b, "/v1/batch", &ad("b-ev1", T1)).await;
     assert_eq!(answer["accepted"], 1, "{answer}");
     // Compliance staff read each site's state apart.
-    let a: Value = app
-        .admin_get("/v1/consent/S?source=default")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a: Value = app.admin_json("/v1/consent/S?source=default").await;
     assert_eq!(a["method"], "reject_all");
-    let b_state: Value = app
-        .admin_get("/v1/consent/S?source=site-b")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let b_state: Value = app.admin_json("/v1/consent/S?source=site-b").await;
     assert_eq!(b_state["method"], "accept_all");
 
     // One notice for two sites of one controller: the group shares records, at once.
@@ -151,12 +141,7 @@ pub async fn forged_future_dates_are_refused(b: Backend) {
     let withdraw = record("f-3", "F", json!({"analytics": false}), "withdraw", T1);
     assert_eq!(app.post("/v1/consent", &grant).await.0, 201);
     assert_eq!(app.post("/v1/consent", &withdraw).await.0, 201);
-    let state: Value = app
-        .admin_get("/v1/consent/F?source=default")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = app.admin_json("/v1/consent/F?source=default").await;
     assert_eq!(state["method"], "withdraw", "{state}");
     let (_, answer) = app
         .post(
@@ -237,12 +222,7 @@ pub async fn dead_letters_keep_no_refused_data_and_are_subject_data(b: Backend) 
     assert_eq!(rows[0].try_get::<String, _>(2).unwrap(), "no_consent");
     let subject: String = rows[0].try_get(3).unwrap();
     assert_eq!(subject, app.state.pseudonymizer.pseudonym("dana"));
-    let access: Value = app
-        .admin_get("/v1/subjects/dana")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let access: Value = app.admin_json("/v1/subjects/dana").await;
     assert_eq!(access["refusedEvents"][0]["messageId"], "d-1", "{access}");
     assert!(!access.to_string().contains("dana@example.com"));
     let r = app.admin_delete("/v1/subjects/dana").await;
@@ -604,7 +584,7 @@ pub async fn access_pages_erasure_batches_and_verification_is_bounded(b: Backend
             Some(c) => format!("/v1/subjects/pager?cursor={c}"),
             None => "/v1/subjects/pager".into(),
         };
-        let page: Value = app.admin_get(&path).await.json().await.unwrap();
+        let page: Value = app.admin_json(&path).await;
         pages += 1;
         let events = page["events"].as_array().unwrap();
         assert!(events.len() <= 1000);
@@ -636,18 +616,8 @@ pub async fn access_pages_erasure_batches_and_verification_is_bounded(b: Backend
     assert_eq!(summary["events"], 2500, "{summary}");
     assert_eq!(app.count("events").await, 0);
     // Verification: the second call within the reuse period is the same walk.
-    let first: Value = app
-        .admin_get("/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let second: Value = app
-        .admin_get("/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.admin_json("/v1/audit/verify").await;
+    let second: Value = app.admin_json("/v1/audit/verify").await;
     assert_eq!(first["ok"], true, "{first}");
     assert_eq!(first["verifiedAt"], second["verifiedAt"]);
 }

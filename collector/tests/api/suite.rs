@@ -1617,12 +1617,7 @@ pub async fn every_table_with_subject_data_is_registered(b: Backend) {
         listed.sort();
         assert_eq!(columns, listed, "{table}: subject columns");
     }
-    let access: Value = app
-        .admin_get("/v1/subjects/anyone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let access: Value = app.admin_json("/v1/subjects/anyone").await;
     // Given the stored pseudonym instead of the raw id, access and erasure say so.
     let pseudonym = app.state.pseudonymizer.pseudonym("anyone");
     let r = app.admin_get(&format!("/v1/subjects/{pseudonym}")).await;
@@ -1729,11 +1724,6 @@ pub async fn retention_follows_the_injected_clock(b: Backend) {
     assert_eq!(swept.of("consentRecords"), 0);
     assert_eq!(app.count("events").await, 0);
     assert_eq!(app.count("consent_records").await, 1);
-    let verify: Value = app
-        .admin_get("/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = app.admin_json("/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
 }
