@@ -172,7 +172,7 @@ impl AppState {
                 return Ok(Some(caller.clone()));
             }
         }
-        let found = keys::find(&self.db, &self.key_digests, raw).await?;
+        let found = keys::find(&self.db, &hash, raw).await?;
         let mut cache = self.keys.lock().expect("key cache");
         match &found {
             Some(caller) => {

@@ -70,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 /// The key a request carries: HTTP Basic (key as user name, as Segment's libraries send
 /// it), `Bearer`, or the body's `writeKey`.
-fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
+pub(crate) fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Option<String> {
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -119,6 +119,15 @@ pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Call
     }
 }
 
+/// A server key is secret: one sent by a browser (with an `Origin`) has leaked, and must
+/// not work there.
+fn not_from_a_browser(headers: &HeaderMap) -> Result<()> {
+    if headers.contains_key(header::ORIGIN) {
+        return Err(Error::Forbidden);
+    }
+    Ok(())
+}
+
 /// A key of a source: a write key from a browser origin the source allows (or from no
 /// browser), or a server key from no browser at all (a secret key seen in a browser has
 /// leaked, and must not work there).
@@ -135,9 +144,7 @@ pub(crate) async fn source_caller(
             Ok((caller, source_id))
         }
         Caller::Server { source_id, .. } => {
-            if headers.contains_key(header::ORIGIN) {
-                return Err(Error::Forbidden);
-            }
+            not_from_a_browser(headers)?;
             let source_id = source_id.clone();
             Ok((caller, source_id))
         }
@@ -165,9 +172,7 @@ pub(crate) async fn consent_reader(
             Error::BadRequest("name the source whose consent is asked: ?source=<id or name>".into())
         }),
         Caller::Server { source_id, .. } => {
-            if headers.contains_key(header::ORIGIN) {
-                return Err(Error::Forbidden);
-            }
+            not_from_a_browser(headers)?;
             match named {
                 Some(other) if other != source_id => Err(Error::Unauthorized),
                 _ => Ok(source_id),

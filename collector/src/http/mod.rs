@@ -29,9 +29,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     error::{Error, Result},
     http::extract::{
-        consent_reader, header_caller, require_admin, source_caller, Client, PathParam, QueryParams,
+        consent_reader, header_caller, presented_key, require_admin, source_caller, Client,
+        PathParam, QueryParams,
     },
     ingest,
+    keys::sources::SourceInfo,
     storage::Caller,
     AppState,
 };
@@ -246,6 +248,22 @@ fn take_write_key(body: &mut Value) -> Option<Value> {
     body.as_object_mut()?.remove("writeKey")
 }
 
+/// The calling source: the one the headers named (checked before the body was read), else
+/// the one of the key in the body; with its settings.
+async fn settle_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    known: Option<(Caller, String)>,
+    body_key: Option<&str>,
+) -> Result<(Caller, String, Arc<SourceInfo>)> {
+    let (caller, source_id) = match known {
+        Some(known) => known,
+        None => source_caller(state, headers, body_key).await?,
+    };
+    let source = state.sources.get(&source_id);
+    Ok((caller, source_id, source))
+}
+
 /// Authenticates (unless the headers already did) and ingests one batch body.
 async fn accept(
     state: &AppState,
@@ -256,11 +274,8 @@ async fn accept(
     bytes: &[u8],
 ) -> Result<Response> {
     let envelope = ingest::Envelope::parse(bytes)?;
-    let (caller, source_id) = match known {
-        Some(known) => known,
-        None => source_caller(state, headers, envelope.write_key()).await?,
-    };
-    let source = state.sources.get(&source_id);
+    let (caller, source_id, source) =
+        settle_caller(state, headers, known, envelope.write_key()).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
@@ -282,11 +297,8 @@ async fn consent_post(
     let known = header_caller(&state, &headers).await?;
     let mut body = read_json(&state, &headers, body).await?;
     let body_key = take_write_key(&mut body);
-    let (caller, source_id) = match known {
-        Some(known) => known,
-        None => source_caller(&state, &headers, body_key.as_ref().and_then(Value::as_str)).await?,
-    };
-    let source = state.sources.get(&source_id);
+    let body_key = body_key.as_ref().and_then(Value::as_str);
+    let (caller, source_id, source) = settle_caller(&state, &headers, known, body_key).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
@@ -320,7 +332,7 @@ async fn consent_get(
     headers: HeaderMap,
 ) -> Result<Response> {
     let source_id = consent_reader(&state, &headers, query.source.as_deref()).await?;
-    let scope = state.sources.get(&source_id).scope;
+    let scope = state.sources.get(&source_id).scope.clone();
     match crate::consent::current(&state, &scope, &subject_id).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Error::NotFound),
@@ -335,13 +347,10 @@ async fn readyz(State(state): Shared) -> Result<Response> {
 /// `/metrics`: with the metrics token or the compliance token (Prometheus'
 /// `bearer_token`); the counts say how busy each site is.
 async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let token_ok = match (&state.config.metrics_token, bearer) {
-        (Some(token), Some(b)) => crate::pseudonym::constant_time_eq(token.expose(), b),
+    let token_ok = match (&state.config.metrics_token, presented_key(&headers, None)) {
+        (Some(token), Some(presented)) => {
+            crate::pseudonym::constant_time_eq(token.expose(), &presented)
+        }
         _ => false,
     };
     if !token_ok {

@@ -7,8 +7,8 @@ use std::{
 };
 
 use assent_protocol::{
-    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, ProtocolError, Purpose,
-    PurposeMap, RejectCode, Rejection, Timestamp,
+    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, MessageId,
+    ProtocolError, Purpose, PurposeMap, RejectCode, Rejection, Timestamp,
 };
 use serde_json::{value::RawValue, Value};
 
@@ -444,9 +444,9 @@ fn readable_message_id(raw: &str) -> Option<String> {
         message_id: Option<Value>,
     }
     let id = serde_json::from_str::<Id>(raw).ok()?.message_id?;
-    let id = id.as_str()?;
-    (!id.is_empty() && id.chars().count() <= 100 && !id.chars().any(char::is_control))
-        .then(|| id.to_owned())
+    let id = MessageId::parse(id.as_str()?).ok()?;
+    // Control characters are refused as such, and never stored (PostgreSQL cannot).
+    (!id.as_str().chars().any(char::is_control)).then(|| id.as_str().to_owned())
 }
 
 async fn ingest(

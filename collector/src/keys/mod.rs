@@ -52,16 +52,15 @@ impl KeyDigests {
     }
 }
 
-/// The caller a raw key stands for (not revoked). A key found under its old bare SHA-256
-/// gets its digest rewritten.
-pub async fn find(db: &Db, digests: &KeyDigests, raw: &str) -> Result<Option<Caller>> {
-    let digest = digests.digest(raw);
+/// The caller a raw key stands for (not revoked); `digest` is [`KeyDigests::digest`] of
+/// it. A key found under its old bare SHA-256 gets its digest rewritten.
+pub async fn find(db: &Db, digest: &str, raw: &str) -> Result<Option<Caller>> {
     let legacy = sha256_hex(raw.as_bytes());
     let row = sqlx::query(
         "SELECT id, role, source_id, key_hash FROM api_keys
          WHERE key_hash IN ($1, $2) AND revoked_at_ms IS NULL",
     )
-    .bind(&digest)
+    .bind(digest)
     .bind(&legacy)
     .fetch_optional(&db.pool)
     .await?;
@@ -73,7 +72,7 @@ pub async fn find(db: &Db, digests: &KeyDigests, raw: &str) -> Result<Option<Cal
     if stored == legacy {
         let mut w = db.write().await?;
         sqlx::query("UPDATE api_keys SET key_hash = $1 WHERE id = $2 AND key_hash = $3")
-            .bind(&digest)
+            .bind(digest)
             .bind(&key_id)
             .bind(&legacy)
             .execute(&mut *w.tx)

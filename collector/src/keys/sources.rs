@@ -39,7 +39,7 @@ pub struct SourceInfo {
 
 /// Every source, by id.
 #[derive(Debug, Default)]
-pub struct Sources(RwLock<HashMap<String, SourceInfo>>);
+pub struct Sources(RwLock<HashMap<String, Arc<SourceInfo>>>);
 
 impl Sources {
     /// Reads the sources table again; returns whether any consent scope changed (callers
@@ -73,7 +73,7 @@ impl Sources {
             });
             scopes.insert(name, scope);
         }
-        let map: HashMap<String, SourceInfo> = listed
+        let map: HashMap<String, Arc<SourceInfo>> = listed
             .into_iter()
             .map(|(id, origins, group, trust)| {
                 let scope = match group.as_ref().and_then(|g| scopes.get(g)) {
@@ -92,7 +92,7 @@ impl Sources {
                     scope,
                     trust_consent_stamps: trust,
                 };
-                (id, info)
+                (id, Arc::new(info))
             })
             .collect();
         let mut current = self.0.write().expect("sources lock");
@@ -106,19 +106,21 @@ impl Sources {
 
     /// The source's info; a source made since the last refresh (by another replica) is
     /// its own scope, trusts no stamps and allows no origin until the next refresh.
-    pub fn get(&self, source_id: &str) -> SourceInfo {
+    pub fn get(&self, source_id: &str) -> Arc<SourceInfo> {
         self.0
             .read()
             .expect("sources lock")
             .get(source_id)
             .cloned()
-            .unwrap_or_else(|| SourceInfo {
-                allowed_origins: Vec::new(),
-                scope: Arc::new(ConsentScope {
-                    id: source_id.to_owned(),
-                    members: vec![source_id.to_owned()],
-                }),
-                trust_consent_stamps: false,
+            .unwrap_or_else(|| {
+                Arc::new(SourceInfo {
+                    allowed_origins: Vec::new(),
+                    scope: Arc::new(ConsentScope {
+                        id: source_id.to_owned(),
+                        members: vec![source_id.to_owned()],
+                    }),
+                    trust_consent_stamps: false,
+                })
             })
     }
 

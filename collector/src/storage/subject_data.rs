@@ -15,6 +15,15 @@ pub enum Expiry {
     AuditEntry(fn(&Config) -> u32),
 }
 
+/// How erasure finds a subject's rows in a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Any of `subject_columns` holds one of the subject's pseudonyms.
+    Columns,
+    /// Through the events' subject index (`subject_index::events_of`).
+    EventsIndex,
+}
+
 /// A table holding subject data.
 #[derive(Debug, Clone, Copy)]
 pub struct SubjectTable {
@@ -23,9 +32,10 @@ pub struct SubjectTable {
     pub name: &'static str,
     /// The field of the subject access answer that carries its rows.
     pub access_section: &'static str,
-    /// The columns that hold a subject's identity (for every table but `events`, whose
-    /// lookup goes through the subject index, the ones erasure matches).
+    /// The columns that hold a subject's identity.
     pub subject_columns: &'static [&'static str],
+    /// How erasure finds a subject's rows.
+    pub lookup: Lookup,
     /// The columns naming one row, for deletes a batch at a time.
     pub key: &'static [&'static str],
     pub expiry: Expiry,
@@ -39,6 +49,7 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         name: "consentRecords",
         access_section: "consent",
         subject_columns: &["subject", "user_id"],
+        lookup: Lookup::Columns,
         key: &["source_id", "consent_id"],
         expiry: Expiry::Received(|c| c.consent_retention_days),
     },
@@ -46,9 +57,8 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         table: "events",
         name: "events",
         access_section: "events",
-        // Erased through the subject index (`subject_key`) and `subject`/`user_id`; see
-        // `subject_index::events_of`.
         subject_columns: &["subject", "subject_key", "anonymous_id", "user_id"],
+        lookup: Lookup::EventsIndex,
         key: &["source_id", "message_id"],
         expiry: Expiry::Received(|c| c.event_retention_days),
     },
@@ -57,6 +67,7 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         name: "deadLetters",
         access_section: "refusedEvents",
         subject_columns: &["subject"],
+        lookup: Lookup::Columns,
         key: &["id"],
         expiry: Expiry::Received(|c| c.dead_letter_retention_days),
     },
@@ -65,6 +76,7 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         name: "auditData",
         access_section: "auditEntries",
         subject_columns: &["subject"],
+        lookup: Lookup::Columns,
         key: &["seq"],
         expiry: Expiry::AuditEntry(|c| c.audit_retention_days),
     },
@@ -99,15 +111,16 @@ impl SubjectTable {
     /// `$1..$n`, their subject keys as `$n+1..$2n` (used by the events index), then the
     /// batch size.
     pub fn erase_sql(&self, backend: Backend, n: usize) -> String {
-        let of_subject = if self.table == "events" {
-            super::subject_index::events_of(backend, n)
-        } else {
-            let list = super::numbered(1, n);
-            self.subject_columns
-                .iter()
-                .map(|c| format!("{c} IN ({list})"))
-                .collect::<Vec<_>>()
-                .join(" OR ")
+        let of_subject = match self.lookup {
+            Lookup::EventsIndex => super::subject_index::events_of(backend, n),
+            Lookup::Columns => {
+                let list = super::numbered(1, n);
+                self.subject_columns
+                    .iter()
+                    .map(|c| format!("{c} IN ({list})"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            }
         };
         format!(
             "DELETE FROM {t} WHERE {k} IN (SELECT {cols} FROM {t} WHERE {of_subject} LIMIT ${limit})",
