@@ -93,6 +93,9 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Days dead letters (refused events: code, reason, message id) are kept.
     pub dead_letter_retention_days: u32,
+    /// Days an erasure notice (the feed's word to its consumers that a subject was
+    /// erased) is kept: consumers that fall further behind than this miss it.
+    pub erasure_notice_retention_days: u32,
     /// The secret keys' digests are made with (any string of 32+ bytes). Absent: one is
     /// generated and kept in the database; given, a copy of the database alone does not
     /// let anyone test guessed keys.
@@ -131,6 +134,7 @@ impl Default for Config {
             body_timeout_secs: 30,
             max_header_bytes: 16 * 1024,
             dead_letter_retention_days: 30,
+            erasure_notice_retention_days: 30,
             metrics_token: None,
             key_digest_secret: None,
         }
@@ -237,6 +241,9 @@ impl Config {
             "BODY_TIMEOUT_SECS" => self.body_timeout_secs = num(key, value)?,
             "MAX_HEADER_BYTES" => self.max_header_bytes = num(key, value)?,
             "DEAD_LETTER_RETENTION_DAYS" => self.dead_letter_retention_days = num(key, value)?,
+            "ERASURE_NOTICE_RETENTION_DAYS" => {
+                self.erasure_notice_retention_days = num(key, value)?
+            }
             "METRICS_TOKEN" => self.metrics_token = Some(Secret::new(value)),
             "KEY_DIGEST_SECRET" => self.key_digest_secret = Some(Secret::new(value)),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.

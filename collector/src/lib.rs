@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod consent;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod ingest;
 pub mod keys;

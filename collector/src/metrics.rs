@@ -25,6 +25,11 @@ pub struct RouteOnly {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub requests: Family<RouteLabels, Counter>,
@@ -36,6 +41,8 @@ pub struct Metrics {
     pub writer_queue: Gauge,
     /// Subjects whose consent records are held in memory (SQLite).
     pub consent_cache: Gauge,
+    /// Positions each feed consumer is behind the feed's head.
+    pub feed_lag: Family<ConsumerLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -56,6 +63,7 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let writer_queue = Gauge::default();
         let consent_cache = Gauge::default();
+        let feed_lag = Family::<ConsumerLabels, Gauge>::default();
         let mut registry = Registry::with_prefix("assent");
         registry.register(
             "http_requests",
@@ -87,7 +95,13 @@ impl Default for Metrics {
             "Subjects whose consent records are held in memory",
             consent_cache.clone(),
         );
+        registry.register(
+            "feed_lag",
+            "Feed positions each consumer is behind the head (an upper bound)",
+            feed_lag.clone(),
+        );
         Metrics {
+            feed_lag,
             registry: Mutex::new(registry),
             requests,
             events,

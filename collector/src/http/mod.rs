@@ -361,6 +361,13 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
         .metrics
         .consent_cache
         .set(state.consent_cache.len() as i64);
+    for (consumer, lag) in crate::feed::lags(&state.db).await? {
+        state
+            .metrics
+            .feed_lag
+            .get_or_create(&crate::metrics::ConsumerLabels { consumer })
+            .set(lag);
+    }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

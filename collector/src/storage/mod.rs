@@ -81,8 +81,18 @@ pub struct DialectDifference {
 pub const DIALECT_DIFFERENCES: &[DialectDifference] = &[
     DialectDifference {
         table: "events",
-        column: "seq",
-        why: "SQLite: an explicit row number (sqlite/0002) the side subject index points at",
+        column: "feed_tx",
+        why: "PostgreSQL: the writing transaction, the first half of a feed position (postgres/0003); SQLite commits one transaction at a time",
+    },
+    DialectDifference {
+        table: "consent_records",
+        column: "feed_tx",
+        why: "PostgreSQL: the writing transaction of a feed position (postgres/0003)",
+    },
+    DialectDifference {
+        table: "erasure_notices",
+        column: "feed_tx",
+        why: "PostgreSQL: the writing transaction of a feed position (postgres/0003)",
     },
     DialectDifference {
         table: "event_subjects",
@@ -123,6 +133,8 @@ pub struct Db {
     /// to connection re-read the hot pages of every index each time, and taking a pooled
     /// connection back waited for a task that returns the last one. None on PostgreSQL.
     sqlite_writer: Option<Arc<Mutex<SqliteWriter>>>,
+    /// Counts this process's commits, for whoever waits for new rows (the feed).
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// SQLite's writing connection, and whether a transaction is open on it.
@@ -210,6 +222,7 @@ pub struct WriteTx {
     pub tx: TxConn,
     backend: Backend,
     chain_locked: bool,
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl WriteTx {
@@ -238,6 +251,7 @@ impl WriteTx {
                 writer.open = false;
             }
         }
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 }
@@ -287,6 +301,7 @@ impl Db {
             pool,
             backend,
             sqlite_writer,
+            commits: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -322,7 +337,13 @@ impl Db {
             tx,
             backend: self.backend,
             chain_locked: false,
+            commits: self.commits.clone(),
         })
+    }
+
+    /// Changes after each commit this process makes (on any clone of this `Db`).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// Runs the DELETE that `batch` makes, one transaction each time, until it deletes

@@ -22,6 +22,9 @@ pub enum Lookup {
     Columns,
     /// Through the events' subject index (`subject_index::events_of`).
     EventsIndex,
+    /// Not erased: the erasure notices themselves, written by erasure so that the feed's
+    /// consumers delete what they derived. Access shows them; retention removes them.
+    ErasureNotice,
 }
 
 /// A table holding subject data.
@@ -80,6 +83,15 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         key: &["seq"],
         expiry: Expiry::AuditEntry(|c| c.audit_retention_days),
     },
+    SubjectTable {
+        table: "erasure_notices",
+        name: "erasureNotices",
+        access_section: "erasureNotices",
+        subject_columns: &["subject"],
+        lookup: Lookup::ErasureNotice,
+        key: &["seq"],
+        expiry: Expiry::Received(|c| c.erasure_notice_retention_days),
+    },
 ];
 
 /// Tables with subject columns that erasure and retention reach another way, and how.
@@ -110,8 +122,10 @@ impl SubjectTable {
     /// Deletes a batch of the subject's rows. Binds: the subject's `n` pseudonyms as
     /// `$1..$n`, their subject keys as `$n+1..$2n` (used by the events index), then the
     /// batch size.
-    pub fn erase_sql(&self, backend: Backend, n: usize) -> String {
+    /// None for the erasure notices, which erasure writes rather than deletes.
+    pub fn erase_sql(&self, backend: Backend, n: usize) -> Option<String> {
         let of_subject = match self.lookup {
+            Lookup::ErasureNotice => return None,
             Lookup::EventsIndex => super::subject_index::events_of(backend, n),
             Lookup::Columns => {
                 let list = super::numbered(1, n);
@@ -122,13 +136,13 @@ impl SubjectTable {
                     .join(" OR ")
             }
         };
-        format!(
+        Some(format!(
             "DELETE FROM {t} WHERE {k} IN (SELECT {cols} FROM {t} WHERE {of_subject} LIMIT ${limit})",
             t = self.table,
             k = self.key_tuple(),
             cols = self.key.join(", "),
             limit = 2 * n + 1
-        )
+        ))
     }
 
     /// Deletes a batch of expired rows. Binds: the oldest time kept (Unix ms), then the
@@ -165,7 +179,7 @@ mod tests {
             .find(|t| t.table == "dead_letters")
             .unwrap();
         assert_eq!(
-            dead.erase_sql(Backend::Postgres, 2),
+            dead.erase_sql(Backend::Postgres, 2).unwrap(),
             "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE subject IN ($1,$2) LIMIT $5)"
         );
         let consent = SUBJECT_TABLES
@@ -174,6 +188,7 @@ mod tests {
             .unwrap();
         assert!(consent
             .erase_sql(Backend::Sqlite, 1)
+            .unwrap()
             .starts_with("DELETE FROM consent_records WHERE (source_id, consent_id) IN (SELECT source_id, consent_id FROM consent_records WHERE subject IN ($1) OR user_id IN ($1) LIMIT $3)"));
         assert!(consent
             .expire_sql()

@@ -176,6 +176,21 @@ pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Va
             })
         })
         .collect();
+    let sql =
+        format!("SELECT received_at_ms FROM erasure_notices WHERE subject IN ({l}) ORDER BY seq");
+    let notices: Vec<Value> = bind_all(sqlx::query(&sql), &all)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "erasedAt": assent_protocol::Timestamp::from_unix_millis(
+                    r.try_get::<i64, _>(0).unwrap_or_default()
+                ).to_string(),
+            })
+        })
+        .collect();
+    answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();
     answer["auditEntries"] = trail.into();
@@ -218,7 +233,9 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     let p = all[0].clone();
     let mut summary = json!({"subjectHash": sha256_hex(p.as_bytes())});
     for table in SUBJECT_TABLES {
-        let sql = table.erase_sql(state.db.backend, all.len());
+        let Some(sql) = table.erase_sql(state.db.backend, all.len()) else {
+            continue;
+        };
         summary[table.name] = erase_batches(state, &all, &sql).await?.into();
     }
     let entry = crate::audit::NewEntry {
@@ -229,6 +246,15 @@ pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result
     };
     let mut w = state.db.write().await?;
     state.audit(&mut w, entry).await?;
+    // The feed's consumers delete what they derived, under every pseudonym the subject
+    // may have (current key and rotated-out ones).
+    for pseudonym in &all {
+        sqlx::query("INSERT INTO erasure_notices (subject, received_at_ms) VALUES ($1, $2)")
+            .bind(pseudonym)
+            .bind(state.clock.now_ms())
+            .execute(&mut *w.tx)
+            .await?;
+    }
     w.commit().await?;
     Ok(summary)
 }

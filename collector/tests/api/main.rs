@@ -1,5 +1,6 @@
 //! The collector's HTTP API, black-box, on SQLite and on PostgreSQL: the same suite runs
 //! against both (`sqlite::name` and `postgres::name`).
+mod feed;
 mod helpers;
 mod security;
 mod suite;
@@ -70,6 +71,30 @@ security_on_both_backends!(
     access_pages_erasure_batches_and_verification_is_bounded,
     server_keys_read_their_own_scope_only,
 );
+
+macro_rules! feed_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod feed_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::feed::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod feed_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::feed::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+feed_on_both_backends!(
+    the_feed_carries_events_consent_and_erasures_in_commit_order,
+    positions_are_never_given_again_after_the_newest_rows_go,
+    a_follower_wakes_on_commit,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn feed_out_of_order_commits_on_several_replicas_are_never_skipped() {
+    feed::out_of_order_commits_on_several_replicas_are_never_skipped().await
+}
 
 /// The connection edge does not depend on the database: SQLite only.
 mod security_edge {
