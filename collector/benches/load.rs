@@ -37,7 +37,12 @@ async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<String> {
         "sqlite" => Some(format!("sqlite://{}", dir.join("load.db").display())),
         _ => {
             let admin = std::env::var("TEST_DATABASE_URL").ok()?;
-            let name = format!("assent_load_{}", std::process::id());
+            static RUN: AtomicU64 = AtomicU64::new(0);
+            let name = format!(
+                "assent_load_{}_{}",
+                std::process::id(),
+                RUN.fetch_add(1, Ordering::Relaxed)
+            );
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                 .await
                 .ok()?;
@@ -76,15 +81,21 @@ fn batch_body(first: u64, run: &str) -> Vec<u8> {
     body.into_bytes()
 }
 
-async fn run(kind: &str) {
-    let sample: serde_json::Value = serde_json::from_slice(&batch_body(7, "check")).unwrap();
-    assert_eq!(sample["batch"].as_array().unwrap().len(), BATCH);
-    assert_eq!(sample["batch"][0]["anonymousId"], "subject-7");
+/// A collector on a fresh database of `kind` whose subjects all consented to analytics;
+/// with `feed` false, the feed's parts of the events table are taken out first (see
+/// [`without_feed`]). None when PostgreSQL is not available.
+async fn start(
+    kind: &str,
+    feed: bool,
+) -> Option<(
+    Arc<assent_collector::AppState>,
+    String,
+    reqwest::Client,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tempfile::TempDir,
+)> {
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = fresh_db(kind, dir.path()).await else {
-        println!("{kind}: skipped (set TEST_DATABASE_URL, or run `make bench-collector`)");
-        return;
-    };
+    let url = fresh_db(kind, dir.path()).await?;
     let config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: Secret::new(url.clone()),
@@ -101,7 +112,10 @@ async fn run(kind: &str) {
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    if !feed {
+        without_feed(&state.db).await;
+    }
+    let server = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -122,9 +136,53 @@ async fn run(kind: &str) {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
+    Some((state, base, client, server, dir))
+}
 
-    let connections = arg("LOAD_CONNECTIONS", 32) as usize;
-    let seconds = arg("LOAD_SECONDS", 10);
+/// The events table as it was before the feed, for the A/B: on SQLite a row number
+/// without AUTOINCREMENT (no counter read and written per INSERT); on PostgreSQL no
+/// transaction id, no sequence number and no feed index per row.
+async fn without_feed(db: &assent_collector::storage::Db) {
+    let statements: &[&str] = match db.backend {
+        assent_collector::storage::Backend::Sqlite => &[
+            "DROP TRIGGER events_leave_subject_index",
+            "CREATE TABLE events_plain (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
+             message_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT, purpose TEXT NOT NULL,
+             subject TEXT NOT NULL, subject_key BIGINT NOT NULL, anonymous_id TEXT,
+             user_id TEXT, timestamp_ms BIGINT NOT NULL, original_timestamp_ms BIGINT,
+             sent_at_ms BIGINT, received_at_ms BIGINT NOT NULL, ip_prefix TEXT,
+             payload TEXT NOT NULL, UNIQUE (source_id, message_id))",
+            "DROP TABLE events",
+            "ALTER TABLE events_plain RENAME TO events",
+            "CREATE INDEX events_user ON events (user_id) WHERE user_id IS NOT NULL",
+            "CREATE INDEX events_received ON events (received_at_ms)",
+            "CREATE TRIGGER events_leave_subject_index AFTER DELETE ON events
+             BEGIN DELETE FROM event_subjects WHERE seq = OLD.seq; END",
+        ],
+        assent_collector::storage::Backend::Postgres => &[
+            "DROP INDEX events_feed",
+            "ALTER TABLE events ALTER COLUMN seq DROP NOT NULL",
+            "ALTER TABLE events ALTER COLUMN seq DROP DEFAULT",
+            "ALTER TABLE events ALTER COLUMN feed_tx DROP NOT NULL",
+            "ALTER TABLE events ALTER COLUMN feed_tx DROP DEFAULT",
+        ],
+    };
+    let mut w = db.write().await.unwrap();
+    for sql in statements {
+        sqlx::query(sql).execute(&mut *w.tx).await.unwrap();
+    }
+    w.commit().await.unwrap();
+}
+
+/// Posts batches over `connections` connections for `seconds`; (accepted events, elapsed
+/// seconds, sorted latencies).
+async fn drive(
+    base: &str,
+    client: &reqwest::Client,
+    connections: usize,
+    seconds: u64,
+    run: &'static str,
+) -> (u64, f64, Vec<Duration>) {
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -133,7 +191,7 @@ async fn run(kind: &str) {
     for _ in 0..connections {
         let (client, base, next, accepted, stop) = (
             client.clone(),
-            base.clone(),
+            base.to_owned(),
             next.clone(),
             accepted.clone(),
             stop.clone(),
@@ -142,7 +200,7 @@ async fn run(kind: &str) {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let first = next.fetch_add(BATCH as u64, Ordering::Relaxed);
-                let body = batch_body(first, "load");
+                let body = batch_body(first, run);
                 let t = Instant::now();
                 let r = client
                     .post(format!("{base}/v1/batch"))
@@ -167,16 +225,81 @@ async fn run(kind: &str) {
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
+    (
+        accepted.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        latencies,
+    )
+}
+
+/// The ingest A/B: the same load with the feed's parts of the schema taken out and with
+/// them, alternated `FEED_AB_ROUNDS` times, each on a fresh database.
+async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
+    let rounds = arg("FEED_AB_ROUNDS", 2);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        for feed in [false, true] {
+            let Some((_state, base, client, server, _dir)) = start(kind, feed).await else {
+                return;
+            };
+            let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
+            server.abort();
+            let rate = total as f64 / elapsed;
+            let label = if feed { "feed on " } else { "feed off" };
+            println!("{kind:8} ingest {label} (round {round}): {rate:>9.0} events/s");
+            if feed {
+                on.push(rate)
+            } else {
+                off.push(rate)
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "{kind:8} ingest with the feed / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
+        mean(&on) / mean(&off)
+    );
+}
+
+/// Reads the whole feed from the start, `MAX_READ` items at a time.
+async fn feed_read(kind: &str, db: &assent_collector::storage::Db) {
+    use assent_collector::feed;
+    let t = Instant::now();
+    let (mut at, mut items) = (feed::Position::START, 0usize);
+    loop {
+        let page = feed::read(db, at, feed::MAX_READ).await.unwrap();
+        let Some(last) = page.last() else { break };
+        at = last.position();
+        items += page.len();
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    println!(
+        "{kind:8} feed read: {:>9.0} items/s ({items} items from the start, {} per read)",
+        items as f64 / elapsed,
+        feed::MAX_READ
+    );
+}
+
+async fn run(kind: &str) {
+    let sample: serde_json::Value = serde_json::from_slice(&batch_body(7, "check")).unwrap();
+    assert_eq!(sample["batch"].as_array().unwrap().len(), BATCH);
+    assert_eq!(sample["batch"][0]["anonymousId"], "subject-7");
+    let connections = arg("LOAD_CONNECTIONS", 32) as usize;
+    let seconds = arg("LOAD_SECONDS", 10);
+    let Some((state, base, client, _server, _dir)) = start(kind, true).await else {
+        println!("{kind}: skipped (set TEST_DATABASE_URL, or run `make bench-collector`)");
+        return;
+    };
+    let (total, elapsed, latencies) = drive(&base, &client, connections, seconds, "load").await;
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let total = accepted.load(Ordering::Relaxed);
     let rate = total as f64 / elapsed;
     println!(
         "{kind:8} collector: {rate:>9.0} events/s accepted ({total} in {elapsed:.1} s, {connections} connections, batches of {BATCH}); latency p50 {:.1} ms, p99 {:.1} ms",
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
     );
+    feed_read(kind, &state.db).await;
 
     // What the side index costs readers: a subject access request (GDPR art. 15) finds
     // one subject's events among all those just stored, with the index as the load left
@@ -324,6 +447,7 @@ async fn run(kind: &str) {
         "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
         rate / bare
     );
+    feed_ab(kind, connections, seconds).await;
 }
 
 /// The columns of a stored event, in the order [`StoredRow`] reads them.

@@ -31,6 +31,9 @@ pub enum Error {
     Unstorable(#[source] sqlx::Error),
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// A read on SQLite's reading connections (`storage::Db::sqlite_read`) failed.
+    #[error("database unavailable")]
+    SqliteRead(#[source] rusqlite::Error),
     #[error("configuration: {0}")]
     Config(String),
     #[error("{0}")]
@@ -55,6 +58,12 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::SqliteRead(e)
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::Internal(format!("migration failed: {e}"))
@@ -75,9 +84,10 @@ impl Error {
             Error::Unstorable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             // Every server-side failure is reported as "try again": clients retry 503.
-            Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Unavailable(_)
+            | Error::SqliteRead(_)
+            | Error::Config(_)
+            | Error::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -93,7 +103,10 @@ impl Error {
             Error::Timeout => "timeout",
             Error::Unstorable(_) => "unstorable",
             Error::MethodNotAllowed => "method_not_allowed",
-            Error::Unavailable(_) | Error::Config(_) | Error::Internal(_) => "unavailable",
+            Error::Unavailable(_)
+            | Error::SqliteRead(_)
+            | Error::Config(_)
+            | Error::Internal(_) => "unavailable",
         }
     }
 }
@@ -106,9 +119,10 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, source = ?std::error::Error::source(&self), "request failed");
         }
         let message = match &self {
-            Error::Unavailable(_) | Error::Internal(_) | Error::Config(_) => {
-                "temporarily unavailable, retry later".into()
-            }
+            Error::Unavailable(_)
+            | Error::SqliteRead(_)
+            | Error::Internal(_)
+            | Error::Config(_) => "temporarily unavailable, retry later".into(),
             other => other.to_string(),
         };
         let body = serde_json::json!({"error": {"code": self.code(), "message": message}});

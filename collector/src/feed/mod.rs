@@ -192,68 +192,55 @@ impl Item {
 /// Most items one [`read`] returns.
 pub const MAX_READ: usize = 10_000;
 
-/// The statements of [`read`] for one backend, written once.
-struct ReadSql {
-    horizon: Option<&'static str>,
-    events: String,
-    consent: String,
-    erasures: String,
+const EVENT_COLUMNS: &str = "source_id, message_id, type, name, purpose, subject, \
+     anonymous_id, user_id, timestamp_ms, received_at_ms, payload";
+const CONSENT_COLUMNS: &str =
+    "source_id, consent_id, subject, purposes, policy_version, timestamp_ms, received_at_ms";
+const ERASURE_COLUMNS: &str = "subject, received_at_ms";
+
+/// SQLite's reads: after `?1` (a seq), at most `?2`. One writer, so every committed
+/// position is final.
+fn sqlite_statement(seq: &str, columns: &str, table: &str) -> String {
+    format!("SELECT {seq}, {columns} FROM {table} WHERE {seq} > ?1 ORDER BY {seq} LIMIT ?2")
 }
 
-fn read_sql(backend: Backend) -> &'static ReadSql {
-    static SQLITE: std::sync::OnceLock<ReadSql> = std::sync::OnceLock::new();
-    static POSTGRES: std::sync::OnceLock<ReadSql> = std::sync::OnceLock::new();
-    let (cell, tx, after, below, order) = match backend {
-        // One writer: every committed position is final. `$1` (the transaction) is
-        // bound but always 0; the horizon is not used.
-        Backend::Sqlite => (&SQLITE, "0", "{seq} > $2 AND $1 = $1", "$3 = $3", "{seq}"),
-        Backend::Postgres => (
-            &POSTGRES,
-            "feed_tx",
-            "(feed_tx, {seq}) > ($1, $2)",
-            "feed_tx < $3",
-            "feed_tx, {seq}",
-        ),
-    };
-    cell.get_or_init(|| {
-        let statement = |seq: &str, columns: &str, table: &str| {
-            let after = after.replace("{seq}", seq);
-            let order = order.replace("{seq}", seq);
-            format!(
-                "SELECT {tx}, {seq}, {columns} FROM {table}
-                 WHERE {after} AND {below} ORDER BY {order} LIMIT $4"
-            )
-        };
-        ReadSql {
-            horizon: match backend {
-                Backend::Sqlite => None,
-                Backend::Postgres => {
-                    Some("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                }
-            },
-            events: statement(
-                "seq",
-                "source_id, message_id, type, name, purpose, subject, anonymous_id, user_id,
-                 timestamp_ms, received_at_ms, payload",
-                "events",
-            ),
-            consent: statement(
-                "feed_seq",
-                "source_id, consent_id, subject, purposes, policy_version, timestamp_ms,
-                 received_at_ms",
-                "consent_records",
-            ),
-            erasures: statement("seq", "subject, received_at_ms", "erasure_notices"),
-        }
-    })
+/// PostgreSQL's reads: after (`$1`, `$2`), of transactions below `$3`, at most `$4`.
+fn postgres_statement(seq: &str, columns: &str, table: &str) -> String {
+    format!(
+        "SELECT feed_tx, {seq}, {columns} FROM {table}
+         WHERE (feed_tx, {seq}) > ($1, $2) AND feed_tx < $3 ORDER BY feed_tx, {seq} LIMIT $4"
+    )
+}
+
+/// The three statements of a read, in the order events, consent, erasures.
+fn statements(statement: fn(&str, &str, &str) -> String) -> [String; 3] {
+    [
+        statement("seq", EVENT_COLUMNS, "events"),
+        statement("feed_seq", CONSENT_COLUMNS, "consent_records"),
+        statement("seq", ERASURE_COLUMNS, "erasure_notices"),
+    ]
+}
+
+fn sqlite_sql() -> &'static [String; 3] {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| statements(sqlite_statement))
+}
+
+fn postgres_sql() -> &'static [String; 3] {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| statements(postgres_statement))
 }
 
 /// The position below which every transaction has ended: no item can still commit at or
 /// under a position read below it (PostgreSQL); everything on SQLite.
 pub async fn horizon(db: &Db) -> Result<i64> {
-    match read_sql(db.backend).horizon {
-        None => Ok(i64::MAX),
-        Some(sql) => Ok(sqlx::query(sql).fetch_one(&db.pool).await?.try_get(0)?),
+    match db.backend {
+        Backend::Sqlite => Ok(i64::MAX),
+        Backend::Postgres => Ok(sqlx::query_scalar(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        )
+        .fetch_one(&db.pool)
+        .await?),
     }
 }
 
@@ -265,7 +252,76 @@ pub async fn read(db: &Db, after: Position, limit: usize) -> Result<Vec<Item>> {
 /// [`read`], of the transactions below `below` (a [`horizon`]).
 async fn read_below(db: &Db, after: Position, limit: usize, below: i64) -> Result<Vec<Item>> {
     let limit = limit.clamp(1, MAX_READ);
-    let sql = read_sql(db.backend);
+    let mut items = match db.backend {
+        Backend::Sqlite => {
+            db.sqlite_read(move |conn| read_sqlite(conn, after.seq, limit))
+                .await?
+        }
+        Backend::Postgres => read_postgres(db, after, limit, below).await?,
+    };
+    if items.iter().any(|i| !matches!(i, Item::Event(_))) {
+        items.sort_unstable_by_key(Item::position);
+        items.truncate(limit);
+    }
+    Ok(items)
+}
+
+fn read_sqlite(
+    conn: &rusqlite::Connection,
+    after: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Item>> {
+    let [events, consent, erasures] = sqlite_sql();
+    let params = rusqlite::params![after, limit as i64];
+    let at = |seq| Position { tx: 0, seq };
+    let mut items = Vec::with_capacity(limit);
+    let mut statement = conn.prepare_cached(events)?;
+    let mut rows = statement.query(params)?;
+    while let Some(r) = rows.next()? {
+        items.push(Item::Event(EventItem {
+            position: at(r.get(0)?),
+            source_id: r.get(1)?,
+            message_id: r.get(2)?,
+            kind: r.get(3)?,
+            name: r.get(4)?,
+            purpose: r.get(5)?,
+            subject: r.get(6)?,
+            anonymous_id: r.get(7)?,
+            user_id: r.get(8)?,
+            timestamp_ms: r.get(9)?,
+            received_at_ms: r.get(10)?,
+            payload: r.get(11)?,
+        }));
+    }
+    let mut statement = conn.prepare_cached(consent)?;
+    let mut rows = statement.query(params)?;
+    while let Some(r) = rows.next()? {
+        let purposes: String = r.get(4)?;
+        items.push(Item::Consent(ConsentItem {
+            position: at(r.get(0)?),
+            source_id: r.get(1)?,
+            consent_id: r.get(2)?,
+            subject: r.get(3)?,
+            purposes: serde_json::from_str(&purposes).unwrap_or_default(),
+            policy_version: r.get(5)?,
+            timestamp_ms: r.get(6)?,
+            received_at_ms: r.get(7)?,
+        }));
+    }
+    let mut statement = conn.prepare_cached(erasures)?;
+    let mut rows = statement.query(params)?;
+    while let Some(r) = rows.next()? {
+        items.push(Item::Erasure(ErasureItem {
+            position: at(r.get(0)?),
+            subject: r.get(1)?,
+            received_at_ms: r.get(2)?,
+        }));
+    }
+    Ok(items)
+}
+
+async fn read_postgres(db: &Db, after: Position, limit: usize, below: i64) -> Result<Vec<Item>> {
+    let [events, consent, erasures] = postgres_sql();
     let run = |statement: &'static str| {
         sqlx::query(statement)
             .bind(after.tx)
@@ -280,8 +336,8 @@ async fn read_below(db: &Db, after: Position, limit: usize, below: i64) -> Resul
             seq: r.try_get(1)?,
         })
     };
-    let mut items = Vec::new();
-    for r in run(&sql.events).await? {
+    let mut items = Vec::with_capacity(limit);
+    for r in run(events).await? {
         items.push(Item::Event(EventItem {
             position: position(&r)?,
             source_id: r.try_get(2)?,
@@ -297,8 +353,7 @@ async fn read_below(db: &Db, after: Position, limit: usize, below: i64) -> Resul
             payload: r.try_get(12)?,
         }));
     }
-    let events = items.len();
-    for r in run(&sql.consent).await? {
+    for r in run(consent).await? {
         let purposes: String = r.try_get(5)?;
         items.push(Item::Consent(ConsentItem {
             position: position(&r)?,
@@ -311,16 +366,12 @@ async fn read_below(db: &Db, after: Position, limit: usize, below: i64) -> Resul
             received_at_ms: r.try_get(8)?,
         }));
     }
-    for r in run(&sql.erasures).await? {
+    for r in run(erasures).await? {
         items.push(Item::Erasure(ErasureItem {
             position: position(&r)?,
             subject: r.try_get(2)?,
             received_at_ms: r.try_get(3)?,
         }));
-    }
-    if items.len() > events {
-        items.sort_unstable_by_key(Item::position);
-        items.truncate(limit);
     }
     Ok(items)
 }
