@@ -3,8 +3,9 @@
 # pytest, jsonschema, Segment's Python library and schemathesis (PyPI), Segment's Node library and
 # kotlinc (npm packages @segment/analytics-node, kotlin-compiler), the banner's build and
 # test tools (consent-ui/package.json), Debian's Chromium for the browser tests, JNA (libjna-java),
-# strip (binutils) for measuring the cdylib, and PostgreSQL's server binaries for the
-# collector's PostgreSQL suite. Idempotent; quiet when all is there.
+# strip (binutils) for measuring the cdylib, PostgreSQL's server binaries for the
+# collector's PostgreSQL suite, and nats-server for the feed's JetStream relay tests.
+# Idempotent; quiet when all is there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,6 +29,7 @@ command -v strip >/dev/null || missing+=(binutils)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v nats-server >/dev/null || missing+=(nats-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt_install "${missing[@]}"

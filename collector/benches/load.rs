@@ -255,6 +255,9 @@ async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
             }
         }
     }
+    if rounds == 0 {
+        return;
+    }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
         "{kind:8} ingest with the feed / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
@@ -281,6 +284,76 @@ async fn feed_read(kind: &str, db: &assent_collector::storage::Db) {
     );
 }
 
+/// Relays the feed to a JetStream stream on a `nats-server -js` started here (file
+/// storage in a temporary folder): the collector's relay from the start of the feed, timed
+/// until the stream holds every item.
+async fn relay(kind: &str, state: &Arc<assent_collector::AppState>) {
+    use assent_collector::feed;
+    let store = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let Ok(mut server) = std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        println!("{kind:8} relay: skipped (no nats-server; Debian package nats-server)");
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = async_nats::connect(&url).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let js = async_nats::jetstream::new(client.expect("nats-server starts"));
+    let mut items = 0u64;
+    let mut at = feed::Position::START;
+    loop {
+        let page = feed::read(&state.db, at, feed::MAX_READ).await.unwrap();
+        let Some(last) = page.last() else { break };
+        at = last.position();
+        items += page.len() as u64;
+    }
+    let settings = feed::nats::Settings {
+        url,
+        stream: "BENCH".into(),
+        prefix: "bench".into(),
+    };
+    let t = Instant::now();
+    let relay = tokio::spawn(feed::nats::run(
+        state.db.clone(),
+        settings,
+        state.clock.clone(),
+    ));
+    loop {
+        let held = match js.get_stream("BENCH").await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if held >= items {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    relay.abort();
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "{kind:8} relay to JetStream: {:>9.0} items/s ({items} items, nats-server 2.9 -js file store, same machine)",
+        items as f64 / elapsed
+    );
+}
+
 async fn run(kind: &str) {
     let sample: serde_json::Value = serde_json::from_slice(&batch_body(7, "check")).unwrap();
     assert_eq!(sample["batch"].as_array().unwrap().len(), BATCH);
@@ -300,6 +373,7 @@ async fn run(kind: &str) {
         pct(0.99).as_secs_f64() * 1e3
     );
     feed_read(kind, &state.db).await;
+    relay(kind, &state).await;
 
     // What the side index costs readers: a subject access request (GDPR art. 15) finds
     // one subject's events among all those just stored, with the index as the load left

@@ -102,6 +102,12 @@ pub struct Config {
     pub key_digest_secret: Option<Secret>,
     /// A token for `/metrics` (Prometheus' `bearer_token`); the compliance token works too.
     pub metrics_token: Option<Secret>,
+    /// NATS server (`nats://host:4222`): when set, the feed is relayed to JetStream.
+    pub nats_url: Option<Secret>,
+    /// The JetStream stream the relay publishes to (made when missing).
+    pub nats_stream: String,
+    /// First token of the relay's subjects: `PREFIX.SOURCE.KIND`.
+    pub nats_subject_prefix: String,
 }
 
 impl Default for Config {
@@ -137,6 +143,9 @@ impl Default for Config {
             erasure_notice_retention_days: 30,
             metrics_token: None,
             key_digest_secret: None,
+            nats_url: None,
+            nats_stream: "ASSENT".into(),
+            nats_subject_prefix: "assent".into(),
         }
     }
 }
@@ -246,6 +255,9 @@ impl Config {
             }
             "METRICS_TOKEN" => self.metrics_token = Some(Secret::new(value)),
             "KEY_DIGEST_SECRET" => self.key_digest_secret = Some(Secret::new(value)),
+            "NATS_URL" => self.nats_url = Some(Secret::new(value)),
+            "NATS_STREAM" => self.nats_stream = value.into(),
+            "NATS_SUBJECT_PREFIX" => self.nats_subject_prefix = value.into(),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -69,6 +69,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::spawn(subjects::retention::run(state.clone()));
+        if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {
+            tokio::spawn(crate::feed::nats::run(
+                state.db.clone(),
+                settings,
+                state.clock.clone(),
+            ));
+        }
         spawn_every(
             state.clone(),
             ORIGINS_REFRESH,

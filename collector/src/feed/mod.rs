@@ -16,6 +16,8 @@
 //! - Items carry only what is stored: pseudonyms, never raw identifiers. A consent
 //!   withdrawal is a consent item; an erasure is an [`Item::Erasure`], on which consumers
 //!   delete what they derived from the subject.
+pub mod nats;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -78,8 +80,17 @@ pub struct EventItem {
     /// When it happened (corrected for the device's clock), Unix ms.
     pub timestamp_ms: i64,
     pub received_at_ms: i64,
-    /// The event's JSON as stored.
+    /// The event's JSON as stored (serialized as JSON, not as a string of it).
+    #[serde(serialize_with = "as_json")]
     pub payload: String,
+}
+
+/// Writes stored JSON text as the JSON it is (as a string, should it not be JSON).
+fn as_json<S: serde::Serializer>(text: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+        Ok(raw) => raw.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }
 
 /// A stored consent record: the subject's purposes from `timestamp_ms` on. A purpose set

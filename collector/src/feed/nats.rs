@@ -1,0 +1,213 @@
+//! The NATS JetStream relay: how the feed reaches consumers on other machines.
+//!
+//! With `nats_url` set, one relay per database publishes every feed item, from its
+//! position saved in `feed_consumers` (as consumer [`CONSUMER`]), to the stream
+//! `nats_stream` under the subject `PREFIX.SOURCE.KIND` (`PREFIX._.erasure` for an
+//! erasure, which is of every source). Each message carries the item's id as
+//! `Nats-Msg-Id` and its position as `Assent-Position`; the position is saved only once
+//! JetStream acknowledged every message before it. A relay killed between the two
+//! publishes again from the saved position, and JetStream drops the messages it already
+//! holds (their ids are within the stream's duplicate window, [`DUPLICATE_WINDOW`]).
+//!
+//! On PostgreSQL the replicas run one relay between them: the one holding a session
+//! advisory lock. When its process dies its connection closes, the lock goes, and
+//! another replica's relay (trying every [`TAKEOVER_EVERY`]) takes over from the saved
+//! position.
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use bytes::Bytes;
+
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    feed::{self, Item, Position},
+    storage::{Backend, Db},
+    Clock,
+};
+
+/// The relay's name in `feed_consumers` (and in `assent_feed_lag`).
+pub const CONSUMER: &str = "nats-relay";
+
+/// The stream's duplicate window: a relay restarted within it publishes no duplicates.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(300);
+
+/// How often a replica without the relay tries to take it over.
+pub const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
+
+/// Items read and published before the position is saved.
+const BATCH: usize = 5_000;
+
+/// Lock id of the relay's lease across PostgreSQL replicas.
+const RELAY_LOCK: i64 = 0x4153_5345_4e54_0001;
+
+/// What the relay needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    pub stream: String,
+    pub prefix: String,
+}
+
+impl Settings {
+    /// The relay's settings, when `nats_url` is set.
+    pub fn from_config(config: &Config) -> Option<Settings> {
+        Some(Settings {
+            url: config.nats_url.as_ref()?.expose().to_owned(),
+            stream: config.nats_stream.clone(),
+            prefix: config.nats_subject_prefix.clone(),
+        })
+    }
+}
+
+/// Runs the relay for good: waits for the lease, relays, and after an error (NATS or
+/// the database away) starts again, backing off up to 10 s. Errors are logged without
+/// the server's address (it may hold credentials).
+pub async fn run(db: Db, settings: Settings, clock: Arc<dyn Clock>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match relay(&db, &settings, clock.as_ref()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the NATS relay stopped; starting again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// The lease: on PostgreSQL the connection that holds the advisory lock (its session
+/// holds the lock; closing it, or the process dying, lets it go).
+enum Lease {
+    Sqlite,
+    Postgres(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl Lease {
+    async fn take(db: &Db) -> Result<Lease> {
+        if db.backend == Backend::Sqlite {
+            // One collector process serves a SQLite file.
+            return Ok(Lease::Sqlite);
+        }
+        loop {
+            let mut conn = db.pool.acquire().await?;
+            let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut *conn)
+                .await?;
+            if held {
+                tracing::info!("this replica runs the NATS relay");
+                return Ok(Lease::Postgres(conn));
+            }
+            drop(conn);
+            tokio::time::sleep(TAKEOVER_EVERY).await;
+        }
+    }
+
+    /// Fails when the lease was lost (its connection no longer answers).
+    async fn check(&mut self) -> Result<()> {
+        if let Lease::Postgres(conn) = self {
+            sqlx::query("SELECT 1").execute(&mut **conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The subject token for `text`: NATS subjects split on `.` and give `*`, `>` and
+/// white space meanings, so those become `_`.
+fn token(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The subject an item is published under.
+pub fn subject(prefix: &str, item: &Item) -> String {
+    let source = item.source_id().map_or_else(|| "_".to_owned(), token);
+    format!("{prefix}.{source}.{}", item.kind().as_str())
+}
+
+/// Connects, makes the stream when missing, and returns the JetStream context.
+pub async fn connect(
+    settings: &Settings,
+) -> Result<(jetstream::Context, jetstream::stream::Stream)> {
+    let client = async_nats::connect(&settings.url)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot connect to NATS: {}", e.kind())))?;
+    let js = jetstream::ContextBuilder::new()
+        .max_ack_inflight(20_000)
+        .build(client);
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: settings.stream.clone(),
+            subjects: vec![format!("{}.>", settings.prefix)],
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("cannot make the JetStream stream: {e}")))?;
+    Ok((js, stream))
+}
+
+async fn relay(db: &Db, settings: &Settings, clock: &dyn Clock) -> Result<()> {
+    let mut lease = Lease::take(db).await?;
+    let (js, _stream) = connect(settings).await?;
+    let mut follower =
+        feed::Follower::new(db.clone(), CONSUMER, BATCH, Duration::from_secs(1)).await?;
+    loop {
+        let items = follower.next().await?;
+        lease.check().await?;
+        let last = publish(&js, &settings.prefix, &items).await?;
+        let mut w = db.write().await?;
+        feed::save_position(&mut w, CONSUMER, last, clock.now_ms()).await?;
+        w.commit().await?;
+        follower.advance(last);
+    }
+}
+
+/// Publishes `items` in order, many in flight, and waits until JetStream acknowledged
+/// every one; returns the last position.
+pub async fn publish(js: &jetstream::Context, prefix: &str, items: &[Item]) -> Result<Position> {
+    let nats = |e: &dyn std::fmt::Display| Error::Internal(format!("NATS publish: {e}"));
+    let mut acks = Vec::with_capacity(items.len());
+    for item in items {
+        let payload = serde_json::to_vec(item).expect("items serialize");
+        let message = PublishMessage::build()
+            .payload(Bytes::from(payload))
+            .message_id(item.id())
+            .header("Assent-Position", item.position().to_string().as_str());
+        let ack = js
+            .send_publish(subject(prefix, item), message)
+            .await
+            .map_err(|e| nats(&e))?;
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await.map_err(|e| nats(&e))?;
+    }
+    Ok(items.last().map(Item::position).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_the_source_and_the_kind_in_safe_tokens() {
+        let erasure = Item::Erasure(feed::ErasureItem {
+            position: Position { tx: 0, seq: 9 },
+            subject: "k1.ab".into(),
+            received_at_ms: 0,
+        });
+        assert_eq!(subject("assent", &erasure), "assent._.erasure");
+        assert_eq!(token("src_a.b c*>"), "src_a_b_c__");
+    }
+}
