@@ -25,7 +25,7 @@ test-rust:
 # Segment's own Python and Node libraries, unchanged, sending to the real collector binary.
 test-clients: deps
 	cargo build -p assent-collector
-	cd collector/tests/clients && ../../../$(VENV)/bin/python -m pytest -q test_segment_python.py
+	cd collector/tests/clients && ../../../$(VENV)/bin/python -m pytest -q test_segment_python.py test_warehouse.py
 	cd collector/tests/clients && node --test
 
 # The web banner (consent-ui/dist): assent.js, assent.esm.js, the on-demand modules and

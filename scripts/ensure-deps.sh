@@ -37,11 +37,11 @@ fi
 
 venv="$root/target/venv"
 if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] \
-  || ! "$venv/bin/python" -c "import jsonschema, segment.analytics, schemathesis" 2>/dev/null; then
-  echo "creating $venv with maturin, pytest, jsonschema, segment-analytics-python and schemathesis"
+  || ! "$venv/bin/python" -c "import jsonschema, segment.analytics, schemathesis, pyarrow" 2>/dev/null; then
+  echo "creating $venv with maturin, pytest, jsonschema, segment-analytics-python, schemathesis and pyarrow"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "jsonschema>=4.18" \
-    "segment-analytics-python==2.4.0" "schemathesis>=4.32,<5"
+    "segment-analytics-python==2.4.0" "schemathesis>=4.32,<5" "pyarrow>=14"
 fi
 
 if [ ! -d collector/tests/clients/node_modules/@segment/analytics-node ]; then

@@ -46,6 +46,53 @@ pub enum Command {
     /// Data subject requests.
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// Write stored data out for a warehouse.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// The events received in a time window, as the warehouse sink writes them
+    /// (OUT/events/source=…/date=YYYY-MM-DD/part-….parquet): pseudonyms only.
+    Events {
+        /// First time included: an ISO 8601 date-time or a date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// First time excluded, the same way.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: ExportFormat,
+        /// The output folder (made when missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Parquet,
+    Ndjson,
+}
+
+/// Unix ms of `--since` / `--until`: a date-time, or a date at 00:00 UTC.
+fn export_bound(name: &str, value: Option<&str>, default: i64) -> Result<i64> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    assent_protocol::Timestamp::parse(&full)
+        .map(|t| t.unix_millis())
+        .map_err(|_| {
+            Error::BadRequest(format!(
+                "--{name} {text:?}: expected a date (2026-12-01) or an ISO 8601 date-time"
+            ))
+        })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -258,6 +305,51 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 eprintln!("note: the server key is unknown here (no ASSENT_PSEUDONYM_KEY, no database): checkpoint signatures were not checked");
             }
             return Ok(if report.ok { 0 } else { 1 });
+        }
+        Some(Command::Export(ExportCommand::Events {
+            since,
+            until,
+            format,
+            out,
+        })) => {
+            use crate::feed::warehouse;
+            let since_ms = export_bound("since", since.as_deref(), i64::MIN)?;
+            let until_ms = export_bound("until", until.as_deref(), i64::MAX)?;
+            if since_ms >= until_ms {
+                return Err(Error::BadRequest("--since must be before --until".into()));
+            }
+            let format = match format {
+                ExportFormat::Parquet => warehouse::Format::Parquet,
+                ExportFormat::Ndjson => warehouse::Format::Ndjson,
+            };
+            let state = open(&cli).await?;
+            let total = warehouse::count_events(&state.db, since_ms, until_ms).await?;
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+                )
+                .expect("a valid template"),
+            );
+            let done = warehouse::export_events(&state.db, out, since_ms, until_ms, format, |n| {
+                bar.set_position(n)
+            })
+            .await?;
+            bar.finish_and_clear();
+            export::record_admin_act(
+                &state,
+                audit::Kind::EventsExport,
+                "cli".into(),
+                None,
+                serde_json::json!({"since": since, "until": until, "events": done.events, "files": done.files}),
+            )
+            .await?;
+            println!(
+                "{} events in {} files under {}",
+                done.events,
+                done.files,
+                out.display()
+            );
         }
         Some(Command::Subject(SubjectCommand::Lookup { raw_id })) => {
             let state = open(&cli).await?;

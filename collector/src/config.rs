@@ -108,6 +108,11 @@ pub struct Config {
     pub nats_stream: String,
     /// First token of the relay's subjects: `PREFIX.SOURCE.KIND`.
     pub nats_subject_prefix: String,
+    /// A folder: when set, the feed is written there as Parquet files in Hive-style
+    /// partitions, for a warehouse to load.
+    pub warehouse_dir: Option<PathBuf>,
+    /// How often the warehouse sink writes what is new.
+    pub warehouse_every_secs: u64,
 }
 
 impl Default for Config {
@@ -146,6 +151,8 @@ impl Default for Config {
             nats_url: None,
             nats_stream: "ASSENT".into(),
             nats_subject_prefix: "assent".into(),
+            warehouse_dir: None,
+            warehouse_every_secs: 60,
         }
     }
 }
@@ -258,6 +265,8 @@ impl Config {
             "NATS_URL" => self.nats_url = Some(Secret::new(value)),
             "NATS_STREAM" => self.nats_stream = value.into(),
             "NATS_SUBJECT_PREFIX" => self.nats_subject_prefix = value.into(),
+            "WAREHOUSE_DIR" => self.warehouse_dir = Some(PathBuf::from(value)),
+            "WAREHOUSE_EVERY_SECS" => self.warehouse_every_secs = num(key, value)?,
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -76,6 +76,14 @@ impl Application {
                 state.clock.clone(),
             ));
         }
+        if let Some(dir) = state.config.warehouse_dir.clone() {
+            tokio::spawn(crate::feed::warehouse::run(
+                state.db.clone(),
+                dir,
+                std::time::Duration::from_secs(state.config.warehouse_every_secs.max(1)),
+                state.clock.clone(),
+            ));
+        }
         spawn_every(
             state.clone(),
             ORIGINS_REFRESH,

@@ -75,6 +75,8 @@ pub enum Kind {
     SourceOriginsSet,
     SourceConsentSettings,
     AuditExport,
+    /// Events written out for a warehouse (`export events`).
+    EventsExport,
     SubjectAccess,
     Erasure,
 }
@@ -90,6 +92,7 @@ impl Kind {
             Kind::SourceOriginsSet => "source_origins_set",
             Kind::SourceConsentSettings => "source_consent_settings",
             Kind::AuditExport => "audit_export",
+            Kind::EventsExport => "events_export",
             Kind::SubjectAccess => "subject_access",
             Kind::Erasure => "erasure",
         }

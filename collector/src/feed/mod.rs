@@ -17,6 +17,7 @@
 //!   withdrawal is a consent item; an erasure is an [`Item::Erasure`], on which consumers
 //!   delete what they derived from the subject.
 pub mod nats;
+pub mod warehouse;
 
 use std::{collections::BTreeMap, time::Duration};
 

@@ -15,8 +15,10 @@ ADMIN = "adm_segment_client_test_token_Ew5Pr9Cj2"
 
 
 class Collector:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp()
+    def __init__(self, directory=None, **settings):
+        """`settings` become ASSENT_* variables (`warehouse_dir="/x"` is
+        ASSENT_WAREHOUSE_DIR); `directory` reuses another run's database."""
+        self.dir = directory or tempfile.mkdtemp()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -30,6 +32,8 @@ class Collector:
             ASSENT_BOOTSTRAP_ADMIN_TOKEN=ADMIN,
             RUST_LOG="warn",
         )
+        env.update({f"ASSENT_{k.upper()}": str(v) for k, v in settings.items()})
+        self.env, self.binary = env, binary
         self.process = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -59,6 +63,20 @@ class Collector:
     def subject(self, subject):
         return self.request("GET", f"/v1/subjects/{subject}", token=ADMIN)[1]
 
+    def cli(self, *args):
+        """Runs the collector's command line on the same database; returns its output."""
+        done = subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    @property
+    def database(self):
+        return f"{self.dir}/assent.db"
+
     def stop(self):
         self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def kill(self):
+        self.process.kill()  # SIGKILL
         self.process.wait(timeout=10)
