@@ -113,6 +113,9 @@ pub struct Config {
     pub warehouse_dir: Option<PathBuf>,
     /// How often the warehouse sink writes what is new.
     pub warehouse_every_secs: u64,
+    /// Keep subjects' consent records in memory (kept right across processes and
+    /// replicas); false reads them from the database for every batch.
+    pub consent_cache: bool,
 }
 
 impl Default for Config {
@@ -153,6 +156,7 @@ impl Default for Config {
             nats_subject_prefix: "assent".into(),
             warehouse_dir: None,
             warehouse_every_secs: 60,
+            consent_cache: true,
         }
     }
 }
@@ -267,6 +271,11 @@ impl Config {
             "NATS_SUBJECT_PREFIX" => self.nats_subject_prefix = value.into(),
             "WAREHOUSE_DIR" => self.warehouse_dir = Some(PathBuf::from(value)),
             "WAREHOUSE_EVERY_SECS" => self.warehouse_every_secs = num(key, value)?,
+            "CONSENT_CACHE" => {
+                self.consent_cache = value.parse().map_err(|_| {
+                    Error::Config("ASSENT_CONSENT_CACHE must be true or false".into())
+                })?
+            }
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

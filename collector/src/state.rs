@@ -42,7 +42,7 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub clock: Arc<dyn Clock>,
     pub writer: storage::writer::Writer,
-    /// Subjects' consent records in memory (SQLite).
+    /// Subjects' consent records in memory.
     pub consent_cache: consent::cache::ConsentCache,
     /// The web banner's bundle, served at `/sdk/`.
     pub sdk: http::sdk_files::SdkFiles,
@@ -94,7 +94,7 @@ impl AppState {
             key_digests: keys::KeyDigests::new(key_secret),
             verify_cache: Default::default(),
             limiters: Default::default(),
-            consent_cache: consent::cache::ConsentCache::new(db.backend),
+            consent_cache: consent::cache::ConsentCache::new(config.consent_cache),
             sdk,
             config,
             db,

@@ -2,13 +2,18 @@
 //! ask the database for the records of every subject in it (on SQLite that lookup was a
 //! fifth of the work of ingesting a batch).
 //!
-//! It stays right whichever process changes the records: every change to
+//! It stays right whichever process or replica changes the records: every change to
 //! `consent_records` leaves a line in `consent_changes` (by trigger) naming the subject's
-//! bucket ([`bucket`]), and before each use the cache reads the lines after the last one it
-//! saw and drops those buckets. Records loaded from the database are kept only if no line
-//! arrived between that read and the load. SQLite only: its single writer makes the order
-//! of the lines the order of commits. PostgreSQL transactions commit in any order, so there
-//! every request reads the database.
+//! bucket ([`bucket`]), and before each use the cache reads the lines it has not applied
+//! and drops those buckets. Records loaded from the database are kept only if no line was
+//! applied between that read and the load.
+//!
+//! Which lines are new: on SQLite, those after the last one seen (its single writer makes
+//! the order of the lines the order of commits). On PostgreSQL, where replicas commit in
+//! any order, those of every transaction at or above the horizon of the last look (the
+//! oldest transaction then running; every line below it was applied at that look or
+//! before), less those already applied; a withdrawal committed on any replica is a line
+//! the next look on every other replica reads, before the batch it serves is checked.
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc, Mutex, MutexGuard,
@@ -70,8 +75,15 @@ pub struct ConsentCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The last line of `consent_changes` applied; 0 before the first look.
+    /// SQLite: the last line of `consent_changes` applied; 0 before the first look.
+    /// PostgreSQL: the horizon of the last look (every line of a transaction below it is
+    /// applied); 0 before the first look.
     upto: i64,
+    /// PostgreSQL: the lines at or above `upto` already applied, as (transaction, seq).
+    applied: std::collections::HashSet<(i64, i64)>,
+    /// Changes each time a look drops something or starts afresh: loads made before a
+    /// change may be stale and are not kept.
+    generation: u64,
     /// bucket → consent scope id → subject → records.
     buckets: FastMap<String, FastMap<String, FastMap<String, Records>>>,
     subjects: usize,
@@ -107,13 +119,16 @@ impl Inner {
         self.buckets.clear();
         self.subjects = 0;
         self.upto = upto;
+        self.applied.clear();
+        self.generation += 1;
     }
 }
 
 impl ConsentCache {
-    pub fn new(backend: Backend) -> ConsentCache {
+    /// A cache for either backend; `enabled` false reads the database for every batch.
+    pub fn new(enabled: bool) -> ConsentCache {
         ConsentCache {
-            inner: (backend == Backend::Sqlite).then(Default::default),
+            inner: enabled.then(Default::default),
             looking: Default::default(),
             begun: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -152,8 +167,8 @@ impl ConsentCache {
         }
         let mut loaded = load(db, scope, &missing).await?;
         let mut cache = lock(inner);
-        // A line after `synced` may concern what was just read: keep nothing then.
-        let keep = cache.upto == synced;
+        // A line applied since `synced` may concern what was just read: keep nothing then.
+        let keep = cache.generation == synced;
         for s in missing {
             let records = loaded.remove(s).unwrap_or_default();
             if keep {
@@ -165,18 +180,21 @@ impl ConsentCache {
     }
 
     /// Brings the cache up to date with every change committed before this call; returns
-    /// the last line applied. A look that began after this call did is as good as one of
-    /// its own, so concurrent requests share looks instead of each asking the database.
-    async fn look(&self, db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
+    /// the generation after it. A look that began after this call did is as good as one
+    /// of its own, so concurrent requests share looks instead of each asking the database.
+    async fn look(&self, db: &Db, inner: &Mutex<Inner>) -> Result<u64> {
         let arrived = self.begun.load(Ordering::SeqCst);
         let _one_at_a_time = self.looking.lock().await;
         if self.completed.load(Ordering::SeqCst) > arrived {
-            return Ok(lock(inner).upto);
+            return Ok(lock(inner).generation);
         }
         let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let upto = sync(db, inner).await?;
+        match db.backend {
+            Backend::Sqlite => sync_sqlite(db, inner).await?,
+            Backend::Postgres => sync_postgres(db, inner).await?,
+        }
         self.completed.store(number, Ordering::SeqCst);
-        Ok(upto)
+        Ok(lock(inner).generation)
     }
 
     /// Subjects held in memory.
@@ -203,8 +221,8 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     inner.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Applies the lines written since the last look; returns the last line applied.
-async fn sync(db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
+/// SQLite: applies the lines written since the last look.
+async fn sync_sqlite(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
     let upto = lock(inner).upto;
     if upto > 0 {
         let rows = sqlx::query(
@@ -224,9 +242,12 @@ async fn sync(db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
             for (_, bucket) in &lines[1..] {
                 cache.drop_bucket(bucket);
             }
+            if lines.len() > 1 {
+                cache.generation += 1;
+            }
             let last = lines.last().map_or(upto, |l| l.0);
             cache.upto = cache.upto.max(last);
-            return Ok(cache.upto);
+            return Ok(());
         }
     }
     let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM consent_changes")
@@ -234,7 +255,60 @@ async fn sync(db: &Db, inner: &Mutex<Inner>) -> Result<i64> {
         .await?
         .try_get(0)?;
     lock(inner).restart(last);
-    Ok(last)
+    Ok(())
+}
+
+/// PostgreSQL: applies the lines of transactions at or above the last horizon that were
+/// not applied yet, in one statement that also reads the new horizon and the pruning
+/// bound.
+async fn sync_postgres(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
+    let upto = lock(inner).upto;
+    let rows = sqlx::query(
+        "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon,
+                             (SELECT below_tx FROM consent_changes_pruned WHERE id = 1) AS pruned)
+         SELECT now.horizon, now.pruned, c.feed_tx, c.seq, c.bucket FROM now
+         LEFT JOIN (SELECT feed_tx, seq, bucket FROM consent_changes
+                    WHERE feed_tx >= $1 ORDER BY feed_tx, seq LIMIT $2) c ON true",
+    )
+    .bind(upto)
+    .bind(MAX_CHANGES + 1)
+    .fetch_all(&db.pool)
+    .await?;
+    let first = rows.first().expect("the LEFT JOIN gives a row");
+    let horizon: i64 = first.try_get(0)?;
+    let pruned: i64 = first.try_get(1)?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if let Some(tx) = r.try_get::<Option<i64>, _>(2)? {
+            lines.push((tx, r.try_get::<i64, _>(3)?, r.try_get::<String, _>(4)?));
+        }
+    }
+    let mut cache = lock(inner);
+    // First look, lines pruned that this cache may not have seen, or too many to drop
+    // bucket by bucket: start afresh. Every line visible now is then in what loads read.
+    if upto == 0 || pruned > upto || lines.len() > MAX_CHANGES as usize {
+        cache.restart(horizon);
+        cache.applied = lines
+            .iter()
+            .filter(|l| l.0 >= horizon)
+            .map(|l| (l.0, l.1))
+            .collect();
+        return Ok(());
+    }
+    let mut dropped = false;
+    for (tx, seq, bucket) in &lines {
+        if cache.applied.insert((*tx, *seq)) {
+            cache.drop_bucket(bucket);
+            dropped = true;
+        }
+    }
+    if dropped {
+        cache.generation += 1;
+    }
+    cache.upto = cache.upto.max(horizon);
+    let below = cache.upto;
+    cache.applied.retain(|(tx, _)| *tx >= below);
+    Ok(())
 }
 
 /// Reads the consent records that the sources of `scope` stored for `subjects`.
@@ -281,11 +355,27 @@ async fn load(
         .collect())
 }
 
-/// Keeps the last [`KEEP_CHANGES`] lines of `consent_changes` (SQLite; run by the
-/// retention job). A cache further behind than that starts afresh.
+/// Prunes `consent_changes` (run by the retention job). SQLite: keeps the last
+/// [`KEEP_CHANGES`] lines; a cache further behind starts afresh. PostgreSQL: deletes the
+/// lines of transactions below the horizon the previous prune saw, and records that
+/// bound; a cache whose horizon is below it starts afresh.
 pub async fn prune(db: &Db) -> Result<u64> {
-    if db.backend != Backend::Sqlite {
-        return Ok(0);
+    if db.backend == Backend::Postgres {
+        let mut w = db.write().await?;
+        let below: i64 = sqlx::query_scalar(
+            "UPDATE consent_changes_pruned SET below_tx = next_below_tx,
+                 next_below_tx = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             WHERE id = 1 RETURNING below_tx",
+        )
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let n = sqlx::query("DELETE FROM consent_changes WHERE feed_tx < $1")
+            .bind(below)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.commit().await?;
+        return Ok(n);
     }
     let mut w = db.write().await?;
     let n = sqlx::query(

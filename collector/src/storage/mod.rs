@@ -111,8 +111,13 @@ pub const DIALECT_DIFFERENCES: &[DialectDifference] = &[
     },
     DialectDifference {
         table: "consent_changes",
+        column: "feed_tx",
+        why: "PostgreSQL: the writing transaction of a consent cache line, read as the feed is (postgres/0004); SQLite's lines follow commit order",
+    },
+    DialectDifference {
+        table: "consent_changes_pruned",
         column: "*",
-        why: "SQLite: the lines that keep each process's consent cache right (sqlite/0003); PostgreSQL keeps no cache yet",
+        why: "PostgreSQL: below which transaction the consent cache lines were pruned (postgres/0004); SQLite caches check that the last line they saw is still there",
     },
 ];
 

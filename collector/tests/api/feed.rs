@@ -296,3 +296,78 @@ pub async fn out_of_order_commits_on_several_replicas_are_never_skipped() {
     assert_eq!(stored.len(), 2 + 24 * 15);
     assert_eq!(unique, stored, "the reader skipped committed items");
 }
+
+/// Consent cached on every replica: replica B sends without pause while replica A
+/// withdraws and grants again. Every batch B began after one of A's decisions was
+/// acknowledged, and finished before A sent the next, follows that decision.
+pub async fn a_withdrawal_on_one_replica_counts_at_once_on_another(b: Backend) {
+    use assent_collector::Clock as _;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let a = spawn_with(config(&url), tempfile::tempdir().unwrap()).await;
+    let replica_b = Arc::new(spawn_with(config(&url), dir).await);
+    let decide = |id: String, granted: bool| {
+        let now = assent_collector::SystemClock.now_ms();
+        let at = assent_protocol::Timestamp::from_unix_millis(now).to_string();
+        consent(&id, "alice", json!({"analytics": granted}), &at)
+    };
+    assert_eq!(
+        a.post("/v1/consent", &decide("g0".into(), true)).await.0,
+        201
+    );
+
+    // (began, ended, accepted) of every batch B sent.
+    let sent: Arc<Mutex<Vec<(Instant, Instant, bool)>>> = Default::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = tokio::spawn({
+        let (app, sent, stop) = (replica_b.clone(), sent.clone(), stop.clone());
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let body = json!({"batch": [{"messageId": format!("b{n}"), "type": "track",
+                    "event": "Seen", "anonymousId": "alice", "purpose": "analytics"}]});
+                let began = Instant::now();
+                let (status, answer) = app.post("/v1/batch", &body).await;
+                assert_eq!(status, 200, "{answer}");
+                let accepted = answer["accepted"] == 1;
+                sent.lock().unwrap().push((began, Instant::now(), accepted));
+            }
+        }
+    });
+    // (sent, acknowledged, granted) of each decision A made.
+    let mut decisions = Vec::new();
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let granted = round % 2 == 1;
+        let record = decide(format!("d{round}"), granted);
+        let began = Instant::now();
+        assert_eq!(a.post("/v1/consent", &record).await.0, 201);
+        decisions.push((began, Instant::now(), granted));
+    }
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    sender.await.unwrap();
+    let sent = sent.lock().unwrap().clone();
+    let mut checked = 0;
+    for (i, (_, acknowledged, granted)) in decisions.iter().enumerate() {
+        let next_sent = decisions.get(i + 1).map(|d| d.0);
+        for (began, ended, accepted) in &sent {
+            if began > acknowledged && next_sent.is_none_or(|n| ended < &n) {
+                assert_eq!(
+                    accepted, granted,
+                    "a batch after decision {i} (granted: {granted})"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} batches fell between decisions"
+    );
+    // Replica B did keep consent in memory meanwhile.
+    assert!(!replica_b.state.consent_cache.is_empty());
+}

@@ -89,6 +89,7 @@ feed_on_both_backends!(
     the_feed_carries_events_consent_and_erasures_in_commit_order,
     positions_are_never_given_again_after_the_newest_rows_go,
     a_follower_wakes_on_commit,
+    a_withdrawal_on_one_replica_counts_at_once_on_another,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
