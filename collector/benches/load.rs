@@ -87,6 +87,7 @@ fn batch_body(first: u64, run: &str) -> Vec<u8> {
 async fn start(
     kind: &str,
     feed: bool,
+    consent_cache: bool,
 ) -> Option<(
     Arc<assent_collector::AppState>,
     String,
@@ -107,6 +108,7 @@ async fn start(
         max_consent_records_per_request: 500,
         consent_records_per_second: 1_000_000,
         consent_records_burst: 1_000_000,
+        consent_cache,
         ..Config::default()
     };
     let app = Application::build(config).await.unwrap();
@@ -239,8 +241,15 @@ async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
     let rounds = arg("FEED_AB_ROUNDS", 2);
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        for feed in [false, true] {
-            let Some((_state, base, client, server, _dir)) = start(kind, feed).await else {
+        // Off-on, then on-off: a drift over the run (the disk filling, the page cache)
+        // counts against both alike.
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for feed in order {
+            let Some((_state, base, client, server, _dir)) = start(kind, feed, true).await else {
                 return;
             };
             let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
@@ -261,6 +270,43 @@ async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
         "{kind:8} ingest with the feed / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
+        mean(&on) / mean(&off)
+    );
+}
+
+/// PostgreSQL's consent cache A/B: the same load reading consent from the database for
+/// every batch (as before the cache) and from the cache, alternated, fresh databases.
+async fn consent_cache_ab(kind: &str, connections: usize, seconds: u64) {
+    let rounds = arg("FEED_AB_ROUNDS", 2);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for cache in order {
+            let Some((_state, base, client, server, _dir)) = start(kind, true, cache).await else {
+                return;
+            };
+            let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
+            server.abort();
+            let rate = total as f64 / elapsed;
+            let label = if cache { "cache on " } else { "cache off" };
+            println!("{kind:8} ingest consent {label} (round {round}): {rate:>9.0} events/s");
+            if cache {
+                on.push(rate)
+            } else {
+                off.push(rate)
+            }
+        }
+    }
+    if rounds == 0 {
+        return;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "{kind:8} ingest with the consent cache / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
         mean(&on) / mean(&off)
     );
 }
@@ -360,7 +406,7 @@ async fn run(kind: &str) {
     assert_eq!(sample["batch"][0]["anonymousId"], "subject-7");
     let connections = arg("LOAD_CONNECTIONS", 32) as usize;
     let seconds = arg("LOAD_SECONDS", 10);
-    let Some((state, base, client, _server, _dir)) = start(kind, true).await else {
+    let Some((state, base, client, _server, _dir)) = start(kind, true, true).await else {
         println!("{kind}: skipped (set TEST_DATABASE_URL, or run `make bench-collector`)");
         return;
     };
@@ -522,6 +568,9 @@ async fn run(kind: &str) {
         rate / bare
     );
     feed_ab(kind, connections, seconds).await;
+    if kind == "postgres" {
+        consent_cache_ab(kind, connections, seconds).await;
+    }
 }
 
 /// The columns of a stored event, in the order [`StoredRow`] reads them.

@@ -5,7 +5,8 @@
 //! `nats_stream` under the subject `PREFIX.SOURCE.KIND` (`PREFIX._.erasure` for an
 //! erasure, which is of every source). Each message carries the item's id as
 //! `Nats-Msg-Id` and its position as `Assent-Position`; the position is saved only once
-//! JetStream acknowledged every message before it. A relay killed between the two
+//! JetStream acknowledged every message up to it (the next batch is already on its way
+//! meanwhile). A relay killed between the two
 //! publishes again from the saved position, and JetStream drops the messages it already
 //! holds (their ids are within the stream's duplicate window, [`DUPLICATE_WINDOW`]).
 //!
@@ -15,7 +16,7 @@
 //! position.
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use bytes::Bytes;
 
 use crate::{
@@ -36,7 +37,7 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(300);
 pub const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
 
 /// Items read and published before the position is saved.
-const BATCH: usize = 5_000;
+const BATCH: usize = 20_000;
 
 /// Lock id of the relay's lease across PostgreSQL replicas.
 const RELAY_LOCK: i64 = 0x4153_5345_4e54_0001;
@@ -141,8 +142,10 @@ pub async fn connect(
     let client = async_nats::connect(&settings.url)
         .await
         .map_err(|e| Error::Internal(format!("cannot connect to NATS: {}", e.kind())))?;
+    // A permit per message is held until its acknowledgement is awaited, and two
+    // batches are in flight at once.
     let js = jetstream::ContextBuilder::new()
-        .max_ack_inflight(20_000)
+        .max_ack_inflight(2 * BATCH + 1_000)
         .build(client);
     let stream = js
         .get_or_create_stream(jetstream::stream::Config {
@@ -162,21 +165,44 @@ async fn relay(db: &Db, settings: &Settings, clock: &dyn Clock) -> Result<()> {
     let (js, _stream) = connect(settings).await?;
     let mut follower =
         feed::Follower::new(db.clone(), CONSUMER, BATCH, Duration::from_secs(1)).await?;
+    // A batch sent but not yet acknowledged, and its last position: the next batch is
+    // read and sent while JetStream acknowledges it, so the server is never idle.
+    let mut in_flight: Option<(Vec<PublishAckFuture>, Position)> = None;
+    let mut read_upto = follower.position;
     loop {
-        let items = follower.next().await?;
+        let items = match in_flight {
+            None => follower.next().await?,
+            Some(_) => feed::read(db, read_upto, BATCH).await?,
+        };
         lease.check().await?;
-        let last = publish(&js, &settings.prefix, &items).await?;
-        let mut w = db.write().await?;
-        feed::save_position(&mut w, CONSUMER, last, clock.now_ms()).await?;
-        w.commit().await?;
-        follower.advance(last);
+        let sent = match items.last() {
+            Some(last) => {
+                read_upto = last.position();
+                Some((send(&js, &settings.prefix, &items).await?, read_upto))
+            }
+            None => None,
+        };
+        if let Some((acks, last)) = in_flight.take() {
+            confirm(acks).await?;
+            let mut w = db.write().await?;
+            feed::save_position(&mut w, CONSUMER, last, clock.now_ms()).await?;
+            w.commit().await?;
+            follower.advance(last);
+        }
+        in_flight = sent;
     }
 }
 
-/// Publishes `items` in order, many in flight, and waits until JetStream acknowledged
-/// every one; returns the last position.
-pub async fn publish(js: &jetstream::Context, prefix: &str, items: &[Item]) -> Result<Position> {
-    let nats = |e: &dyn std::fmt::Display| Error::Internal(format!("NATS publish: {e}"));
+fn nats_error(e: &dyn std::fmt::Display) -> Error {
+    Error::Internal(format!("NATS publish: {e}"))
+}
+
+/// Sends `items` in order without waiting for JetStream's acknowledgements.
+async fn send(
+    js: &jetstream::Context,
+    prefix: &str,
+    items: &[Item],
+) -> Result<Vec<PublishAckFuture>> {
     let mut acks = Vec::with_capacity(items.len());
     for item in items {
         let payload = serde_json::to_vec(item).expect("items serialize");
@@ -187,13 +213,18 @@ pub async fn publish(js: &jetstream::Context, prefix: &str, items: &[Item]) -> R
         let ack = js
             .send_publish(subject(prefix, item), message)
             .await
-            .map_err(|e| nats(&e))?;
+            .map_err(|e| nats_error(&e))?;
         acks.push(ack);
     }
+    Ok(acks)
+}
+
+/// Waits until JetStream acknowledged every message sent.
+async fn confirm(acks: Vec<PublishAckFuture>) -> Result<()> {
     for ack in acks {
-        ack.await.map_err(|e| nats(&e))?;
+        ack.await.map_err(|e| nats_error(&e))?;
     }
-    Ok(items.last().map(Item::position).unwrap_or_default())
+    Ok(())
 }
 
 #[cfg(test)]
