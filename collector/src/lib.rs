@@ -7,6 +7,7 @@
 //! `storage/`); `state.rs` is what handlers share, `startup.rs` how the server starts.
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod error;
@@ -27,8 +28,9 @@ use std::collections::HashMap;
 /// on every request from the ids in it; std's SipHash was a few percent of ingest.
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+pub use clock::{Clock, SystemClock};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use http::openapi::{openapi, OPENAPI};
 pub use startup::Application;
-pub use state::{AppState, Clock, SystemClock};
+pub use state::AppState;

@@ -1,14 +1,11 @@
 //! What every request handler shares: configuration, storage, the pseudonymizer, caches,
 //! limits and the clock.
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use axum::http::{header, HeaderMap};
 use sqlx::Row;
 
+pub use crate::clock::{Clock, SystemClock};
 use crate::{
     audit,
     config::Config,
@@ -16,23 +13,6 @@ use crate::{
     error::{Error, Result},
     http, keys, metrics, pseudonym, storage,
 };
-
-/// Where the collector reads the time, so tests can set it.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
-
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
 
 /// What every request handler shares.
 pub struct AppState {

@@ -20,11 +20,11 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use bytes::Bytes;
 
 use crate::{
+    clock::Clock,
     config::Config,
     error::{Error, Result},
     feed::{self, Item, Position},
     storage::{Backend, Db},
-    Clock,
 };
 
 /// The relay's name in `feed_consumers` (and in `assent_feed_lag`).

@@ -34,10 +34,10 @@ use parquet::{
 };
 
 use crate::{
+    clock::Clock,
     error::{Error, Result},
     feed::{self, ConsentItem, ErasureItem, EventItem, Item, Position},
     storage::Db,
-    Clock,
 };
 
 /// The sink's name in `feed_consumers` (and in `assent_feed_lag`).
