@@ -33,7 +33,18 @@ fn free_port() -> u16 {
 struct Nats {
     child: Child,
     url: String,
-    _store: tempfile::TempDir,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Stops the server (SIGKILL); gives its port and store for a start on them again.
+    fn stop(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let store = std::mem::replace(&mut self.store, tempfile::tempdir().unwrap());
+        (self.port, store)
+    }
 }
 
 impl Drop for Nats {
@@ -44,8 +55,10 @@ impl Drop for Nats {
 }
 
 async fn start_nats() -> Nats {
-    let store = tempfile::tempdir().unwrap();
-    let port = free_port();
+    start_nats_on(free_port(), tempfile::tempdir().unwrap()).await
+}
+
+async fn start_nats_on(port: u16, store: tempfile::TempDir) -> Nats {
     let mut child = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store.path())
@@ -59,7 +72,8 @@ async fn start_nats() -> Nats {
             return Nats {
                 child,
                 url,
-                _store: store,
+                port,
+                store,
             };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -303,8 +317,14 @@ async fn replicas_share_one_relay_and_the_survivor_takes_over_postgres() {
             (survivor, restarted)
         };
     }
+    // NATS itself goes away for a while: the relay fails, lets its lease go, and takes
+    // it again once the server is back; nothing is lost or doubled.
+    let (port, store) = nats.stop();
+    post_events(&client, &a.base, "down", 3_000).await;
+    let nats = start_nats_on(port, store).await;
+    let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
     let n = check_exactly_once(&js, &db).await;
     a.kill();
     b.kill();
-    assert_eq!(n, 4 * 12_000);
+    assert_eq!(n, 4 * 12_000 + 3_000);
 }

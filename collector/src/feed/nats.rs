@@ -82,7 +82,7 @@ pub async fn run(db: Db, settings: Settings, clock: Arc<dyn Clock>) {
 /// holds the lock; closing it, or the process dying, lets it go).
 enum Lease {
     Sqlite,
-    Postgres(sqlx::pool::PoolConnection<sqlx::Any>),
+    Postgres(crate::storage::SessionLock),
 }
 
 impl Lease {
@@ -92,24 +92,18 @@ impl Lease {
             return Ok(Lease::Sqlite);
         }
         loop {
-            let mut conn = db.pool.acquire().await?;
-            let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(RELAY_LOCK)
-                .fetch_one(&mut *conn)
-                .await?;
-            if held {
+            if let Some(lock) = db.try_session_lock(RELAY_LOCK).await? {
                 tracing::info!("this replica runs the NATS relay");
-                return Ok(Lease::Postgres(conn));
+                return Ok(Lease::Postgres(lock));
             }
-            drop(conn);
             tokio::time::sleep(TAKEOVER_EVERY).await;
         }
     }
 
     /// Fails when the lease was lost (its connection no longer answers).
     async fn check(&mut self) -> Result<()> {
-        if let Lease::Postgres(conn) = self {
-            sqlx::query("SELECT 1").execute(&mut **conn).await?;
+        if let Lease::Postgres(lock) = self {
+            lock.check().await?;
         }
         Ok(())
     }

@@ -487,14 +487,7 @@ pub async fn export_events(
 
 /// Events received in `[since_ms, until_ms)`: an export's total, for its progress bar.
 pub async fn count_events(db: &Db, since_ms: i64, until_ms: i64) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE received_at_ms >= $1 AND received_at_ms < $2",
-    )
-    .bind(since_ms)
-    .bind(until_ms)
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(n.max(0) as u64)
+    crate::storage::feed::events_received_between(db, since_ms, until_ms).await
 }
 
 #[cfg(test)]

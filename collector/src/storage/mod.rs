@@ -2,6 +2,7 @@
 //! transactions (`writer`: group commit; on SQLite one writing connection), and the SQLite
 //! subject index (`subject_index`); the same SQL for both where it can be, and the few
 //! places where they differ.
+pub mod feed;
 pub mod subject_data;
 pub mod subject_index;
 pub mod writer;
@@ -442,6 +443,18 @@ impl Db {
         }
     }
 
+    /// PostgreSQL: takes the session advisory lock `id` on a connection of its own, if no
+    /// other session holds it. The lock lasts as long as the returned connection: closing
+    /// it, or the process dying, lets it go.
+    pub async fn try_session_lock(&self, id: i64) -> Result<Option<SessionLock>> {
+        let mut conn = self.pool.acquire().await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(held.then_some(SessionLock(Some(conn))))
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -487,6 +500,28 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let path = options.get_filename();
     let memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
     (!memory).then(|| path.to_path_buf())
+}
+
+/// A PostgreSQL session advisory lock, held by the connection inside. Dropped, the
+/// connection is closed rather than given back to the pool, where it would go on holding
+/// the lock for nobody.
+pub struct SessionLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl SessionLock {
+    /// Fails when the connection, and so the lock, is gone.
+    pub async fn check(&mut self) -> Result<()> {
+        let conn = self.0.as_mut().expect("held until dropped");
+        sqlx::query("SELECT 1").execute(&mut **conn).await?;
+        Ok(())
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
 }
 
 /// Opens a SQLite connection with our settings (the pool's get them on connect too).
