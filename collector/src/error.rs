@@ -91,24 +91,55 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::BadRequest(_) => "bad_request",
-            Error::Unauthorized => "unauthorized",
-            Error::Forbidden => "forbidden",
-            Error::NotFound => "not_found",
-            Error::TooLarge(_) => "too_large",
-            Error::Unsupported(_) => "unsupported_media_type",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::Timeout => "timeout",
-            Error::Unstorable(_) => "unstorable",
-            Error::MethodNotAllowed => "method_not_allowed",
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Unauthorized => ErrorCode::Unauthorized,
+            Error::Forbidden => ErrorCode::Forbidden,
+            Error::NotFound => ErrorCode::NotFound,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
+            Error::Unsupported(_) => ErrorCode::UnsupportedMediaType,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Timeout => ErrorCode::Timeout,
+            Error::Unstorable(_) => ErrorCode::Unstorable,
+            Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Unavailable(_)
             | Error::SqliteRead(_)
             | Error::Config(_)
-            | Error::Internal(_) => "unavailable",
+            | Error::Internal(_) => ErrorCode::Unavailable,
         }
     }
+}
+
+/// What went wrong, as the `code` of an error answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Timeout,
+    TooLarge,
+    UnsupportedMediaType,
+    Unstorable,
+    RateLimited,
+    Unavailable,
+}
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    #[schema(inline)]
+    pub code: ErrorCode,
+    pub message: String,
 }
 
 impl IntoResponse for Error {
@@ -125,7 +156,12 @@ impl IntoResponse for Error {
             | Error::Config(_) => "temporarily unavailable, retry later".into(),
             other => other.to_string(),
         };
-        let body = serde_json::json!({"error": {"code": self.code(), "message": message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let retry = match &self {
             Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),

@@ -31,6 +31,6 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub use clock::{Clock, SystemClock};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use http::openapi::{openapi, OPENAPI};
+pub use http::openapi::openapi;
 pub use startup::Application;
 pub use state::AppState;

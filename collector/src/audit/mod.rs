@@ -17,7 +17,8 @@ use crate::{
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An entry as exported: the chained fields, and the data when it has not been erased.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub seq: i64,
     pub at_ms: i64,
@@ -26,7 +27,7 @@ pub struct Entry {
     pub data_hash: String,
     pub prev_hash: String,
     pub hash: String,
-    /// The entry's data as JSON text; `None` once erased.
+    /// The entry's data as JSON text; null once erased.
     pub data: Option<String>,
 }
 
@@ -196,7 +197,7 @@ async fn insert(
 }
 
 /// Where a chain stops being what it claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Break {
     /// The first entry that does not verify (or the sequence number that is missing).
     pub seq: i64,
@@ -215,7 +216,8 @@ pub struct Verifier<'k> {
 }
 
 /// The verdict on a whole chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = VerifyReport)]
 pub struct Report {
     pub ok: bool,
     pub entries: u64,

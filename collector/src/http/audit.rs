@@ -17,10 +17,33 @@ use crate::{
     },
     error::Result,
     http::extract::{require_admin, QueryParams},
+    http::openapi::ErrorResponse,
     AppState,
 };
 
-/// `GET /v1/audit/export?from=&to=&format=jsonl|csv`: streamed; the export is audited.
+/// The audit trail, streamed as JSONL or CSV (constant memory). Audited.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "compliance",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "First time included (ISO 8601)."),
+        ("to" = Option<String>, Query, format = DateTime, description = "Last time included (ISO 8601)."),
+        ("format" = Option<String>, Query, description = "`jsonl` (the default) or `csv`."),
+    ),
+    responses(
+        (status = 200, description = "One entry per line.", content(
+            (crate::audit::Entry = "application/x-ndjson"),
+            (String = "text/csv")
+        )),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn export(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -55,8 +78,24 @@ pub async fn export(
         .into_response())
 }
 
-/// `GET /v1/audit/verify`: the verdict on the stored chain (reused for a while; see
-/// `audit::export::verified`), with when it was reached.
+/// Verifies the stored chain and its signed checkpoints.
+///
+/// The verdict is reused for a while (`audit::export::verified`); `verifiedAt` says when
+/// it was reached.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "compliance",
+    responses(
+        (status = 200, description = "The verdict.", body = crate::audit::Report),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
     require_admin(&state, &headers).await?;
     let (report, at_ms) = audit::export::verified(&state).await?;

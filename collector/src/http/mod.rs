@@ -32,6 +32,7 @@ use crate::{
         consent_reader, header_caller, presented_key, require_admin, source_caller, Client,
         PathParam, QueryParams,
     },
+    http::openapi::{Accepted, Batch, BatchResponse, ConsentBody, ErrorResponse, Event, Status},
     ingest,
     keys::sources::SourceInfo,
     storage::Caller,
@@ -63,13 +64,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     // What browsers on the sources' sites call: CORS applies here only.
     let browsers = Router::new()
         .route("/v1/batch", post(batch))
-        .route("/v1/import", post(batch))
-        .route("/v1/track", post(single))
-        .route("/v1/identify", post(single))
-        .route("/v1/page", post(single))
-        .route("/v1/screen", post(single))
-        .route("/v1/group", post(single))
-        .route("/v1/alias", post(single))
+        .route("/v1/import", post(import))
+        .route("/v1/track", post(track))
+        .route("/v1/identify", post(identify))
+        .route("/v1/page", post(page))
+        .route("/v1/screen", post(screen))
+        .route("/v1/group", post(group))
+        .route("/v1/alias", post(alias))
         .route("/v1/consent", post(consent_post))
         .route("/sdk/{file}", get(crate::http::sdk_files::serve))
         // Before the CORS layer, which then answers preflights (OPTIONS) itself.
@@ -83,10 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/subjects/{id}",
             get(subjects::access).delete(subjects::erase),
         )
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -206,6 +204,30 @@ async fn read_request_body(state: &AppState, headers: &HeaderMap, body: Body) ->
     read_body(headers, body, c.max_body_bytes, timeout).await
 }
 
+/// A batch of events and consent records (the Segment batch plus `consent`). Each event is checked on its own.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "ingest",
+    request_body(
+        description = "The envelope; `writeKey` in the body is accepted for sendBeacon.",
+        content((Batch = "application/json"), (Batch = "text/plain"))
+    ),
+    responses(
+        (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 408, response = ErrorResponse),
+        (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 async fn batch(
     State(state): Shared,
     Client(ip): Client,
@@ -218,28 +240,97 @@ async fn batch(
     accept(&state, ip, &headers, known, received_at_ms, &bytes).await
 }
 
-/// `/v1/track` and the other single-event endpoints: the body is one event, whose type
-/// comes from the path when it does not say; it is handled as a batch of one.
+/// Segment's `/v1/import`: the same as `/v1/batch`.
+#[utoipa::path(
+    post,
+    path = "/v1/import",
+    tag = "ingest",
+    request_body(
+        description = "The envelope, as for /v1/batch.",
+        content((Batch = "application/json"), (Batch = "text/plain"))
+    ),
+    responses(
+        (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 408, response = ErrorResponse),
+        (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+async fn import(state: Shared, client: Client, headers: HeaderMap, body: Body) -> Result<Response> {
+    batch(state, client, headers, body).await
+}
+
+/// The single-event endpoints of Segment's HTTP API, each documented as its own
+/// operation: `/v1/KIND` takes one event, whose type comes from the path when the body
+/// has none.
+macro_rules! single_event_endpoints {
+    ($($kind:ident),*) => {$(
+        #[doc = concat!("One `", stringify!($kind), "` event (Segment HTTP API). The type comes from the path when the body has none.")]
+        #[utoipa::path(
+            post,
+            path = concat!("/v1/", stringify!($kind)),
+            tag = "ingest",
+            request_body(
+                description = "One event; may carry `writeKey` and `sentAt`.",
+                content((Event = "application/json"), (Event = "text/plain"))
+            ),
+            responses(
+                (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 408, response = ErrorResponse),
+        (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+            ),
+            security(("basic" = []), ("bearer" = []))
+        )]
+        async fn $kind(
+            State(state): Shared,
+            Client(ip): Client,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Response> {
+            single(&state, ip, stringify!($kind), &headers, body).await
+        }
+    )*};
+}
+
+single_event_endpoints!(track, identify, page, screen, group, alias);
+
+/// One event of type `kind` (unless it says), handled as a batch of one.
 async fn single(
-    State(state): Shared,
-    Client(ip): Client,
-    path: MatchedPath,
-    headers: HeaderMap,
+    state: &AppState,
+    ip: std::net::IpAddr,
+    kind: &str,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    let (state, headers) = (state, headers);
     let received_at_ms = state.clock.now_ms();
-    let known = header_caller(&state, &headers).await?;
-    let mut event = read_json(&state, &headers, body).await?;
+    let known = header_caller(state, headers).await?;
+    let mut event = read_json(state, headers, body).await?;
     let Some(obj) = event.as_object_mut() else {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
     };
-    let kind = path.as_str().trim_start_matches("/v1/").to_owned();
-    obj.entry("type").or_insert(Value::String(kind));
+    obj.entry("type").or_insert(Value::String(kind.to_owned()));
     let sent_at = obj.remove("sentAt");
     let write_key = take_write_key(&mut event);
     let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
     let bytes = serde_json::to_vec(&envelope).expect("serializes");
-    accept(&state, ip, &headers, known, received_at_ms, &bytes).await
+    accept(state, ip, headers, known, received_at_ms, &bytes).await
 }
 
 /// Takes the `writeKey` a client that cannot set headers put in a JSON body (it is a
@@ -287,6 +378,30 @@ async fn accept(
     Ok(Json(answer).into_response())
 }
 
+/// One consent record, or `{"records": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/v1/consent",
+    tag = "consent",
+    request_body(
+        description = "A record, or {records: [...]} with at most 100 (max_consent_records_per_request); records count against a budget per source and per client (429).",
+        content((ConsentBody = "application/json"), (ConsentBody = "text/plain"))
+    ),
+    responses(
+        (status = 201, description = "Stored (idempotent by consentId).", body = Accepted),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 408, response = ErrorResponse),
+        (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 async fn consent_post(
     State(state): Shared,
     Client(ip): Client,
@@ -315,16 +430,38 @@ async fn consent_post(
 }
 
 /// `?source=`: the source (by id or name) whose consent scope is asked about.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsentQuery {
+    /// The source (id or name) whose consent scope is asked about: required with the compliance token; with a server key, its own source or absent.
     pub source: Option<String>,
 }
 
-/// `GET /v1/consent/{subjectId}?source=...`: for compliance staff (any source, named) and
-/// a source's server key (its own scope). A write key is public (it sits in every page),
-/// so with it anyone could read a subject's choices and probe which ids exist; the banner
-/// and the SDK keep their own copy of the choice instead.
+/// A subject's current consent under one source's consent scope.
+///
+/// With a source's server key (its own scope; never from a browser) or the compliance
+/// token (any source, named by `source`). Raw subject id in, looked up by pseudonym. A
+/// write key is answered as an unknown key: it is public (it sits in every page), so with
+/// it anyone could read a subject's choices and probe which ids exist; the banner and the
+/// SDK keep their own copy of the choice instead.
+#[utoipa::path(
+    get,
+    path = "/v1/consent/{subjectId}",
+    tag = "consent",
+    params(("subjectId" = String, Path, description = "The subject's raw id."), ConsentQuery),
+    responses(
+        (status = 200, description = "Current state.", body = Object),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 async fn consent_get(
     State(state): Shared,
     PathParam(subject_id): PathParam<String>,
@@ -339,13 +476,53 @@ async fn consent_get(
     }
 }
 
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "ok", body = Status),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+    )
+)]
+async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "ready", body = Status),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    )
+)]
 async fn readyz(State(state): Shared) -> Result<Response> {
     state.db.ping().await?;
     Ok(Json(serde_json::json!({"status": "ready"})).into_response())
 }
 
-/// `/metrics`: with the metrics token or the compliance token (Prometheus'
-/// `bearer_token`); the counts say how busy each site is.
+/// Prometheus metrics (the metrics token or the compliance token as Bearer).
+///
+/// Prometheus' `bearer_token`; the counts say how busy each site is.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Text exposition format.", body = String, content_type = "text/plain"),
+        (status = 401, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
     let token_ok = match (&state.config.metrics_token, presented_key(&headers, None)) {
         (Some(token), Some(presented)) => {
@@ -375,6 +552,17 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
         .into_response())
 }
 
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The OpenAPI document, with the protocol's JSON Schema.", body = Object),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+    )
+)]
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],

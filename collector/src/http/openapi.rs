@@ -1,19 +1,223 @@
-//! The OpenAPI document: written by hand in `collector/openapi.json`, served with the
-//! protocol's JSON Schema merged in.
+//! The OpenAPI document, generated (utoipa) from the handlers' `#[utoipa::path]`
+//! attributes and the types they answer with; served at `/openapi.json` with the
+//! protocol's JSON Schema merged in, so the shapes of events and consent records are
+//! written in one place only (`protocol/schema/`).
+use std::borrow::Cow;
 
-/// The OpenAPI document as written (`collector/openapi.json`); [`openapi`] is what is
-/// served.
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+use utoipa::{
+    openapi::{
+        schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type},
+        security::{Http, HttpAuthScheme, SecurityScheme},
+        HeaderBuilder, RefOr, ResponseBuilder,
+    },
+    Modify, OpenApi, PartialSchema, ToSchema,
+};
 
-/// The OpenAPI document served at `/openapi.json`: [`OPENAPI`] with the protocol's JSON
-/// Schema definitions added under `components.schemas` as `protocol-<name>`, so that
-/// fuzzers and client generators see the real shapes of events and consent records, and
-/// the shapes are written in one place only.
+use crate::error::ErrorBody;
+
+/// A component that is the protocol's JSON Schema definition of the same shape, by
+/// reference (`protocol-<name>`, merged in by [`openapi`]).
+macro_rules! protocol_schema {
+    ($(#[$doc:meta])* $ty:ident = $name:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                RefOr::Ref(utoipa::openapi::Ref::new(concat!(
+                    "#/components/schemas/protocol-",
+                    $name
+                )))
+            }
+        }
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    };
+}
+
+protocol_schema!(
+    /// A batch envelope: `batch`, `consent`, `sentAt`, `writeKey`.
+    Batch = "batch"
+);
+protocol_schema!(
+    /// One event (Segment's Tracking API plus `purpose`).
+    Event = "event"
+);
+protocol_schema!(
+    /// One consent record.
+    ConsentRecord = "consentRecord"
+);
+protocol_schema!(
+    /// What happened to each event of a batch.
+    BatchResponse = "batchResponse"
+);
+
+/// `{"records": [...]}`: at most 100 consent records.
+pub struct ConsentRecords;
+
+impl PartialSchema for ConsentRecords {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "records",
+                ArrayBuilder::new()
+                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ConsentRecord",
+                    )))
+                    .min_items(Some(1))
+                    .max_items(Some(assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH)),
+            )
+            .required("records")
+            .into()
+    }
+}
+
+impl ToSchema for ConsentRecords {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConsentRecords")
+    }
+}
+
+/// The body of `POST /v1/consent`: one record, or `{"records": [...]}`.
+pub struct ConsentBody;
+
+impl PartialSchema for ConsentBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("ConsentRecord"))
+            .item(utoipa::openapi::Ref::from_schema_name("ConsentRecords"))
+            .into()
+    }
+}
+
+impl ToSchema for ConsentBody {}
+
+/// `{"accepted": n}`: consent records stored.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Accepted {
+    pub accepted: u64,
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// The refusal every route may answer: `{"error": {"code", "message"}}`, with
+/// `Retry-After` on 429 and 503. Nothing from the request was stored.
+pub struct ErrorResponse;
+
+impl<'r> utoipa::ToResponse<'r> for ErrorResponse {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        let retry = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some("On 429 and 503."))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("The request was refused; nothing from it was stored.")
+            .header("Retry-After", retry)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .build();
+        ("Error", response.into())
+    }
+}
+
+/// The two ways a key is presented.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let scheme = |scheme, description: &str| {
+            let mut http = Http::new(scheme);
+            http.description = Some(description.to_owned());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme(
+            "basic",
+            scheme(
+                HttpAuthScheme::Basic,
+                "Write key as user name, empty password (what Segment's libraries send).",
+            ),
+        );
+        components.add_security_scheme(
+            "bearer",
+            scheme(
+                HttpAuthScheme::Bearer,
+                "A write key (public: ingest), a source's server key (secret: ingest, and reading its own consent), or a compliance (admin) token for the audit, subject and consent-reading endpoints.",
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Assent collector",
+        version = "1",
+        description = "Receives Segment-compatible events and Assent consent records, enforces consent, pseudonymizes identifiers and keeps a tamper-evident audit trail. Errors are `{\"error\": {\"code\", \"message\"}}`. Bodies may be gzip-compressed (`Content-Encoding: gzip`); at most 500 KB, inflated or not. The protocol's JSON Schema (protocol/schema/assent-v1.schema.json) is included under components.schemas as `protocol-*`. Every route may answer 405 (another method) and 429 (rate limits, with Retry-After); a request head over the configured size gets a bare 431 from the HTTP layer."
+    ),
+    servers((url = "http://127.0.0.1:8080")),
+    paths(
+        super::batch,
+        super::import,
+        super::track,
+        super::identify,
+        super::page,
+        super::screen,
+        super::group,
+        super::alias,
+        super::consent_post,
+        super::consent_get,
+        super::audit::export,
+        super::audit::verify,
+        super::subjects::access,
+        super::subjects::erase,
+        super::healthz,
+        super::readyz,
+        super::metrics,
+        super::openapi,
+        super::sdk_files::serve,
+    ),
+    components(
+        schemas(
+            ErrorBody,
+            Batch,
+            Event,
+            ConsentRecord,
+            ConsentRecords,
+            ConsentBody,
+            BatchResponse,
+            crate::audit::Entry,
+            crate::audit::Report
+        ),
+        responses(ErrorResponse)
+    ),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+/// The document as utoipa generates it, before the protocol's schema is merged in.
+pub fn generated() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The OpenAPI document served at `/openapi.json`: [`generated`] with the protocol's
+/// JSON Schema definitions added under `components.schemas` as `protocol-<name>`, so that
+/// fuzzers and client generators see the real shapes of events and consent records.
 pub fn openapi() -> &'static str {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc: serde_json::Value =
-            serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let mut doc = serde_json::to_value(generated()).expect("the document serializes");
         let schema: serde_json::Value = serde_json::from_str(assent_protocol::JSON_SCHEMA)
             .expect("the protocol schema is JSON");
         let text = serde_json::to_string(&schema["$defs"]).expect("serializes");

@@ -99,7 +99,24 @@ fn has_hash(name: &str) -> bool {
     }
 }
 
-/// `GET /sdk/{file}`.
+/// The web banner's bundle.
+///
+/// assent.js (cached 1 h), content-hashed copies such as assent.3f9a0c1e.js (cached a
+/// year, immutable), the ES module build and the on-demand language and TCF modules.
+/// Gzip when accepted; ETag revalidation.
+#[utoipa::path(
+    get,
+    path = "/sdk/{file}",
+    tag = "banner",
+    params(("file" = String, Path, example = "assent.js")),
+    responses(
+        (status = 200, description = "JavaScript", content_type = "text/javascript"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such file, or the bundle was not built"),
+        (status = 405, response = crate::http::openapi::ErrorResponse),
+        (status = 429, response = crate::http::openapi::ErrorResponse),
+    )
+)]
 pub async fn serve(
     State(state): State<std::sync::Arc<AppState>>,
     crate::http::extract::PathParam(file): crate::http::extract::PathParam<String>,

@@ -12,11 +12,36 @@ use axum::{
 use crate::{
     error::Result,
     http::extract::{require_admin, PathParam, QueryParams},
+    http::openapi::ErrorResponse,
     subjects::{self, PageQuery},
     AppState,
 };
 
-/// `GET /v1/subjects/{id}?cursor=&limit=`: a page of what is held; each page is audited.
+/// Everything held about a subject (GDPR access and portability), a page at a time.
+///
+/// A page of events at a time (oldest first; `next` is the cursor of the following page);
+/// the first page also carries the consent records, the refused events (code, reason,
+/// message id; never their payload), the audit entries and the erasure notices. Each page
+/// is audited.
+#[utoipa::path(
+    get,
+    path = "/v1/subjects/{id}",
+    tag = "compliance",
+    params(
+        ("id" = String, Path, description = "The subject's raw id (a pseudonym is refused)."),
+        ("cursor" = Option<String>, Query, description = "`next` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Events per page, 1 to 1000 (the default)."),
+    ),
+    responses(
+        (status = 200, description = "Events and the other sections.", body = Object),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn access(
     State(state): State<Arc<AppState>>,
     PathParam(id): PathParam<String>,
@@ -28,7 +53,22 @@ pub async fn access(
     Ok(Json(data).into_response())
 }
 
-/// `DELETE /v1/subjects/{id}`: erasure, audited.
+/// Erases a subject (GDPR erasure); the audit chain keeps verifying. Audited.
+#[utoipa::path(
+    delete,
+    path = "/v1/subjects/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The subject's raw id (a pseudonym is refused).")),
+    responses(
+        (status = 200, description = "What was erased.", body = Object),
+        (status = 400, response = ErrorResponse),
+        (status = 401, response = ErrorResponse),
+        (status = 405, response = ErrorResponse),
+        (status = 429, response = ErrorResponse),
+        (status = 503, response = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn erase(
     State(state): State<Arc<AppState>>,
     PathParam(id): PathParam<String>,
