@@ -41,7 +41,7 @@ pub struct Metrics {
     pub writer_queue: Gauge,
     /// Subjects whose consent records are held in memory (SQLite).
     pub consent_cache: Gauge,
-    /// Positions each feed consumer is behind the feed's head.
+    /// Committed feed items each consumer has yet to take.
     pub feed_lag: Family<ConsumerLabels, Gauge>,
 }
 
@@ -97,7 +97,7 @@ impl Default for Metrics {
         );
         registry.register(
             "feed_lag",
-            "Feed positions each consumer is behind the head (an upper bound)",
+            "Committed feed items each consumer has yet to take (counted up to 1,000,000)",
             feed_lag.clone(),
         );
         Metrics {

@@ -27,8 +27,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use crate::storage::feed::{
-    head, horizon, lags, pending, position_of, read, save_position, ConsentItem, ErasureItem,
-    EventItem, Item, ItemKind, Position, MAX_READ,
+    horizon, items_after, lags, pending, position_of, read, save_position, ConsentItem,
+    ErasureItem, EventItem, Item, ItemKind, Position, MAX_READ,
 };
 use crate::{
     error::Result,

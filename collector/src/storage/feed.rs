@@ -202,11 +202,15 @@ fn sqlite_statement(seq: &str, columns: &str, table: &str) -> String {
     format!("SELECT {seq}, {columns} FROM {table} WHERE {seq} > ?1 ORDER BY {seq} LIMIT ?2")
 }
 
-/// PostgreSQL's reads: after (`$1`, `$2`), of transactions below `$3`, at most `$4`.
+/// PostgreSQL's reads: after (`$1`, `$2`), of transactions below `$3`, at most `$4`. The
+/// transaction id is returned under another name than `feed_tx`: ORDER BY would otherwise
+/// sort by the converted value, and scan and sort the table instead of reading its index.
 fn postgres_statement(seq: &str, columns: &str, table: &str) -> String {
     format!(
-        "SELECT feed_tx, {seq}, {columns} FROM {table}
-         WHERE (feed_tx, {seq}) > ($1, $2) AND feed_tx < $3 ORDER BY feed_tx, {seq} LIMIT $4"
+        "SELECT feed_tx::text::bigint AS position_tx, {seq}, {columns} FROM {table}
+         WHERE (feed_tx, {seq}) > ($1::bigint::text::xid8, $2)
+           AND feed_tx < $3::bigint::text::xid8
+         ORDER BY feed_tx, {seq} LIMIT $4"
     )
 }
 
@@ -391,25 +395,14 @@ pub(crate) async fn pending_below(db: &Db, below: i64) -> Result<bool> {
         return Ok(false);
     }
     let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM events WHERE feed_tx >= $1)
-            OR EXISTS (SELECT 1 FROM consent_records WHERE feed_tx >= $1)
-            OR EXISTS (SELECT 1 FROM erasure_notices WHERE feed_tx >= $1)",
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM events WHERE feed_tx >= $1::bigint::text::xid8)
+            OR EXISTS (SELECT 1 FROM consent_records WHERE feed_tx >= $1::bigint::text::xid8)
+            OR EXISTS (SELECT 1 FROM erasure_notices WHERE feed_tx >= $1::bigint::text::xid8)",
     )
     .bind(below)
     .fetch_optional(&db.pool)
     .await?;
     Ok(found.is_some())
-}
-
-/// The last position given so far (an upper bound of every item's position, committed or
-/// not): what lags are measured against.
-pub async fn head(db: &Db) -> Result<i64> {
-    let sql = match db.backend {
-        Backend::Sqlite => "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-        Backend::Postgres => "SELECT last_value FROM feed_seq",
-    };
-    let row = sqlx::query(sql).fetch_optional(&db.pool).await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
 
 /// Where consumer `name` is: [`Position::START`] before its first save.
@@ -448,19 +441,66 @@ pub async fn save_position(w: &mut WriteTx, name: &str, at: Position, now_ms: i6
     Ok(())
 }
 
-/// Every consumer and how many positions it is behind the head (an upper bound: numbers
-/// of rows deleted since, or of transactions rolled back, count too).
+/// Most items a lag counts.
+pub const LAG_CAP: i64 = 1_000_000;
+
+/// Committed items after `after`, counted up to [`LAG_CAP`] (PostgreSQL: those readable
+/// now, below the horizon).
+pub async fn items_after(db: &Db, after: Position) -> Result<i64> {
+    let n: i64 = match db.backend {
+        Backend::Sqlite => {
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE seq > $1 LIMIT $2))
+                      + (SELECT COUNT(*) FROM (SELECT 1 FROM consent_records WHERE feed_seq > $1 LIMIT $2))
+                      + (SELECT COUNT(*) FROM (SELECT 1 FROM erasure_notices WHERE seq > $1 LIMIT $2))",
+            )
+            .bind(after.seq)
+            .bind(LAG_CAP)
+            .fetch_one(&db.pool)
+            .await?
+        }
+        Backend::Postgres => {
+            let below = horizon(db).await?;
+            let count = |table: &str, seq: &str| {
+                format!(
+                    "(SELECT COUNT(*) FROM (SELECT 1 FROM {table}
+                      WHERE (feed_tx, {seq}) > ($1::bigint::text::xid8, $2)
+                        AND feed_tx < $3::bigint::text::xid8 LIMIT $4) x)"
+                )
+            };
+            let sql = format!(
+                "SELECT {} + {} + {}",
+                count("events", "seq"),
+                count("consent_records", "feed_seq"),
+                count("erasure_notices", "seq")
+            );
+            sqlx::query_scalar(&sql)
+                .bind(after.tx)
+                .bind(after.seq)
+                .bind(below)
+                .bind(LAG_CAP)
+                .fetch_one(&db.pool)
+                .await?
+        }
+    };
+    Ok(n.min(LAG_CAP))
+}
+
+/// Every consumer and how many committed items it has yet to take (up to [`LAG_CAP`]).
 pub async fn lags(db: &Db) -> Result<Vec<(String, i64)>> {
-    let head = head(db).await?;
-    let rows = sqlx::query("SELECT name, position_seq FROM feed_consumers ORDER BY name")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            let seq: i64 = r.try_get(1)?;
-            Ok((r.try_get(0)?, (head - seq).max(0)))
-        })
-        .collect()
+    let rows =
+        sqlx::query("SELECT name, position_tx, position_seq FROM feed_consumers ORDER BY name")
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let at = Position {
+            tx: r.try_get(1)?,
+            seq: r.try_get(2)?,
+        };
+        out.push((r.try_get(0)?, items_after(db, at).await?));
+    }
+    Ok(out)
 }
 
 /// How many events were received in `[since_ms, until_ms)`.
