@@ -40,6 +40,21 @@ pub struct AppState {
     keys: std::sync::Mutex<HashMap<String, (storage::Caller, std::time::Instant)>>,
 }
 
+/// The narrow states handlers take instead of the whole `AppState` (axum's `FromRef`):
+/// a handler that only reads the database, or only serves the banner's files, says so in
+/// its signature.
+impl axum::extract::FromRef<Arc<AppState>> for storage::Db {
+    fn from_ref(state: &Arc<AppState>) -> storage::Db {
+        state.db.clone()
+    }
+}
+
+impl axum::extract::FromRef<Arc<AppState>> for http::sdk_files::SdkFiles {
+    fn from_ref(state: &Arc<AppState>) -> http::sdk_files::SdkFiles {
+        state.sdk.clone()
+    }
+}
+
 /// How long a valid key is trusted without asking the database again. A revocation takes
 /// effect at once on the replica that made it, and within this time on the others.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -503,8 +503,8 @@ async fn healthz() -> Json<Value> {
         (status = 503, response = ErrorResponse),
     )
 )]
-async fn readyz(State(state): Shared) -> Result<Response> {
-    state.db.ping().await?;
+async fn readyz(State(db): State<crate::storage::Db>) -> Result<Response> {
+    db.ping().await?;
     Ok(Json(serde_json::json!({"status": "ready"})).into_response())
 }
 

@@ -14,7 +14,7 @@ use axum::{
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::{error::Error, AppState};
+use crate::error::Error;
 
 struct Asset {
     plain: Bytes,
@@ -24,10 +24,10 @@ struct Asset {
     immutable: bool,
 }
 
-/// The bundle files, by name.
-#[derive(Default)]
+/// The bundle files, by name (shared: a clone is a pointer).
+#[derive(Default, Clone)]
 pub struct SdkFiles {
-    files: HashMap<String, Asset>,
+    files: std::sync::Arc<HashMap<String, Asset>>,
 }
 
 impl SdkFiles {
@@ -67,7 +67,9 @@ impl SdkFiles {
                 },
             );
         }
-        Ok(SdkFiles { files })
+        Ok(SdkFiles {
+            files: std::sync::Arc::new(files),
+        })
     }
 
     /// How many files are served.
@@ -118,11 +120,11 @@ fn has_hash(name: &str) -> bool {
     )
 )]
 pub async fn serve(
-    State(state): State<std::sync::Arc<AppState>>,
+    State(sdk): State<SdkFiles>,
     crate::http::extract::PathParam(file): crate::http::extract::PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let Some(asset) = state.sdk.files.get(&file) else {
+    let Some(asset) = sdk.files.get(&file) else {
         return Err(Error::NotFound);
     };
     let cache = if asset.immutable {
