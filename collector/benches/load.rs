@@ -235,21 +235,42 @@ async fn drive(
     )
 }
 
-/// The ingest A/B: the same load with the feed's parts of the schema taken out and with
-/// them, alternated `FEED_AB_ROUNDS` times, each on a fresh database.
-async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
+/// What an A/B turns on and off.
+#[derive(Clone, Copy)]
+enum Switch {
+    /// The feed's parts of the events table (taken out by [`without_feed`]).
+    Feed,
+    /// The consent cache (off: consent read from the database for every batch).
+    ConsentCache,
+}
+
+impl Switch {
+    fn name(self) -> &'static str {
+        match self {
+            Switch::Feed => "the feed",
+            Switch::ConsentCache => "the consent cache",
+        }
+    }
+}
+
+/// An ingest A/B: the same load with `switch` off and on, alternated `FEED_AB_ROUNDS`
+/// times, each on a fresh database, off-on then on-off so that a drift over the run (the
+/// disk filling, the page cache) counts against both alike.
+async fn ab(kind: &str, switch: Switch, connections: usize, seconds: u64) {
     let rounds = arg("FEED_AB_ROUNDS", 2);
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        // Off-on, then on-off: a drift over the run (the disk filling, the page cache)
-        // counts against both alike.
         let order = if round % 2 == 1 {
             [false, true]
         } else {
             [true, false]
         };
-        for feed in order {
-            let Some((state, base, client, server, _dir)) = start(kind, feed, true).await else {
+        for enabled in order {
+            let (feed, cache) = match switch {
+                Switch::Feed => (enabled, true),
+                Switch::ConsentCache => (true, enabled),
+            };
+            let Some((state, base, client, server, _dir)) = start(kind, feed, cache).await else {
                 return;
             };
             let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
@@ -257,9 +278,12 @@ async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
             // Its connections go (PostgreSQL would run out over the rounds).
             state.db.pool.close().await;
             let rate = total as f64 / elapsed;
-            let label = if feed { "feed on " } else { "feed off" };
-            println!("{kind:8} ingest {label} (round {round}): {rate:>9.0} events/s");
-            if feed {
+            let label = if enabled { "on " } else { "off" };
+            println!(
+                "{kind:8} ingest, {} {label} (round {round}): {rate:>9.0} events/s",
+                switch.name()
+            );
+            if enabled {
                 on.push(rate)
             } else {
                 off.push(rate)
@@ -271,45 +295,8 @@ async fn feed_ab(kind: &str, connections: usize, seconds: u64) {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
-        "{kind:8} ingest with the feed / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
-        mean(&on) / mean(&off)
-    );
-}
-
-/// PostgreSQL's consent cache A/B: the same load reading consent from the database for
-/// every batch (as before the cache) and from the cache, alternated, fresh databases.
-async fn consent_cache_ab(kind: &str, connections: usize, seconds: u64) {
-    let rounds = arg("FEED_AB_ROUNDS", 2);
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        let order = if round % 2 == 1 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for cache in order {
-            let Some((state, base, client, server, _dir)) = start(kind, true, cache).await else {
-                return;
-            };
-            let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
-            server.abort();
-            state.db.pool.close().await;
-            let rate = total as f64 / elapsed;
-            let label = if cache { "cache on " } else { "cache off" };
-            println!("{kind:8} ingest consent {label} (round {round}): {rate:>9.0} events/s");
-            if cache {
-                on.push(rate)
-            } else {
-                off.push(rate)
-            }
-        }
-    }
-    if rounds == 0 {
-        return;
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    println!(
-        "{kind:8} ingest with the consent cache / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
+        "{kind:8} ingest with {} / without: {:.3} (means of {rounds} alternated rounds, {connections} connections, {seconds} s each)",
+        switch.name(),
         mean(&on) / mean(&off)
     );
 }
@@ -570,9 +557,9 @@ async fn run(kind: &str) {
         "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
         rate / bare
     );
-    feed_ab(kind, connections, seconds).await;
+    ab(kind, Switch::Feed, connections, seconds).await;
     if kind == "postgres" {
-        consent_cache_ab(kind, connections, seconds).await;
+        ab(kind, Switch::ConsentCache, connections, seconds).await;
     }
 }
 
