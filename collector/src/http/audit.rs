@@ -17,7 +17,7 @@ use crate::{
     },
     error::Result,
     http::extract::{require_admin, QueryParams},
-    http::openapi::ErrorResponse,
+    http::schemas::ErrorResponse,
     AppState,
 };
 

@@ -1,12 +1,14 @@
 //! The HTTP edge: the router, body decoding with limits, CORS, and JSON answers.
 //! Beside it: `extract` (what handlers take from a request, the caller by key), `serve`
 //! (the connection loop), `proxy` (the client behind trusted proxies), `ratelimit`,
-//! `sdk_files` (the banner's bundle) and `openapi` (the served document).
+//! `sdk_files` (the banner's bundle), `openapi` (the served document) and `schemas` (the
+//! shapes it names).
 pub mod audit;
 pub mod extract;
 pub mod openapi;
 pub mod proxy;
 pub mod ratelimit;
+pub mod schemas;
 pub mod sdk_files;
 pub mod serve;
 pub mod subjects;
@@ -32,7 +34,7 @@ use crate::{
         consent_reader, header_caller, presented_key, require_admin, source_caller, Client,
         PathParam, QueryParams,
     },
-    http::openapi::{Accepted, Batch, BatchResponse, ConsentBody, ErrorResponse, Event, Status},
+    http::schemas::{Accepted, Batch, BatchResponse, ConsentBody, ErrorResponse, Event, Status},
     ingest,
     keys::sources::SourceInfo,
     storage::Caller,

@@ -12,7 +12,7 @@ use axum::{
 use crate::{
     error::Result,
     http::extract::{require_admin, PathParam, QueryParams},
-    http::openapi::ErrorResponse,
+    http::schemas::ErrorResponse,
     subjects::{self, PageQuery},
     AppState,
 };

@@ -1,0 +1,129 @@
+//! The shapes the API's documentation names that are not Rust types of their own: the
+//! protocol's schemas by reference, the consent body, small answers, and the error
+//! response every route may give. Handlers name them in their `#[utoipa::path]`
+//! attributes; `openapi` gathers the document.
+use std::borrow::Cow;
+
+use utoipa::{
+    openapi::{
+        schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type},
+        HeaderBuilder, RefOr, ResponseBuilder,
+    },
+    PartialSchema, ToSchema,
+};
+
+/// A component that is the protocol's JSON Schema definition of the same shape, by
+/// reference (`protocol-<name>`, merged in by `openapi::openapi`).
+macro_rules! protocol_schema {
+    ($(#[$doc:meta])* $ty:ident = $name:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                RefOr::Ref(utoipa::openapi::Ref::new(concat!(
+                    "#/components/schemas/protocol-",
+                    $name
+                )))
+            }
+        }
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    };
+}
+
+protocol_schema!(
+    /// A batch envelope: `batch`, `consent`, `sentAt`, `writeKey`.
+    Batch = "batch"
+);
+protocol_schema!(
+    /// One event (Segment's Tracking API plus `purpose`).
+    Event = "event"
+);
+protocol_schema!(
+    /// One consent record.
+    ConsentRecord = "consentRecord"
+);
+protocol_schema!(
+    /// What happened to each event of a batch.
+    BatchResponse = "batchResponse"
+);
+
+/// `{"records": [...]}`: at most 100 consent records.
+pub struct ConsentRecords;
+
+impl PartialSchema for ConsentRecords {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "records",
+                ArrayBuilder::new()
+                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ConsentRecord",
+                    )))
+                    .min_items(Some(1))
+                    .max_items(Some(assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH)),
+            )
+            .required("records")
+            .into()
+    }
+}
+
+impl ToSchema for ConsentRecords {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConsentRecords")
+    }
+}
+
+/// The body of `POST /v1/consent`: one record, or `{"records": [...]}`.
+pub struct ConsentBody;
+
+impl PartialSchema for ConsentBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("ConsentRecord"))
+            .item(utoipa::openapi::Ref::from_schema_name("ConsentRecords"))
+            .into()
+    }
+}
+
+impl ToSchema for ConsentBody {}
+
+/// `{"accepted": n}`: consent records stored.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Accepted {
+    pub accepted: u64,
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// The refusal every route may answer: `{"error": {"code", "message"}}`, with
+/// `Retry-After` on 429 and 503. Nothing from the request was stored.
+pub struct ErrorResponse;
+
+impl<'r> utoipa::ToResponse<'r> for ErrorResponse {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        let retry = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some("On 429 and 503."))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("The request was refused; nothing from it was stored.")
+            .header("Retry-After", retry)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .build();
+        ("Error", response.into())
+    }
+}
