@@ -20,12 +20,11 @@ use std::sync::{
 };
 
 use assent_protocol::PurposeMap;
-use sqlx::Row;
 
 use crate::{
     error::Result,
     keys::sources::ConsentScope,
-    storage::{numbered, Backend, Db},
+    storage::{consent as stored, Backend, Db},
     FastMap,
 };
 
@@ -225,17 +224,7 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 async fn sync_sqlite(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
     let upto = lock(inner).upto;
     if upto > 0 {
-        let rows = sqlx::query(
-            "SELECT seq, bucket FROM consent_changes WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(upto)
-        .bind(MAX_CHANGES + 1)
-        .fetch_all(&db.pool)
-        .await?;
-        let lines: Vec<(i64, String)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<std::result::Result<_, sqlx::Error>>()?;
+        let lines = stored::lines_from(db, upto, MAX_CHANGES + 1).await?;
         // The line last seen must still be there (not pruned) for the rest to be complete.
         if lines.first().map(|l| l.0) == Some(upto) && lines.len() <= MAX_CHANGES as usize {
             let mut cache = lock(inner);
@@ -250,39 +239,20 @@ async fn sync_sqlite(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
             return Ok(());
         }
     }
-    let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM consent_changes")
-        .fetch_one(&db.pool)
-        .await?
-        .try_get(0)?;
+    let last = stored::last_line(db).await?;
     lock(inner).restart(last);
     Ok(())
 }
 
 /// PostgreSQL: applies the lines of transactions at or above the last horizon that were
-/// not applied yet, in one statement that also reads the new horizon and the pruning
-/// bound.
+/// not applied yet (read with the new horizon and the pruning bound in one statement).
 async fn sync_postgres(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
     let upto = lock(inner).upto;
-    let rows = sqlx::query(
-        "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon,
-                             (SELECT below_tx FROM consent_changes_pruned WHERE id = 1) AS pruned)
-         SELECT now.horizon, now.pruned, c.feed_tx, c.seq, c.bucket FROM now
-         LEFT JOIN (SELECT feed_tx, seq, bucket FROM consent_changes
-                    WHERE feed_tx >= $1 ORDER BY feed_tx, seq LIMIT $2) c ON true",
-    )
-    .bind(upto)
-    .bind(MAX_CHANGES + 1)
-    .fetch_all(&db.pool)
-    .await?;
-    let first = rows.first().expect("the LEFT JOIN gives a row");
-    let horizon: i64 = first.try_get(0)?;
-    let pruned: i64 = first.try_get(1)?;
-    let mut lines = Vec::with_capacity(rows.len());
-    for r in &rows {
-        if let Some(tx) = r.try_get::<Option<i64>, _>(2)? {
-            lines.push((tx, r.try_get::<i64, _>(3)?, r.try_get::<String, _>(4)?));
-        }
-    }
+    let stored::Look {
+        horizon,
+        pruned,
+        lines,
+    } = stored::look(db, upto, MAX_CHANGES + 1).await?;
     let mut cache = lock(inner);
     // First look, lines pruned that this cache may not have seen, or too many to drop
     // bucket by bucket: start afresh. Every line visible now is then in what loads read.
@@ -318,33 +288,13 @@ async fn load(
     subjects: &[&str],
 ) -> Result<FastMap<String, Records>> {
     let mut lists: FastMap<String, Vec<Entry>> = FastMap::default();
-    let members = scope.members.len();
-    for chunk in subjects.chunks(200) {
-        let sql = format!(
-            "SELECT subject, timestamp_ms, purposes, policy_version FROM consent_records
-             WHERE source_id IN ({}) AND subject IN ({})",
-            numbered(1, members),
-            numbered(members + 1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for m in &scope.members {
-            q = q.bind(m);
-        }
-        for s in chunk {
-            q = q.bind(*s);
-        }
-        for row in q.fetch_all(&db.pool).await? {
-            let subject: String = row.try_get(0)?;
-            let at: i64 = row.try_get(1)?;
-            let purposes: String = row.try_get(2)?;
-            let purposes: PurposeMap = serde_json::from_str(&purposes).unwrap_or_default();
-            let policy: String = row.try_get(3)?;
-            lists.entry(subject).or_default().push(Entry {
-                at,
-                purposes,
-                stamp: policy == STAMP_POLICY_VERSION,
-            });
-        }
+    for record in stored::records_of(db, &scope.members, subjects).await? {
+        let purposes: PurposeMap = serde_json::from_str(&record.purposes).unwrap_or_default();
+        lists.entry(record.subject).or_default().push(Entry {
+            at: record.timestamp_ms,
+            purposes,
+            stamp: record.policy_version == STAMP_POLICY_VERSION,
+        });
     }
     Ok(lists
         .into_iter()
@@ -360,33 +310,7 @@ async fn load(
 /// lines of transactions below the horizon the previous prune saw, and records that
 /// bound; a cache whose horizon is below it starts afresh.
 pub async fn prune(db: &Db) -> Result<u64> {
-    if db.backend == Backend::Postgres {
-        let mut w = db.write().await?;
-        let below: i64 = sqlx::query_scalar(
-            "UPDATE consent_changes_pruned SET below_tx = next_below_tx,
-                 next_below_tx = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             WHERE id = 1 RETURNING below_tx",
-        )
-        .fetch_one(&mut *w.tx)
-        .await?;
-        let n = sqlx::query("DELETE FROM consent_changes WHERE feed_tx < $1")
-            .bind(below)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-        w.commit().await?;
-        return Ok(n);
-    }
-    let mut w = db.write().await?;
-    let n = sqlx::query(
-        "DELETE FROM consent_changes WHERE seq < (SELECT MAX(seq) FROM consent_changes) - $1",
-    )
-    .bind(KEEP_CHANGES)
-    .execute(&mut *w.tx)
-    .await?
-    .rows_affected();
-    w.commit().await?;
-    Ok(n)
+    stored::prune_lines(db, KEEP_CHANGES).await
 }
 
 #[cfg(test)]
