@@ -17,7 +17,7 @@ use crate::{
     },
     error::Result,
     http::extract::{require_admin, QueryParams},
-    http::schemas::ErrorResponse,
+    http::schemas::ComplianceErrors,
     AppState,
 };
 
@@ -36,11 +36,7 @@ use crate::{
             (crate::audit::Entry = "application/x-ndjson"),
             (String = "text/csv")
         )),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ComplianceErrors,
     ),
     security(("bearer" = []))
 )]
@@ -88,11 +84,7 @@ pub async fn export(
     tag = "compliance",
     responses(
         (status = 200, description = "The verdict.", body = crate::audit::Report),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ComplianceErrors,
     ),
     security(("bearer" = []))
 )]

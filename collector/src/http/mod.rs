@@ -34,7 +34,10 @@ use crate::{
         consent_reader, header_caller, presented_key, require_admin, source_caller, Client,
         PathParam, QueryParams,
     },
-    http::schemas::{Accepted, Batch, BatchResponse, ConsentBody, ErrorResponse, Event, Status},
+    http::schemas::{
+        Accepted, Batch, BatchResponse, ConsentBody, ConsentReadErrors, Event, IngestErrors,
+        MetricsErrors, ReadyErrors, RouteErrors, Status,
+    },
     ingest,
     keys::sources::SourceInfo,
     storage::Caller,
@@ -217,16 +220,7 @@ async fn read_request_body(state: &AppState, headers: &HeaderMap, body: Body) ->
     ),
     responses(
         (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 408, response = ErrorResponse),
-        (status = 413, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        IngestErrors,
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -253,16 +247,7 @@ async fn batch(
     ),
     responses(
         (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 408, response = ErrorResponse),
-        (status = 413, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        IngestErrors,
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -286,16 +271,7 @@ macro_rules! single_event_endpoints {
             ),
             responses(
                 (status = 200, description = "Every event settled: accepted, duplicate or rejected (with its reason).", body = BatchResponse),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 408, response = ErrorResponse),
-        (status = 413, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+                IngestErrors,
             ),
             security(("basic" = []), ("bearer" = []))
         )]
@@ -320,7 +296,6 @@ async fn single(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let (state, headers) = (state, headers);
     let received_at_ms = state.clock.now_ms();
     let known = header_caller(state, headers).await?;
     let mut event = read_json(state, headers, body).await?;
@@ -391,16 +366,7 @@ async fn accept(
     ),
     responses(
         (status = 201, description = "Stored (idempotent by consentId).", body = Accepted),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 408, response = ErrorResponse),
-        (status = 413, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        IngestErrors,
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -454,13 +420,7 @@ pub struct ConsentQuery {
     params(("subjectId" = String, Path, description = "The subject's raw id."), ConsentQuery),
     responses(
         (status = 200, description = "Current state.", body = Object),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ConsentReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -485,8 +445,7 @@ async fn consent_get(
     tag = "operations",
     responses(
         (status = 200, description = "ok", body = Status),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
+        RouteErrors,
     )
 )]
 async fn healthz() -> Json<Value> {
@@ -500,9 +459,7 @@ async fn healthz() -> Json<Value> {
     tag = "operations",
     responses(
         (status = 200, description = "ready", body = Status),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ReadyErrors,
     )
 )]
 async fn readyz(State(db): State<crate::storage::Db>) -> Result<Response> {
@@ -519,9 +476,7 @@ async fn readyz(State(db): State<crate::storage::Db>) -> Result<Response> {
     tag = "operations",
     responses(
         (status = 200, description = "Text exposition format.", body = String, content_type = "text/plain"),
-        (status = 401, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
+        MetricsErrors,
     ),
     security(("bearer" = []))
 )]
@@ -561,8 +516,7 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
     tag = "operations",
     responses(
         (status = 200, description = "The OpenAPI document, with the protocol's JSON Schema.", body = Object),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
+        RouteErrors,
     )
 )]
 async fn openapi() -> Response {

@@ -127,3 +127,38 @@ impl<'r> utoipa::ToResponse<'r> for ErrorResponse {
         ("Error", response.into())
     }
 }
+
+/// A set of error statuses some routes answer, each with the shared [`ErrorResponse`];
+/// a route's `responses(...)` names the set after its success.
+macro_rules! error_statuses {
+    ($($(#[$doc:meta])* $ty:ident = [$($status:literal),*];)*) => {$(
+        $(#[$doc])*
+        pub struct $ty;
+        impl utoipa::IntoResponses for $ty {
+            fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+                [$($status),*]
+                    .iter()
+                    .map(|status: &u16| {
+                        let error = utoipa::openapi::Ref::from_response_name("Error");
+                        (status.to_string(), RefOr::Ref(error))
+                    })
+                    .collect()
+            }
+        }
+    )*};
+}
+
+error_statuses! {
+    /// Ingest (`/v1/batch`, the single-event routes, `/v1/consent`).
+    IngestErrors = [400, 401, 403, 405, 408, 413, 415, 422, 429, 503];
+    /// `GET /v1/consent/{subjectId}`.
+    ConsentReadErrors = [400, 401, 403, 404, 405, 429, 503];
+    /// The compliance routes (audit, subjects).
+    ComplianceErrors = [400, 401, 405, 429, 503];
+    /// `/metrics`.
+    MetricsErrors = [401, 405, 429];
+    /// `/readyz`.
+    ReadyErrors = [405, 429, 503];
+    /// What every route may answer (another method, rate limits).
+    RouteErrors = [405, 429];
+}

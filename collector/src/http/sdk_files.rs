@@ -115,8 +115,7 @@ fn has_hash(name: &str) -> bool {
         (status = 200, description = "JavaScript", content_type = "text/javascript"),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 404, description = "No such file, or the bundle was not built"),
-        (status = 405, response = crate::http::schemas::ErrorResponse),
-        (status = 429, response = crate::http::schemas::ErrorResponse),
+        crate::http::schemas::RouteErrors,
     )
 )]
 pub async fn serve(

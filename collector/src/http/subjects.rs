@@ -12,7 +12,7 @@ use axum::{
 use crate::{
     error::Result,
     http::extract::{require_admin, PathParam, QueryParams},
-    http::schemas::ErrorResponse,
+    http::schemas::ComplianceErrors,
     subjects::{self, PageQuery},
     AppState,
 };
@@ -34,11 +34,7 @@ use crate::{
     ),
     responses(
         (status = 200, description = "Events and the other sections.", body = Object),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ComplianceErrors,
     ),
     security(("bearer" = []))
 )]
@@ -61,11 +57,7 @@ pub async fn access(
     params(("id" = String, Path, description = "The subject's raw id (a pseudonym is refused).")),
     responses(
         (status = 200, description = "What was erased.", body = Object),
-        (status = 400, response = ErrorResponse),
-        (status = 401, response = ErrorResponse),
-        (status = 405, response = ErrorResponse),
-        (status = 429, response = ErrorResponse),
-        (status = 503, response = ErrorResponse),
+        ComplianceErrors,
     ),
     security(("bearer" = []))
 )]
