@@ -130,9 +130,7 @@ pub fn subject(prefix: &str, item: &Item) -> String {
 }
 
 /// Connects, makes the stream when missing, and returns the JetStream context.
-pub async fn connect(
-    settings: &Settings,
-) -> Result<(jetstream::Context, jetstream::stream::Stream)> {
+pub async fn connect(settings: &Settings) -> Result<jetstream::Context> {
     let client = async_nats::connect(&settings.url)
         .await
         .map_err(|e| Error::Internal(format!("cannot connect to NATS: {}", e.kind())))?;
@@ -141,22 +139,21 @@ pub async fn connect(
     let js = jetstream::ContextBuilder::new()
         .max_ack_inflight(2 * BATCH + 1_000)
         .build(client);
-    let stream = js
-        .get_or_create_stream(jetstream::stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![format!("{}.>", settings.prefix)],
-            duplicate_window: DUPLICATE_WINDOW,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("cannot make the JetStream stream: {e}")))?;
-    Ok((js, stream))
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: settings.stream.clone(),
+        subjects: vec![format!("{}.>", settings.prefix)],
+        duplicate_window: DUPLICATE_WINDOW,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("cannot make the JetStream stream: {e}")))?;
+    Ok(js)
 }
 
 async fn relay(db: &Db, settings: &Settings, clock: &dyn Clock) -> Result<()> {
     let mut lease = Lease::take(db).await?;
-    let (js, _stream) = connect(settings).await?;
+    let js = connect(settings).await?;
     let mut follower =
         feed::Follower::new(db.clone(), CONSUMER, BATCH, Duration::from_secs(1)).await?;
     // A batch sent but not yet acknowledged, and its last position: the next batch is

@@ -376,30 +376,51 @@ pub fn remove_unsaved(dir: &Path, saved: Position) -> Result<usize> {
     Ok(removed)
 }
 
+/// The next batch: items after `*at` that `keep` accepts, until [`BATCH_ITEMS`] are kept
+/// or the feed ends; `*at` moves past everything read. Also says whether the feed ended.
+async fn next_batch(
+    db: &Db,
+    at: &mut Position,
+    keep: impl Fn(&Item) -> bool,
+) -> Result<(Vec<Item>, bool)> {
+    let mut items = Vec::new();
+    while items.len() < BATCH_ITEMS {
+        let page = feed::read(db, *at, feed::MAX_READ.min(BATCH_ITEMS - items.len())).await?;
+        let Some(last) = page.last() else {
+            return Ok((items, true));
+        };
+        *at = last.position();
+        items.extend(page.into_iter().filter(|i| keep(i)));
+    }
+    Ok((items, false))
+}
+
+/// [`write_items`] on a blocking thread.
+async fn write_off_thread(dir: &Path, items: Vec<Item>, format: Format) -> Result<Vec<PathBuf>> {
+    let folder = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || write_items(&folder, &items, format))
+        .await
+        .map_err(|e| Error::Internal(format!("writing files stopped: {e}")))?
+}
+
 /// One pass of the sink: every item after its saved position, [`BATCH_ITEMS`] at a time,
 /// written and then saved. Returns how many items it wrote.
 pub async fn sink_once(db: &Db, dir: &Path, clock: &dyn Clock) -> Result<usize> {
     let mut at = feed::position_of(db, CONSUMER).await?;
     let mut total = 0;
     loop {
-        let mut items = Vec::new();
-        while items.len() < BATCH_ITEMS {
-            let page = feed::read(db, at, feed::MAX_READ.min(BATCH_ITEMS - items.len())).await?;
-            let Some(last) = page.last() else { break };
-            at = last.position();
-            items.extend(page);
-        }
+        let (items, end) = next_batch(db, &mut at, |_| true).await?;
         if items.is_empty() {
             return Ok(total);
         }
         total += items.len();
-        let folder = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || write_items(&folder, &items, Format::Parquet))
-            .await
-            .map_err(|e| Error::Internal(format!("the sink stopped: {e}")))??;
+        write_off_thread(dir, items, Format::Parquet).await?;
         let mut w = db.write().await?;
         feed::save_position(&mut w, CONSUMER, at, clock.now_ms()).await?;
         w.commit().await?;
+        if end {
+            return Ok(total);
+        }
     }
 }
 
@@ -456,27 +477,12 @@ pub async fn export_events(
 ) -> Result<Exported> {
     let mut at = Position::START;
     let mut done = Exported::default();
+    let in_window = |i: &Item| matches!(i, Item::Event(e) if e.received_at_ms >= since_ms && e.received_at_ms < until_ms);
     loop {
-        let mut events = Vec::new();
-        let mut end = false;
-        while events.len() < BATCH_ITEMS {
-            let page = feed::read(db, at, feed::MAX_READ).await?;
-            let Some(last) = page.last() else {
-                end = true;
-                break;
-            };
-            at = last.position();
-            events.extend(page.into_iter().filter(|i| {
-                matches!(i, Item::Event(e) if e.received_at_ms >= since_ms && e.received_at_ms < until_ms)
-            }));
-        }
+        let (events, end) = next_batch(db, &mut at, in_window).await?;
         if !events.is_empty() {
             done.events += events.len() as u64;
-            let folder = dir.to_path_buf();
-            let files = tokio::task::spawn_blocking(move || write_items(&folder, &events, format))
-                .await
-                .map_err(|e| Error::Internal(format!("the export stopped: {e}")))??;
-            done.files += files.len();
+            done.files += write_off_thread(dir, events, format).await?.len();
             progress(done.events);
         }
         if end {
