@@ -1,12 +1,16 @@
 //! Kill test: the real `assent-collector` binary takes load, is killed with SIGKILL at a
 //! random moment, and restarted, three times over. Every messageId it acknowledged with a
 //! 2xx must be in the store afterwards, and the audit chain must still verify.
+mod common;
+
 use std::{
     collections::HashSet,
-    process::{Child, Command, Stdio},
+    process::Child,
     sync::{Arc, Mutex},
     time::Duration,
 };
+
+use common::free_port;
 
 use serde_json::json;
 use sqlx::Row;
@@ -14,44 +18,23 @@ use sqlx::Row;
 const WRITE_KEY: &str = "wk_kill_test_write_key_Hs4Ty8Wm1Pq6Zc3Vb";
 const ADMIN: &str = "adm_kill_test_admin_token_Jd2Lk7Rf5Gx9Qn";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(database_url: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_assent-collector"))
-        .arg("serve")
-        .env("ASSENT_BIND", format!("127.0.0.1:{port}"))
-        .env("ASSENT_DATABASE_URL", database_url)
-        .env("ASSENT_BOOTSTRAP_WRITE_KEY", WRITE_KEY)
-        .env("ASSENT_BOOTSTRAP_ADMIN_TOKEN", ADMIN)
-        .env(
-            "ASSENT_PSEUDONYM_KEY",
-            "kill-test-pseudonym-key-0123456789abcdef",
-        )
-        .env("ASSENT_RATE_LIMIT_PER_SECOND", "100000")
-        .env("ASSENT_RATE_LIMIT_BURST", "100000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("collector binary starts")
+    common::collector(
+        database_url,
+        port,
+        WRITE_KEY,
+        "kill-test-pseudonym-key-0123456789abcdef",
+    )
+    .env("ASSENT_BOOTSTRAP_ADMIN_TOKEN", ADMIN)
+    .spawn()
+    .expect("collector binary starts")
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("collector did not become ready");
+    assert!(
+        common::ready(client, base).await,
+        "collector did not become ready"
+    );
 }
 
 async fn kill_and_check(database_url: String) {

@@ -3,6 +3,8 @@
 //! taking load, is killed with SIGKILL mid-stream several times and restarted, and the
 //! stream ends up holding every committed feed item exactly once. On PostgreSQL two
 //! replicas share one relay, and the survivor takes it over when the other is killed.
+mod common;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     process::{Child, Command, Stdio},
@@ -14,19 +16,12 @@ use assent_collector::{
     storage::Db,
 };
 use async_nats::jetstream;
+use common::free_port;
 use futures_util::StreamExt;
 use serde_json::json;
 
 const WRITE_KEY: &str = "wk_relay_test_write_key_Ux7Qp2Lm9Vz4Kd1";
 const STREAM: &str = "ASSENT";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `nats-server -js` on a free port with its store in a temporary folder; stopped
 /// when dropped.
@@ -84,23 +79,15 @@ async fn start_nats_on(port: u16, store: tempfile::TempDir) -> Nats {
 }
 
 fn start_collector(database_url: &str, nats: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_assent-collector"))
-        .arg("serve")
-        .env("ASSENT_BIND", format!("127.0.0.1:{port}"))
-        .env("ASSENT_DATABASE_URL", database_url)
-        .env("ASSENT_BOOTSTRAP_WRITE_KEY", WRITE_KEY)
-        .env(
-            "ASSENT_PSEUDONYM_KEY",
-            "relay-test-pseudonym-key-0123456789abcdef",
-        )
-        .env("ASSENT_RATE_LIMIT_PER_SECOND", "100000")
-        .env("ASSENT_RATE_LIMIT_BURST", "100000")
-        .env("ASSENT_NATS_URL", nats)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("collector binary starts")
+    common::collector(
+        database_url,
+        port,
+        WRITE_KEY,
+        "relay-test-pseudonym-key-0123456789abcdef",
+    )
+    .env("ASSENT_NATS_URL", nats)
+    .spawn()
+    .expect("collector binary starts")
 }
 
 /// A collector process on a port.
@@ -114,13 +101,8 @@ impl Replica {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut child = start_collector(database_url, nats, port);
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-                if r.status() == 200 {
-                    return Replica { child, base };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if common::ready(client, &base).await {
+            return Replica { child, base };
         }
         let _ = child.kill();
         let _ = child.wait();
