@@ -139,15 +139,5 @@ async fn sigkill_under_load_loses_no_acknowledged_event_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_event_postgres() {
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .expect("the PostgreSQL suite needs TEST_DATABASE_URL (`make test-rust` starts a throwaway cluster and sets it)");
-    let name = format!("assent_kill_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    kill_and_check(format!("{}/{name}", admin.rsplit_once('/').unwrap().0)).await;
+    kill_and_check(common::fresh_postgres("assent_kill").await).await;
 }

@@ -260,17 +260,7 @@ async fn the_relay_killed_mid_stream_publishes_every_item_once_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_one_relay_and_the_survivor_takes_over_postgres() {
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .expect("the PostgreSQL suite needs TEST_DATABASE_URL (`make test-rust` starts a throwaway cluster and sets it)");
-    let name = format!("assent_relay_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let url = common::fresh_postgres("assent_relay").await;
     let nats = start_nats().await;
     let js = jetstream::new(async_nats::connect(&nats.url).await.unwrap());
     let client = reqwest::Client::new();

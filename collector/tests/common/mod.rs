@@ -1,6 +1,6 @@
 //! Shared by the tests that run the real `assent-collector` binary (kill, relay): a free
-//! port, the binary started with the settings every such test needs, and the wait for
-//! it to answer.
+//! port, a fresh PostgreSQL database, the binary started with the settings every such
+//! test needs, and the wait for it to answer.
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -44,4 +44,20 @@ pub async fn ready(client: &reqwest::Client, base: &str) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// A new, empty database on the PostgreSQL server of `TEST_DATABASE_URL`, named
+/// `PREFIX_<uuid>`; its URL.
+pub async fn fresh_postgres(prefix: &str) -> String {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .expect("the PostgreSQL suite needs TEST_DATABASE_URL (`make test-rust` starts a throwaway cluster and sets it)");
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
