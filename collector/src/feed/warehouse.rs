@@ -56,16 +56,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(text: &str) -> Result<Format> {
-        match text {
-            "parquet" => Ok(Format::Parquet),
-            "ndjson" => Ok(Format::Ndjson),
-            other => Err(Error::BadRequest(format!(
-                "format {other:?}: expected parquet or ndjson"
-            ))),
-        }
-    }
-
     fn extension(self) -> &'static str {
         match self {
             Format::Parquet => "parquet",
