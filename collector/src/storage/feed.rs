@@ -214,13 +214,26 @@ fn postgres_statement(seq: &str, columns: &str, table: &str) -> String {
     )
 }
 
+/// The tables that hold feed items, in the order a read returns them before sorting:
+/// each with the column of its positions' numbers and the columns an item is read from.
+const FEED_TABLES: [(&str, &str, &str); 3] = [
+    ("events", "seq", EVENT_COLUMNS),
+    ("consent_records", "feed_seq", CONSENT_COLUMNS),
+    ("erasure_notices", "seq", ERASURE_COLUMNS),
+];
+
+/// `part(table, seq column)` for each of [`FEED_TABLES`], joined by `join`.
+fn over_feed_tables(part: impl Fn(&str, &str) -> String, join: &str) -> String {
+    FEED_TABLES
+        .iter()
+        .map(|(table, seq, _)| part(table, seq))
+        .collect::<Vec<_>>()
+        .join(join)
+}
+
 /// The three statements of a read, in the order events, consent, erasures.
 fn statements(statement: fn(&str, &str, &str) -> String) -> [String; 3] {
-    [
-        statement("seq", EVENT_COLUMNS, "events"),
-        statement("feed_seq", CONSENT_COLUMNS, "consent_records"),
-        statement("seq", ERASURE_COLUMNS, "erasure_notices"),
-    ]
+    FEED_TABLES.map(|(table, seq, columns)| statement(seq, columns, table))
 }
 
 fn sqlite_sql() -> &'static [String; 3] {
@@ -394,14 +407,17 @@ pub(crate) async fn pending_below(db: &Db, below: i64) -> Result<bool> {
     if db.backend == Backend::Sqlite {
         return Ok(false);
     }
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM events WHERE feed_tx >= $1::bigint::text::xid8)
-            OR EXISTS (SELECT 1 FROM consent_records WHERE feed_tx >= $1::bigint::text::xid8)
-            OR EXISTS (SELECT 1 FROM erasure_notices WHERE feed_tx >= $1::bigint::text::xid8)",
-    )
-    .bind(below)
-    .fetch_optional(&db.pool)
-    .await?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let exists = |table: &str, _: &str| {
+            format!("EXISTS (SELECT 1 FROM {table} WHERE feed_tx >= $1::bigint::text::xid8)")
+        };
+        format!("SELECT 1 WHERE {}", over_feed_tables(exists, " OR "))
+    });
+    let found: Option<i64> = sqlx::query_scalar(sql)
+        .bind(below)
+        .fetch_optional(&db.pool)
+        .await?;
     Ok(found.is_some())
 }
 
@@ -447,37 +463,39 @@ pub const LAG_CAP: i64 = 1_000_000;
 /// Committed items after `after`, counted up to [`LAG_CAP`] (PostgreSQL: those readable
 /// now, below the horizon).
 pub async fn items_after(db: &Db, after: Position) -> Result<i64> {
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let n: i64 = match db.backend {
         Backend::Sqlite => {
-            sqlx::query_scalar(
-                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE seq > $1 LIMIT $2))
-                      + (SELECT COUNT(*) FROM (SELECT 1 FROM consent_records WHERE feed_seq > $1 LIMIT $2))
-                      + (SELECT COUNT(*) FROM (SELECT 1 FROM erasure_notices WHERE seq > $1 LIMIT $2))",
-            )
-            .bind(after.seq)
-            .bind(LAG_CAP)
-            .fetch_one(&db.pool)
-            .await?
+            let sql = SQLITE.get_or_init(|| {
+                let count = |table: &str, seq: &str| {
+                    format!(
+                        "(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {seq} > $1 LIMIT $2))"
+                    )
+                };
+                format!("SELECT {}", over_feed_tables(count, " + "))
+            });
+            sqlx::query_scalar(sql)
+                .bind(after.seq)
+                .bind(LAG_CAP)
+                .fetch_one(&db.pool)
+                .await?
         }
         Backend::Postgres => {
-            let below = horizon(db).await?;
-            let count = |table: &str, seq: &str| {
-                format!(
-                    "(SELECT COUNT(*) FROM (SELECT 1 FROM {table}
-                      WHERE (feed_tx, {seq}) > ($1::bigint::text::xid8, $2)
-                        AND feed_tx < $3::bigint::text::xid8 LIMIT $4) x)"
-                )
-            };
-            let sql = format!(
-                "SELECT {} + {} + {}",
-                count("events", "seq"),
-                count("consent_records", "feed_seq"),
-                count("erasure_notices", "seq")
-            );
-            sqlx::query_scalar(&sql)
+            let sql = POSTGRES.get_or_init(|| {
+                let count = |table: &str, seq: &str| {
+                    format!(
+                        "(SELECT COUNT(*) FROM (SELECT 1 FROM {table}
+                          WHERE (feed_tx, {seq}) > ($1::bigint::text::xid8, $2)
+                            AND feed_tx < $3::bigint::text::xid8 LIMIT $4) x)"
+                    )
+                };
+                format!("SELECT {}", over_feed_tables(count, " + "))
+            });
+            sqlx::query_scalar(sql)
                 .bind(after.tx)
                 .bind(after.seq)
-                .bind(below)
+                .bind(horizon(db).await?)
                 .bind(LAG_CAP)
                 .fetch_one(&db.pool)
                 .await?
