@@ -372,3 +372,35 @@ pub async fn a_withdrawal_on_one_replica_counts_at_once_on_another(b: Backend) {
     // Replica B did keep consent in memory meanwhile.
     assert!(!replica_b.state.consent_cache.is_empty());
 }
+
+/// Erasure notices are subject data: access lists them, a second erasure leaves them
+/// (they are what tells consumers to delete), and retention removes them after
+/// `erasure_notice_retention_days`.
+pub async fn erasure_notices_are_listed_kept_by_erasure_and_aged_out(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let clock = TestClock::now();
+    let app = spawn_with_clock(config(&url), dir, clock.clone()).await;
+    let batch = json!({"batch": [track("m-1", "gone", Some("necessary"), T1)]});
+    assert_eq!(app.post("/v1/batch", &batch).await.0, 200);
+    assert_eq!(app.admin_delete("/v1/subjects/gone").await.status(), 200);
+    let access: serde_json::Value = app.admin_json("/v1/subjects/gone").await;
+    assert_eq!(
+        access["erasureNotices"].as_array().unwrap().len(),
+        1,
+        "{access}"
+    );
+    assert_eq!(app.admin_delete("/v1/subjects/gone").await.status(), 200);
+    assert_eq!(app.count("erasure_notices").await, 2);
+    clock.advance_days(29);
+    let swept = assent_collector::subjects::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(swept.of("erasureNotices"), 0);
+    clock.advance_days(2);
+    let swept = assent_collector::subjects::retention::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(swept.of("erasureNotices"), 2);
+    assert_eq!(app.count("erasure_notices").await, 0);
+}

@@ -90,6 +90,7 @@ feed_on_both_backends!(
     positions_are_never_given_again_after_the_newest_rows_go,
     a_follower_wakes_on_commit,
     a_withdrawal_on_one_replica_counts_at_once_on_another,
+    erasure_notices_are_listed_kept_by_erasure_and_aged_out,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
