@@ -209,7 +209,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                         RoleArg::Admin => Role::Admin,
                     };
                     let key = keys::create(
-                        &state,
+                        &state.keys,
                         role,
                         source.as_deref(),
                         origins.as_deref(),
@@ -221,12 +221,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     eprintln!("Keep the key: only its hash is stored.");
                 }
                 KeysCommand::List => {
-                    for k in storage::list_keys(&state.db).await? {
+                    for k in storage::keys::list_keys(&state.db).await? {
                         println!("{}", serde_json::to_string(&k).expect("serializes"));
                     }
                 }
                 KeysCommand::Revoke { key_id } => {
-                    keys::revoke(&state, key_id, "cli").await?;
+                    keys::revoke(&state.keys, key_id, "cli").await?;
                     println!("revoked {key_id}");
                 }
             }
@@ -247,7 +247,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 consent_group: group,
                 trust_consent_stamps: *trust_consent_stamps,
             };
-            crate::keys::sources::set(&state, name, settings, "cli").await?;
+            crate::keys::sources::set(&state.keys, name, settings, "cli").await?;
             println!("source {name} updated");
         }
         Some(Command::Audit(AuditCommand::Export {
@@ -264,14 +264,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
             };
             let (from_ms, to_ms) = window.bounds()?;
             let format = Format::parse(Some(format))?;
-            export::record_admin_act(
-                &state,
-                audit::Kind::AuditExport,
-                "cli".into(),
-                None,
-                serde_json::json!({"from": from, "to": to}),
-            )
-            .await?;
+            state
+                .trail
+                .record_alone(audit::NewEntry {
+                    kind: audit::Kind::AuditExport,
+                    actor: "cli".into(),
+                    subject: None,
+                    data: serde_json::json!({"from": from, "to": to}),
+                })
+                .await?;
             let mut out: Box<dyn Write> = match output {
                 Some(path) => Box::new(
                     std::fs::File::create(path)
@@ -336,13 +337,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
             })
             .await?;
             bar.finish_and_clear();
-            export::record_admin_act(
-                &state,
-                audit::Kind::EventsExport,
-                "cli".into(),
-                None,
-                serde_json::json!({"since": since, "until": until, "events": done.events, "files": done.files}),
-            )
+            state.trail.record_alone(audit::NewEntry {
+                kind: audit::Kind::EventsExport,
+                actor: "cli".into(),
+                subject: None,
+                data: serde_json::json!({"since": since, "until": until, "events": done.events, "files": done.files}),
+            })
             .await?;
             println!(
                 "{} events in {} files under {}",
@@ -376,15 +376,10 @@ async fn checkpoint_keys(config: &Config) -> Option<Pseudonymizer> {
         url.to_owned()
     };
     let db = storage::Db::connect(&url).await.ok()?;
-    let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-        .bind(format!("pseudonym_key.{}", config.pseudonym_key_id))
-        .fetch_optional(&db.pool)
+    let key = storage::secrets::stored_pseudonym_key(&db, &config.pseudonym_key_id)
         .await
         .ok()??;
-    Some(Pseudonymizer::new(
-        config.pseudonym_key_id.clone(),
-        crate::config::Secret::new(value),
-    ))
+    Some(Pseudonymizer::new(config.pseudonym_key_id.clone(), key))
 }
 
 /// Verifies an exported file (JSONL or CSV, told apart by its first line).

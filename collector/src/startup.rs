@@ -27,8 +27,8 @@ impl Application {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Application> {
         let bind = config.bind;
         let state = Arc::new(AppState::open(config, clock).await?);
-        if let Some((write, admin)) = keys::bootstrap(&state).await? {
-            state.refresh_sources().await?;
+        if let Some((write, admin)) = keys::bootstrap(&state.keys, &state.config).await? {
+            state.keys.refresh_sources().await?;
             let generated = state.config.bootstrap_write_key.is_none()
                 || state.config.bootstrap_admin_token.is_none();
             if generated {
@@ -68,7 +68,7 @@ impl Application {
     /// Serves until Ctrl-C or SIGTERM, with the retention job running beside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
-        tokio::spawn(subjects::retention::run(state.clone()));
+        tokio::spawn(subjects::retention::run(state.subjects.clone()));
         if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {
             tokio::spawn(crate::feed::nats::run(
                 state.db.clone(),
@@ -88,7 +88,7 @@ impl Application {
             state.clone(),
             ORIGINS_REFRESH,
             "allowed origins refresh",
-            |s| async move { s.refresh_sources().await },
+            |s| async move { s.keys.refresh_sources().await },
         );
         if state.db.backend == storage::Backend::Sqlite {
             spawn_every(
@@ -103,7 +103,7 @@ impl Application {
             std::time::Duration::from_secs(60),
             "record limits upkeep",
             |s| async move {
-                s.record_limits.retain_recent();
+                s.ingest.forget_idle_budgets();
                 Ok(())
             },
         );

@@ -1,106 +1,130 @@
-//! What every request handler shares: configuration, storage, the pseudonymizer, caches,
-//! limits and the clock.
-use std::{collections::HashMap, sync::Arc};
+//! What request handlers share: each domain's state, built once here from the
+//! configuration, and handed to each handler as the narrow part it needs (axum's
+//! `FromRef`): a handler that ingests takes [`Ingest`], one that reads the database
+//! only takes [`storage::Db`], and none reaches into another domain's parts.
+use std::sync::{Arc, OnceLock};
 
-use axum::http::{header, HeaderMap};
-use sqlx::Row;
+use axum::extract::FromRef;
 
 pub use crate::clock::{Clock, SystemClock};
 use crate::{
-    audit,
+    audit::{self, Trail},
     config::Config,
-    consent,
+    consent::cache::ConsentCache,
     error::{Error, Result},
-    http, keys, metrics, pseudonym, storage,
+    http::{ratelimit, sdk_files::SdkFiles},
+    ingest::Ingest,
+    keys::{self, Keys},
+    metrics::Metrics,
+    pseudonym::{self, Pseudonymizer},
+    storage::{self, Db},
+    subjects::Subjects,
 };
 
-/// What every request handler shares.
+/// Every domain's state, for the router, the background tasks and the command line.
+/// Cheap to clone (the router holds one).
+#[derive(Clone)]
 pub struct AppState {
-    pub config: Config,
-    pub db: storage::Db,
-    pub pseudonymizer: pseudonym::Pseudonymizer,
-    pub metrics: metrics::Metrics,
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub pseudonymizer: Arc<Pseudonymizer>,
+    pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
-    pub writer: storage::writer::Writer,
-    /// Subjects' consent records in memory.
-    pub consent_cache: consent::cache::ConsentCache,
+    /// Appends to the audit trail and reads it back.
+    pub trail: Arc<Trail>,
+    /// Keys and sources.
+    pub keys: Arc<Keys>,
+    /// Batches and consent records in, through the writer.
+    pub ingest: Arc<Ingest>,
+    /// Subject access, erasure and retention.
+    pub subjects: Arc<Subjects>,
+    /// Subjects' consent records in memory (ingest reads through it).
+    pub consent_cache: Arc<ConsentCache>,
     /// The web banner's bundle, served at `/sdk/`.
-    pub sdk: http::sdk_files::SdkFiles,
-    /// Each source's allowed browser origins and consent scope, refreshed periodically.
-    pub sources: keys::sources::Sources,
-    /// The last verification of the stored audit chain (reused for a while).
-    pub verify_cache: audit::export::VerifyCache,
-    /// How keys are digested for storage and lookup.
-    pub key_digests: keys::KeyDigests,
-    /// Budgets counted in consent records, per source and per client.
-    pub record_limits: http::ratelimit::RecordLimits,
+    pub sdk: SdkFiles,
     /// The request limiters, once the router is built (their sizes, for tests).
-    pub limiters: std::sync::OnceLock<http::ratelimit::Sizes>,
-    /// Recently seen valid keys (by hash), so most requests skip the key lookup.
-    keys: std::sync::Mutex<HashMap<String, (storage::Caller, std::time::Instant)>>,
+    pub limiters: Arc<OnceLock<ratelimit::Sizes>>,
 }
 
-/// The narrow states handlers take instead of the whole `AppState` (axum's `FromRef`):
-/// a handler that only reads the database, or only serves the banner's files, says so in
-/// its signature.
-impl axum::extract::FromRef<Arc<AppState>> for storage::Db {
-    fn from_ref(state: &Arc<AppState>) -> storage::Db {
-        state.db.clone()
-    }
+macro_rules! narrow_state {
+    ($($part:ty => $field:ident),* $(,)?) => {$(
+        impl FromRef<AppState> for $part {
+            fn from_ref(state: &AppState) -> $part {
+                state.$field.clone()
+            }
+        }
+    )*};
 }
 
-impl axum::extract::FromRef<Arc<AppState>> for http::sdk_files::SdkFiles {
-    fn from_ref(state: &Arc<AppState>) -> http::sdk_files::SdkFiles {
-        state.sdk.clone()
-    }
-}
-
-/// How long a valid key is trusted without asking the database again. A revocation takes
-/// effect at once on the replica that made it, and within this time on the others.
-pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+narrow_state!(
+    Db => db,
+    SdkFiles => sdk,
+    Arc<Trail> => trail,
+    Arc<Keys> => keys,
+    Arc<Ingest> => ingest,
+    Arc<Subjects> => subjects,
+    Arc<Config> => config,
+    Arc<Pseudonymizer> => pseudonymizer,
+);
 
 impl AppState {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<AppState> {
-        let db = storage::Db::connect(config.database_url.expose()).await?;
+        let config = Arc::new(config);
+        let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
-        let key = db.pseudonym_key(&config, clock.now_ms()).await?;
+        let key = storage::secrets::pseudonym_key(&db, &config, clock.now_ms()).await?;
         let key_secret = match &config.key_digest_secret {
             Some(s) => s.clone(),
             None => {
-                db.server_secret("key_digest_secret", clock.now_ms())
-                    .await?
+                storage::secrets::server_secret(&db, "key_digest_secret", clock.now_ms()).await?
             }
         };
         let previous = match &config.previous_pseudonym_keys {
             Some(list) => pseudonym::parse_key_list(list.expose()).map_err(Error::Config)?,
             None => Vec::new(),
         };
-        let pseudonymizer = pseudonym::Pseudonymizer::new(config.pseudonym_key_id.clone(), key)
-            .with_previous(previous);
-        let writer = storage::writer::Writer::start(
+        let pseudonymizer =
+            Pseudonymizer::new(config.pseudonym_key_id.clone(), key).with_previous(previous);
+        let sdk = SdkFiles::load(&config.sdk_dir)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
+        let trail = Trail::new(
             db.clone(),
             pseudonymizer.clone(),
             config.audit_checkpoint_every,
+            clock.clone(),
         );
-        let sdk = http::sdk_files::SdkFiles::load(&config.sdk_dir)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
+        let keys = Arc::new(Keys::new(trail.clone(), keys::KeyDigests::new(key_secret)));
+        let consent_cache = Arc::new(ConsentCache::new(config.consent_cache));
+        let metrics = Arc::new(Metrics::default());
+        let ingest = Arc::new(Ingest::new(
+            &config,
+            &trail,
+            pseudonymizer.clone(),
+            consent_cache.clone(),
+            keys.sources.clone(),
+            metrics.clone(),
+            clock.clone(),
+        ));
+        let subjects = Arc::new(Subjects::new(
+            trail.clone(),
+            pseudonymizer.clone(),
+            config.clone(),
+        ));
         let state = AppState {
-            record_limits: http::ratelimit::RecordLimits::new(&config),
-            key_digests: keys::KeyDigests::new(key_secret),
-            verify_cache: Default::default(),
-            limiters: Default::default(),
-            consent_cache: consent::cache::ConsentCache::new(config.consent_cache),
+            trail: Arc::new(trail),
+            keys,
+            ingest,
+            subjects,
+            consent_cache,
             sdk,
             config,
             db,
-            pseudonymizer,
-            metrics: Default::default(),
+            pseudonymizer: Arc::new(pseudonymizer),
+            metrics,
             clock,
-            writer,
-            sources: Default::default(),
-            keys: Default::default(),
+            limiters: Default::default(),
         };
-        state.refresh_sources().await?;
+        state.keys.refresh_sources().await?;
         state.note_key_rotation().await?;
         Ok(state)
     }
@@ -111,110 +135,20 @@ impl AppState {
         let mut w = self.db.write().await?;
         w.lock_audit_chain().await?;
         let current = self.pseudonymizer.key_id().to_owned();
-        let recorded: Option<String> =
-            sqlx::query("SELECT value FROM server_secrets WHERE name = 'pseudonym_key_in_use'")
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
-        match recorded {
-            Some(id) if id == current => return Ok(()),
-            Some(previous) => {
-                sqlx::query(
-                    "UPDATE server_secrets SET value = $1 WHERE name = 'pseudonym_key_in_use'",
-                )
-                .bind(&current)
-                .execute(&mut *w.tx)
-                .await?;
-                let entry = audit::NewEntry {
-                    kind: audit::Kind::KeyRotation,
-                    actor: "server".into(),
-                    subject: None,
-                    data: serde_json::json!({"from": previous, "to": current}),
-                };
-                self.audit(&mut w, entry).await?;
-            }
-            None => {
-                sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ('pseudonym_key_in_use', $1, $2)")
-                    .bind(&current)
-                    .bind(self.clock.now_ms())
-                    .execute(&mut *w.tx)
-                    .await?;
-            }
+        let recorded = storage::secrets::key_in_use(&mut w).await?;
+        if recorded.as_deref() == Some(current.as_str()) {
+            return Ok(());
+        }
+        storage::secrets::set_key_in_use(&mut w, &current, self.clock.now_ms()).await?;
+        if let Some(previous) = recorded {
+            let entry = audit::NewEntry {
+                kind: audit::Kind::KeyRotation,
+                actor: "server".into(),
+                subject: None,
+                data: serde_json::json!({"from": previous, "to": current}),
+            };
+            self.trail.record(&mut w, entry).await?;
         }
         w.commit().await
-    }
-
-    /// Appends one entry to the audit trail inside `w`, at the current time, signing a
-    /// checkpoint when one falls due.
-    pub async fn audit(&self, w: &mut storage::WriteTx, entry: audit::NewEntry) -> Result<()> {
-        audit::append(
-            w,
-            vec![entry],
-            self.clock.now_ms(),
-            &self.pseudonymizer,
-            self.config.audit_checkpoint_every,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// The caller a raw key stands for, from the cache when it is fresh.
-    pub async fn find_key(&self, raw: &str) -> Result<Option<storage::Caller>> {
-        let hash = self.key_digests.digest(raw);
-        if let Some((caller, at)) = self.keys.lock().expect("key cache").get(&hash) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(Some(caller.clone()));
-            }
-        }
-        let found = keys::find(&self.db, &hash, raw).await?;
-        let mut cache = self.keys.lock().expect("key cache");
-        match &found {
-            Some(caller) => {
-                if cache.len() > 10_000 {
-                    cache.clear();
-                }
-                cache.insert(hash, (caller.clone(), std::time::Instant::now()));
-            }
-            None => {
-                cache.remove(&hash);
-            }
-        }
-        Ok(found)
-    }
-
-    /// Forgets cached keys (after a revocation here).
-    pub fn forget_keys(&self) {
-        self.keys.lock().expect("key cache").clear();
-    }
-
-    /// Reads the sources again (origins, consent scopes); a change of consent scopes
-    /// drops the consent cache, whose entries are filed by scope.
-    pub async fn refresh_sources(&self) -> Result<()> {
-        if self.sources.refresh(&self.db).await? {
-            self.consent_cache.clear();
-        }
-        Ok(())
-    }
-
-    /// The id of the source named `id_or_name` (its id or its name).
-    pub async fn find_source(&self, id_or_name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT id FROM sources WHERE id = $1 OR name = $1")
-            .bind(id_or_name)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
-
-    /// A browser request (it has an `Origin`) must come from an origin its source allows.
-    pub async fn check_origin(&self, source_id: &str, headers: &HeaderMap) -> Result<()> {
-        let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-            return Ok(());
-        };
-        if self.sources.origin_allowed(source_id, origin) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden)
-        }
     }
 }

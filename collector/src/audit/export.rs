@@ -3,13 +3,11 @@
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Deserialize;
-use sqlx::Row;
 
 use crate::{
-    audit::{self, Entry, NewEntry, Verifier},
+    audit::{self, Entry, Trail, Verifier},
     error::{Error, Result},
-    storage::Db,
-    AppState,
+    storage::{self, Db},
 };
 
 const PAGE: i64 = 1000;
@@ -37,31 +35,7 @@ impl Window {
 
 /// Entries with `seq > after` and `from <= at_ms <= to`, in order.
 pub async fn page(db: &Db, after: i64, from: i64, to: i64) -> Result<Vec<Entry>> {
-    let rows = sqlx::query(
-        "SELECT l.seq, l.at_ms, l.kind, l.actor, l.data_hash, l.prev_hash, l.hash, d.data
-         FROM audit_log l LEFT JOIN audit_data d ON d.seq = l.seq
-         WHERE l.seq > $1 AND l.at_ms >= $2 AND l.at_ms <= $3 ORDER BY l.seq LIMIT $4",
-    )
-    .bind(after)
-    .bind(from)
-    .bind(to)
-    .bind(PAGE)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Entry {
-                seq: r.try_get(0)?,
-                at_ms: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                data_hash: r.try_get(4)?,
-                prev_hash: r.try_get(5)?,
-                hash: r.try_get(6)?,
-                data: r.try_get(7)?,
-            })
-        })
-        .collect()
+    storage::audit::page(db, after, from, to, PAGE).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,25 +68,6 @@ impl Format {
     }
 }
 
-/// Records an administrative act in the chain.
-pub async fn record_admin_act(
-    state: &AppState,
-    kind: audit::Kind,
-    actor: String,
-    subject: Option<String>,
-    data: serde_json::Value,
-) -> Result<()> {
-    let mut w = state.db.write().await?;
-    let entry = NewEntry {
-        kind,
-        actor,
-        subject,
-        data,
-    };
-    state.audit(&mut w, entry).await?;
-    w.commit().await
-}
-
 /// The entries of `from..=to` rendered in `format` (the CSV header first), a page at a
 /// time as they are read: constant memory whatever the size. A read that fails ends the
 /// stream with the error (the status line is gone by then: the reader sees a short file).
@@ -142,11 +97,11 @@ pub fn rendered(
 }
 
 /// Verifies the whole stored chain, a page at a time.
-pub async fn verify_db(state: &AppState) -> Result<audit::Report> {
-    let mut verifier = Verifier::new(Some(&state.pseudonymizer));
+pub async fn verify_db(trail: &Trail) -> Result<audit::Report> {
+    let mut verifier = Verifier::new(Some(&trail.keys));
     let mut after = 0;
     loop {
-        let entries = page(&state.db, after, i64::MIN, i64::MAX).await?;
+        let entries = page(&trail.db, after, i64::MIN, i64::MAX).await?;
         let Some(last) = entries.last() else { break };
         after = last.seq;
         entries.iter().for_each(|e| verifier.push(e));
@@ -165,15 +120,15 @@ pub struct VerifyCache(tokio::sync::Mutex<Option<(std::time::Instant, i64, audit
 
 /// The verdict on the stored chain and when it was reached (Unix ms): the last one when it
 /// is younger than [`VERIFY_REUSE`], else a new walk (one at a time).
-pub async fn verified(state: &AppState) -> Result<(audit::Report, i64)> {
-    let mut last = state.verify_cache.0.lock().await;
+pub async fn verified(trail: &Trail) -> Result<(audit::Report, i64)> {
+    let mut last = trail.verified.0.lock().await;
     if let Some((when, at_ms, report)) = &*last {
         if when.elapsed() < VERIFY_REUSE {
             return Ok((report.clone(), *at_ms));
         }
     }
-    let report = verify_db(state).await?;
-    let at_ms = state.clock.now_ms();
+    let report = verify_db(trail).await?;
+    let at_ms = trail.now_ms();
     *last = Some((std::time::Instant::now(), at_ms, report.clone()));
     Ok((report, at_ms))
 }

@@ -4,32 +4,21 @@
 //! checkpoint entry carries an HMAC of the chain head under the server key.
 pub mod export;
 
-use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use serde::Serialize;
+
+use std::sync::Arc;
 
 use crate::{
+    clock::Clock,
     error::Result,
     pseudonym::{sha256_hex, Pseudonymizer},
-    storage::WriteTx,
+    storage::{self, Db, WriteTx},
 };
 
 /// The hash that precedes the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An entry as exported: the chained fields, and the data when it has not been erased.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = AuditEntry)]
-pub struct Entry {
-    pub seq: i64,
-    pub at_ms: i64,
-    pub kind: String,
-    pub actor: String,
-    pub data_hash: String,
-    pub prev_hash: String,
-    pub hash: String,
-    /// The entry's data as JSON text; null once erased.
-    pub data: Option<String>,
-}
+pub use crate::storage::audit::Entry;
 
 /// The canonical encoding that is hashed: fixed field order, JSON-escaped strings.
 fn entry_hash(
@@ -109,6 +98,71 @@ pub struct NewEntry {
     pub data: serde_json::Value,
 }
 
+/// What appends to the trail and reads it back: the database, the key that signs
+/// checkpoints, how often one falls due, the clock, and the last verification (reused for
+/// a while). Cheap to clone.
+#[derive(Clone)]
+pub struct Trail {
+    db: Db,
+    keys: Pseudonymizer,
+    checkpoint_every: u64,
+    clock: Arc<dyn Clock>,
+    verified: Arc<export::VerifyCache>,
+}
+
+impl std::fmt::Debug for Trail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trail")
+            .field("checkpoint_every", &self.checkpoint_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trail {
+    pub fn new(db: Db, keys: Pseudonymizer, checkpoint_every: u64, clock: Arc<dyn Clock>) -> Trail {
+        Trail {
+            db,
+            keys,
+            checkpoint_every,
+            clock,
+            verified: Default::default(),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The time entries are recorded at.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Appends one entry inside `w`, at the current time.
+    pub async fn record(&self, w: &mut WriteTx, entry: NewEntry) -> Result<()> {
+        self.append_at(w, vec![entry], self.now_ms())
+            .await
+            .map(|_| ())
+    }
+
+    /// Records one entry in a transaction of its own.
+    pub async fn record_alone(&self, entry: NewEntry) -> Result<()> {
+        let mut w = self.db.write().await?;
+        self.record(&mut w, entry).await?;
+        w.commit().await
+    }
+
+    /// Appends entries at `at_ms` inside `w`; returns the sequence number of each.
+    pub async fn append_at(
+        &self,
+        w: &mut WriteTx,
+        entries: Vec<NewEntry>,
+        at_ms: i64,
+    ) -> Result<Vec<i64>> {
+        append(w, entries, at_ms, &self.keys, self.checkpoint_every).await
+    }
+}
+
 /// Appends entries (and any checkpoint that falls due) inside the caller's transaction.
 /// Returns the sequence number of each entry.
 pub async fn append(
@@ -122,13 +176,9 @@ pub async fn append(
         return Ok(Vec::new());
     }
     w.lock_audit_chain().await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *w.tx)
-        .await?;
-    let (mut seq, mut prev) = match head {
-        Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?),
-        None => (0, GENESIS.to_owned()),
-    };
+    let (mut seq, mut prev) = storage::audit::head(w)
+        .await?
+        .unwrap_or_else(|| (0, GENESIS.to_owned()));
     let mut seqs = Vec::with_capacity(entries.len());
     let every = checkpoint_every.max(1) as i64;
     for entry in entries {
@@ -177,23 +227,18 @@ async fn insert(
 ) -> Result<String> {
     let data_hash = sha256_hex(data.as_bytes());
     let hash = entry_hash(seq, at_ms, kind, actor, &data_hash, prev);
-    sqlx::query("INSERT INTO audit_log (seq, at_ms, kind, actor, data_hash, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(seq)
-        .bind(at_ms)
-        .bind(kind)
-        .bind(actor)
-        .bind(&data_hash)
-        .bind(prev)
-        .bind(&hash)
-        .execute(&mut *w.tx)
-        .await?;
-    sqlx::query("INSERT INTO audit_data (seq, subject, data) VALUES ($1, $2, $3)")
-        .bind(seq)
-        .bind(subject)
-        .bind(data)
-        .execute(&mut *w.tx)
-        .await?;
-    Ok(hash)
+    let entry = Entry {
+        seq,
+        at_ms,
+        kind: kind.to_owned(),
+        actor: actor.to_owned(),
+        data_hash,
+        prev_hash: prev.to_owned(),
+        hash,
+        data: Some(data.to_owned()),
+    };
+    storage::audit::insert(w, &entry, subject).await?;
+    Ok(entry.hash)
 }
 
 /// Where a chain stops being what it claims.

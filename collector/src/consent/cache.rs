@@ -70,6 +70,8 @@ pub struct ConsentCache {
     begun: AtomicU64,
     /// ...and the number of the last one completed.
     completed: AtomicU64,
+    /// The sources' count of consent scope changes when last followed.
+    scope_changes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +133,16 @@ impl ConsentCache {
             looking: Default::default(),
             begun: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            scope_changes: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops everything held when consent scopes changed since the last call (`changes`
+    /// is [`crate::keys::sources::Sources::scope_changes`]): records filed under a scope
+    /// may belong to sources no longer in it, and miss those that joined.
+    pub fn follow_scope_changes(&self, changes: u64) {
+        if self.scope_changes.swap(changes, Ordering::SeqCst) != changes {
+            self.clear();
         }
     }
 

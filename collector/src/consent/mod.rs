@@ -8,18 +8,18 @@ use std::collections::BTreeMap;
 use assent_protocol::Timestamp;
 use serde_json::Value;
 
-use crate::{error::Result, AppState};
+use crate::{error::Result, pseudonym::Pseudonymizer, storage::Db};
 
 /// `GET /v1/consent/{subjectId}`: the latest state of a subject under one consent scope
 /// (raw id in, pseudonym looked up).
 pub async fn current(
-    state: &AppState,
+    db: &Db,
+    pseudonymizer: &Pseudonymizer,
     scope: &crate::keys::sources::ConsentScope,
     raw_subject: &str,
 ) -> Result<Option<Value>> {
-    let all = state.pseudonymizer.all_pseudonyms(raw_subject);
-    let Some(record) =
-        crate::storage::consent::latest_record(&state.db, &scope.members, &all).await?
+    let all = pseudonymizer.all_pseudonyms(raw_subject);
+    let Some(record) = crate::storage::consent::latest_record(db, &scope.members, &all).await?
     else {
         return Ok(None);
     };

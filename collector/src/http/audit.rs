@@ -14,11 +14,12 @@ use crate::{
     audit::{
         self,
         export::{Format, Window},
+        Trail,
     },
     error::Result,
     http::extract::{require_admin, QueryParams},
     http::schemas::ComplianceErrors,
-    AppState,
+    keys::Keys,
 };
 
 /// The audit trail, streamed as JSONL or CSV (constant memory). Audited.
@@ -41,22 +42,27 @@ use crate::{
     security(("bearer" = []))
 )]
 pub async fn export(
-    State(state): State<Arc<AppState>>,
+    State(keys): State<Arc<Keys>>,
+    State(trail): State<Arc<Trail>>,
     headers: HeaderMap,
     QueryParams(window): QueryParams<Window>,
 ) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
+    let caller = require_admin(&keys, &headers).await?;
     let (from, to) = window.bounds()?;
     let format = Format::parse(window.format.as_deref())?;
-    audit::export::record_admin_act(
-        &state,
-        audit::Kind::AuditExport,
-        caller.actor(),
-        None,
-        serde_json::json!({"from": window.from, "to": window.to, "format": window.format}),
-    )
-    .await?;
-    let body = Body::from_stream(audit::export::rendered(state.db.clone(), from, to, format));
+    let entry = audit::NewEntry {
+        kind: audit::Kind::AuditExport,
+        actor: caller.actor(),
+        subject: None,
+        data: serde_json::json!({"from": window.from, "to": window.to, "format": window.format}),
+    };
+    trail.record_alone(entry).await?;
+    let body = Body::from_stream(audit::export::rendered(
+        trail.db().clone(),
+        from,
+        to,
+        format,
+    ));
     let (ctype, ext) = match format {
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -88,9 +94,13 @@ pub async fn export(
     ),
     security(("bearer" = []))
 )]
-pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
-    require_admin(&state, &headers).await?;
-    let (report, at_ms) = audit::export::verified(&state).await?;
+pub async fn verify(
+    State(keys): State<Arc<Keys>>,
+    State(trail): State<Arc<Trail>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    let (report, at_ms) = audit::export::verified(&trail).await?;
     let mut body = serde_json::to_value(&report).expect("serializes");
     body["verifiedAt"] = assent_protocol::Timestamp::from_unix_millis(at_ms)
         .to_string()

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::{
     error::{Error, Result},
     http::ratelimit::ClientAddr,
+    keys::Keys,
     storage::Caller,
-    AppState,
 };
 
 /// A path parameter whose rejection is our JSON error (and never echoes the input).
@@ -99,7 +99,7 @@ pub(crate) fn presented_key(headers: &HeaderMap, body_key: Option<&str>) -> Opti
 }
 
 pub async fn authenticate(
-    state: &AppState,
+    keys: &Keys,
     headers: &HeaderMap,
     body_key: Option<&str>,
 ) -> Result<Caller> {
@@ -107,13 +107,13 @@ pub async fn authenticate(
     if key.len() > 256 {
         return Err(Error::Unauthorized);
     }
-    state.find_key(&key).await?.ok_or(Error::Unauthorized)
+    keys.find(&key).await?.ok_or(Error::Unauthorized)
 }
 
 /// An admin (compliance) token. A write key gets the same answer as an unknown key, so
 /// the public write keys cannot be told apart from nonsense on these routes.
-pub async fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
-    match authenticate(state, headers, None).await? {
+pub async fn require_admin(keys: &Keys, headers: &HeaderMap) -> Result<Caller> {
+    match authenticate(keys, headers, None).await? {
         admin @ Caller::Admin { .. } => Ok(admin),
         Caller::Source { .. } | Caller::Server { .. } => Err(Error::Unauthorized),
     }
@@ -132,14 +132,15 @@ fn not_from_a_browser(headers: &HeaderMap) -> Result<()> {
 /// browser), or a server key from no browser at all (a secret key seen in a browser has
 /// leaked, and must not work there).
 pub(crate) async fn source_caller(
-    state: &AppState,
+    keys: &Keys,
     headers: &HeaderMap,
     body_key: Option<&str>,
 ) -> Result<(Caller, String)> {
-    let caller = authenticate(state, headers, body_key).await?;
+    let caller = authenticate(keys, headers, body_key).await?;
     match &caller {
         Caller::Source { source_id, .. } => {
-            state.check_origin(source_id, headers).await?;
+            let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+            keys.check_origin(source_id, origin)?;
             let source_id = source_id.clone();
             Ok((caller, source_id))
         }
@@ -155,15 +156,15 @@ pub(crate) async fn source_caller(
 /// The consent scope a caller may read: a server key its own source's, the compliance
 /// token any source's (named by `source`); a write key none (it is public).
 pub(crate) async fn consent_reader(
-    state: &AppState,
+    keys: &Keys,
     headers: &HeaderMap,
     source: Option<&str>,
 ) -> Result<String> {
-    let caller = authenticate(state, headers, None).await?;
+    let caller = authenticate(keys, headers, None).await?;
     // Looked up only for a caller that may read: nobody else learns which sources exist.
     let named = match (&caller, source) {
         (Caller::Admin { .. } | Caller::Server { .. }, Some(s)) => {
-            Some(state.find_source(s).await?.ok_or(Error::NotFound)?)
+            Some(keys.find_source(s).await?.ok_or(Error::NotFound)?)
         }
         _ => None,
     };
@@ -185,11 +186,11 @@ pub(crate) async fn consent_reader(
 /// A key in a header is checked before the body is read, inflated or parsed; a key in
 /// the body (`sendBeacon` cannot set headers) only after.
 pub(crate) async fn header_caller(
-    state: &AppState,
+    keys: &Keys,
     headers: &HeaderMap,
 ) -> Result<Option<(Caller, String)>> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return source_caller(state, headers, None).await.map(Some);
+        return source_caller(keys, headers, None).await.map(Some);
     }
     Ok(None)
 }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
+    config::Config,
     error::{Error, Result},
     http::extract::{
         consent_reader, header_caller, presented_key, require_admin, source_caller, Client,
@@ -38,23 +39,22 @@ use crate::{
         Accepted, Batch, BatchResponse, ConsentBody, ConsentReadErrors, Event, IngestErrors,
         MetricsErrors, ReadyErrors, RouteErrors, Status,
     },
-    ingest,
-    keys::sources::SourceInfo,
-    storage::Caller,
+    ingest::{self, Ingest},
+    keys::{sources::SourceInfo, Keys},
+    metrics::Metrics,
+    pseudonym::Pseudonymizer,
+    storage::{Caller, Db},
     AppState,
 };
 
-type Shared = State<Arc<AppState>>;
-
 /// CORS for the routes browsers call (ingest, the banner's files); the answer to a
 /// preflight names an origin only when some source allows it.
-fn cors(state: &Arc<AppState>) -> CorsLayer {
-    let state = state.clone();
+fn cors(keys: Arc<Keys>) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
             origin
                 .to_str()
-                .is_ok_and(|o| state.sources.origin_allowed_anywhere(o))
+                .is_ok_and(|o| keys.sources.origin_allowed_anywhere(o))
         }))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
@@ -63,6 +63,24 @@ fn cors(state: &Arc<AppState>) -> CorsLayer {
             header::CONTENT_ENCODING,
         ])
         .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// What the ingest routes take: who is calling, the ingest itself, and the body limits.
+#[derive(Clone)]
+struct IngestEdge {
+    keys: Arc<Keys>,
+    ingest: Arc<Ingest>,
+    config: Arc<Config>,
+}
+
+impl axum::extract::FromRef<AppState> for IngestEdge {
+    fn from_ref(state: &AppState) -> IngestEdge {
+        IngestEdge {
+            keys: state.keys.clone(),
+            ingest: state.ingest.clone(),
+            config: state.config.clone(),
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -80,7 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sdk/{file}", get(crate::http::sdk_files::serve))
         // Before the CORS layer, which then answers preflights (OPTIONS) itself.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(cors(&state));
+        .layer(cors(state.keys.clone()));
     Router::new()
         .route("/v1/consent/{subject_id}", get(consent_get))
         .route("/v1/audit/export", get(audit::export))
@@ -96,20 +114,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .merge(browsers)
         .fallback(|| async { Error::NotFound })
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe,
+        ))
+        .with_state(AppState::clone(&state))
 }
 
 /// Counts and times every request.
-async fn observe(State(state): Shared, request: Request, next: Next) -> Response {
+async fn observe(State(m): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    state.metrics.in_flight.inc();
+    m.in_flight.inc();
     let mut response = next.run(request).await;
-    state.metrics.in_flight.dec();
+    m.in_flight.dec();
     // Answers name subjects and their choices: never cached by a shared cache, never
     // sniffed as another type. The banner's files say how they may be cached themselves.
     let h = response.headers_mut();
@@ -120,7 +141,6 @@ async fn observe(State(state): Shared, request: Request, next: Next) -> Response
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let m = &state.metrics;
     m.latency
         .get_or_create(&crate::metrics::RouteOnly {
             route: route.clone(),
@@ -191,8 +211,8 @@ pub fn inflate_limited(raw: &[u8], limit: usize) -> Result<Vec<u8>> {
 }
 
 /// Reads a body (see [`read_body`]) as one JSON value.
-pub async fn read_json(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value> {
-    let bytes = read_request_body(state, headers, body).await?;
+pub async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<Value> {
+    let bytes = read_request_body(config, headers, body).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::BadRequest(match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON".into(),
@@ -203,8 +223,7 @@ pub async fn read_json(state: &AppState, headers: &HeaderMap, body: Body) -> Res
 }
 
 /// The body of a request, within the configured size and time.
-async fn read_request_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes> {
-    let c = &state.config;
+async fn read_request_body(c: &Config, headers: &HeaderMap, body: Body) -> Result<Bytes> {
     let timeout = std::time::Duration::from_secs(c.body_timeout_secs.max(1));
     read_body(headers, body, c.max_body_bytes, timeout).await
 }
@@ -225,15 +244,15 @@ async fn read_request_body(state: &AppState, headers: &HeaderMap, body: Body) ->
     security(("basic" = []), ("bearer" = []))
 )]
 async fn batch(
-    State(state): Shared,
+    State(edge): State<IngestEdge>,
     Client(ip): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = state.clock.now_ms();
-    let known = header_caller(&state, &headers).await?;
-    let bytes = read_request_body(&state, &headers, body).await?;
-    accept(&state, ip, &headers, known, received_at_ms, &bytes).await
+    let received_at_ms = edge.ingest.now_ms();
+    let known = header_caller(&edge.keys, &headers).await?;
+    let bytes = read_request_body(&edge.config, &headers, body).await?;
+    accept(&edge, ip, &headers, known, received_at_ms, &bytes).await
 }
 
 /// Segment's `/v1/import`: the same as `/v1/batch`.
@@ -251,8 +270,13 @@ async fn batch(
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-async fn import(state: Shared, client: Client, headers: HeaderMap, body: Body) -> Result<Response> {
-    batch(state, client, headers, body).await
+async fn import(
+    edge: State<IngestEdge>,
+    client: Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    batch(edge, client, headers, body).await
 }
 
 /// The single-event endpoints of Segment's HTTP API, each documented as its own
@@ -276,12 +300,12 @@ macro_rules! single_event_endpoints {
             security(("basic" = []), ("bearer" = []))
         )]
         async fn $kind(
-            State(state): Shared,
+            State(edge): State<IngestEdge>,
             Client(ip): Client,
             headers: HeaderMap,
             body: Body,
         ) -> Result<Response> {
-            single(&state, ip, stringify!($kind), &headers, body).await
+            single(&edge, ip, stringify!($kind), &headers, body).await
         }
     )*};
 }
@@ -290,15 +314,15 @@ single_event_endpoints!(track, identify, page, screen, group, alias);
 
 /// One event of type `kind` (unless it says), handled as a batch of one.
 async fn single(
-    state: &AppState,
+    edge: &IngestEdge,
     ip: std::net::IpAddr,
     kind: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = state.clock.now_ms();
-    let known = header_caller(state, headers).await?;
-    let mut event = read_json(state, headers, body).await?;
+    let received_at_ms = edge.ingest.now_ms();
+    let known = header_caller(&edge.keys, headers).await?;
+    let mut event = read_json(&edge.config, headers, body).await?;
     let Some(obj) = event.as_object_mut() else {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
     };
@@ -307,7 +331,7 @@ async fn single(
     let write_key = take_write_key(&mut event);
     let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
     let bytes = serde_json::to_vec(&envelope).expect("serializes");
-    accept(state, ip, headers, known, received_at_ms, &bytes).await
+    accept(edge, ip, headers, known, received_at_ms, &bytes).await
 }
 
 /// Takes the `writeKey` a client that cannot set headers put in a JSON body (it is a
@@ -319,22 +343,22 @@ fn take_write_key(body: &mut Value) -> Option<Value> {
 /// The calling source: the one the headers named (checked before the body was read), else
 /// the one of the key in the body; with its settings.
 async fn settle_caller(
-    state: &AppState,
+    keys: &Keys,
     headers: &HeaderMap,
     known: Option<(Caller, String)>,
     body_key: Option<&str>,
 ) -> Result<(Caller, String, Arc<SourceInfo>)> {
     let (caller, source_id) = match known {
         Some(known) => known,
-        None => source_caller(state, headers, body_key).await?,
+        None => source_caller(keys, headers, body_key).await?,
     };
-    let source = state.sources.get(&source_id);
+    let source = keys.sources.get(&source_id);
     Ok((caller, source_id, source))
 }
 
 /// Authenticates (unless the headers already did) and ingests one batch body.
 async fn accept(
-    state: &AppState,
+    edge: &IngestEdge,
     ip: std::net::IpAddr,
     headers: &HeaderMap,
     known: Option<(Caller, String)>,
@@ -343,7 +367,7 @@ async fn accept(
 ) -> Result<Response> {
     let envelope = ingest::Envelope::parse(bytes)?;
     let (caller, source_id, source) =
-        settle_caller(state, headers, known, envelope.write_key()).await?;
+        settle_caller(&edge.keys, headers, known, envelope.write_key()).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
@@ -351,7 +375,7 @@ async fn accept(
         received_at_ms,
         ip: Some(ip),
     };
-    let answer = ingest::batch(state, req, envelope).await?;
+    let answer = ingest::batch(&edge.ingest, req, envelope).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -371,17 +395,17 @@ async fn accept(
     security(("basic" = []), ("bearer" = []))
 )]
 async fn consent_post(
-    State(state): Shared,
+    State(edge): State<IngestEdge>,
     Client(ip): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = state.clock.now_ms();
-    let known = header_caller(&state, &headers).await?;
-    let mut body = read_json(&state, &headers, body).await?;
+    let received_at_ms = edge.ingest.now_ms();
+    let known = header_caller(&edge.keys, &headers).await?;
+    let mut body = read_json(&edge.config, &headers, body).await?;
     let body_key = take_write_key(&mut body);
     let body_key = body_key.as_ref().and_then(Value::as_str);
-    let (caller, source_id, source) = settle_caller(&state, &headers, known, body_key).await?;
+    let (caller, source_id, source) = settle_caller(&edge.keys, &headers, known, body_key).await?;
     let req = ingest::Request {
         caller: &caller,
         source_id: &source_id,
@@ -389,7 +413,7 @@ async fn consent_post(
         received_at_ms,
         ip: Some(ip),
     };
-    let n = ingest::consent(&state, req, body).await?;
+    let n = ingest::consent(&edge.ingest, req, body).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"accepted": n})),
@@ -425,14 +449,16 @@ pub struct ConsentQuery {
     security(("bearer" = []))
 )]
 async fn consent_get(
-    State(state): Shared,
+    State(keys): State<Arc<Keys>>,
+    State(db): State<Db>,
+    State(pseudonymizer): State<Arc<Pseudonymizer>>,
     PathParam(subject_id): PathParam<String>,
     QueryParams(query): QueryParams<ConsentQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let source_id = consent_reader(&state, &headers, query.source.as_deref()).await?;
-    let scope = state.sources.get(&source_id).scope.clone();
-    match crate::consent::current(&state, &scope, &subject_id).await? {
+    let source_id = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let scope = keys.sources.get(&source_id).scope.clone();
+    match crate::consent::current(&db, &pseudonymizer, &scope, &subject_id).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Error::NotFound),
     }
@@ -480,7 +506,9 @@ async fn readyz(State(db): State<crate::storage::Db>) -> Result<Response> {
     ),
     security(("bearer" = []))
 )]
-async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
+///
+/// The one handler that takes every domain's state: it reports on all of them.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
     let token_ok = match (&state.config.metrics_token, presented_key(&headers, None)) {
         (Some(token), Some(presented)) => {
             crate::pseudonym::constant_time_eq(token.expose(), &presented)
@@ -488,9 +516,12 @@ async fn metrics(State(state): Shared, headers: HeaderMap) -> Result<Response> {
         _ => false,
     };
     if !token_ok {
-        require_admin(&state, &headers).await?;
+        require_admin(&state.keys, &headers).await?;
     }
-    state.metrics.writer_queue.set(state.writer.depth() as i64);
+    state
+        .metrics
+        .writer_queue
+        .set(state.ingest.writer_depth() as i64);
     state
         .metrics
         .consent_cache

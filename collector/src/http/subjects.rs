@@ -13,8 +13,8 @@ use crate::{
     error::Result,
     http::extract::{require_admin, PathParam, QueryParams},
     http::schemas::ComplianceErrors,
-    subjects::{self, PageQuery},
-    AppState,
+    keys::Keys,
+    subjects::{self, PageQuery, Subjects},
 };
 
 /// Everything held about a subject (GDPR access and portability), a page at a time.
@@ -39,13 +39,14 @@ use crate::{
     security(("bearer" = []))
 )]
 pub async fn access(
-    State(state): State<Arc<AppState>>,
+    State(keys): State<Arc<Keys>>,
+    State(subject_requests): State<Arc<Subjects>>,
     PathParam(id): PathParam<String>,
     QueryParams(page): QueryParams<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
-    let data = subjects::access(&state, &id, &page, caller.actor()).await?;
+    let caller = require_admin(&keys, &headers).await?;
+    let data = subjects::access(&subject_requests, &id, &page, caller.actor()).await?;
     Ok(Json(data).into_response())
 }
 
@@ -62,11 +63,12 @@ pub async fn access(
     security(("bearer" = []))
 )]
 pub async fn erase(
-    State(state): State<Arc<AppState>>,
+    State(keys): State<Arc<Keys>>,
+    State(subject_requests): State<Arc<Subjects>>,
     PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let caller = require_admin(&state, &headers).await?;
-    let summary = subjects::erase_subject(&state, &id, caller.actor()).await?;
+    let caller = require_admin(&keys, &headers).await?;
+    let summary = subjects::erase_subject(&subject_requests, &id, caller.actor()).await?;
     Ok(Json(summary).into_response())
 }

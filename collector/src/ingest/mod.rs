@@ -1,10 +1,9 @@
 //! Ingest: a batch of events and consent records is checked event by event, consent is
 //! enforced at each event's time, identifiers are pseudonymized, and everything accepted
 //! is committed in one transaction before the answer is sent.
-use std::{
-    net::IpAddr,
-    sync::{Arc, OnceLock},
-};
+pub mod limits;
+
+use std::{net::IpAddr, sync::Arc};
 
 use assent_protocol::{
     BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, MessageId,
@@ -13,14 +12,80 @@ use assent_protocol::{
 use serde_json::{value::RawValue, Value};
 
 use crate::{
-    audit::{self, NewEntry},
-    consent::cache::{Entry, Records, STAMP_POLICY_VERSION},
+    audit::{self, NewEntry, Trail},
+    clock::Clock,
+    config::Config,
+    consent::cache::{ConsentCache, Entry, Records, STAMP_POLICY_VERSION},
     error::{Error, Result},
-    keys::sources::SourceInfo,
-    pseudonym::truncate_ip,
-    storage::{Backend, Caller, WriteTx},
-    AppState, FastMap,
+    ingest::limits::RecordLimits,
+    keys::sources::{SourceInfo, Sources},
+    metrics::Metrics,
+    pseudonym::{truncate_ip, Pseudonymizer},
+    storage::{
+        self,
+        ingest::{EventRow, Received},
+        writer::Writer,
+        Caller, Db, WriteTx,
+    },
+    FastMap,
 };
+
+/// What ingest works with: storage and its writer, the pseudonymizer, consent in memory,
+/// the sources' scopes, the budgets of consent records, and the limits configured.
+pub struct Ingest {
+    db: Db,
+    pseudonymizer: Pseudonymizer,
+    writer: Writer<WriteJob>,
+    consent_cache: Arc<ConsentCache>,
+    sources: Arc<Sources>,
+    limits: RecordLimits,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    clock_tolerance_ms: i64,
+    max_records: usize,
+}
+
+impl Ingest {
+    /// Ingest over `trail`'s database, starting its writer.
+    pub fn new(
+        config: &Config,
+        trail: &Trail,
+        pseudonymizer: Pseudonymizer,
+        consent_cache: Arc<ConsentCache>,
+        sources: Arc<Sources>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Ingest {
+        let db = trail.db().clone();
+        Ingest {
+            writer: Writer::start(db.clone(), trail.clone()),
+            db,
+            pseudonymizer,
+            consent_cache,
+            sources,
+            limits: RecordLimits::new(config),
+            metrics,
+            clock,
+            clock_tolerance_ms: config.clock_tolerance_ms(),
+            max_records: config.max_consent_records_per_request,
+        }
+    }
+
+    /// The time a request is received at.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Requests waiting for the writer.
+    pub fn writer_depth(&self) -> usize {
+        self.writer.depth()
+    }
+
+    /// Forgets idle clients and sources of the consent record budgets.
+    pub fn forget_idle_budgets(&self) {
+        self.limits.retain_recent();
+    }
+}
 
 /// What came with the request besides the body.
 pub struct Request<'a> {
@@ -46,20 +111,6 @@ struct ConsentRow {
     original_timestamp_ms: i64,
     /// The record as kept in the audit trail (pseudonymized).
     audit_data: Value,
-}
-
-struct EventRow {
-    message_id: String,
-    kind: &'static str,
-    name: Option<String>,
-    purpose: Purpose,
-    subject_key: i64,
-    subject: String,
-    anonymous_id: Option<String>,
-    user_id: Option<String>,
-    timestamp_ms: i64,
-    original_timestamp_ms: Option<i64>,
-    payload: String,
 }
 
 /// What is kept of a refused event: why, and whose (a pseudonym, for access, erasure and
@@ -153,17 +204,17 @@ fn shape(err: ProtocolError) -> Error {
 }
 
 /// Parses one consent record of a request, or says which one is wrong.
-fn consent_row(state: &AppState, value: Value, index: usize, skew: Skew) -> Result<ConsentRow> {
+fn consent_row(ingest: &Ingest, value: Value, index: usize, skew: Skew) -> Result<ConsentRow> {
     let record = ConsentRecord::from_value(value)
         .map_err(|e| Error::BadRequest(format!("consent[{index}]: {e}")))?;
     let at = skew.correct(Some(record.timestamp)).map_err(|late| {
         Error::BadRequest(format!("consent[{index}]: {}", skew.too_late_reason(late)))
     })?;
-    Ok(pseudonymized_record(state, record, at))
+    Ok(pseudonymized_record(ingest, record, at))
 }
 
-fn pseudonymized_record(state: &AppState, mut record: ConsentRecord, at: i64) -> ConsentRow {
-    let p = &state.pseudonymizer;
+fn pseudonymized_record(ingest: &Ingest, mut record: ConsentRecord, at: i64) -> ConsentRow {
+    let p = &ingest.pseudonymizer;
     record.subject_id = p.pseudonym(&record.subject_id);
     record.user_id = record.user_id.as_deref().map(|u| p.pseudonym(u));
     record.purposes.insert(Purpose::Necessary, true);
@@ -256,15 +307,18 @@ impl ConsentHistory {
 /// Consent records of the given stored pseudonyms, filed under the current pseudonym each
 /// stands for (`aliases`: stored → current).
 async fn load_history(
-    state: &AppState,
+    ingest: &Ingest,
     source: &SourceInfo,
     aliases: &FastMap<String, String>,
 ) -> Result<ConsentHistory> {
     let stored: Vec<&str> = aliases.keys().map(String::as_str).collect();
     let mut history = ConsentHistory::default();
-    let records = state
+    ingest
         .consent_cache
-        .records_of(&state.db, &source.scope, &stored)
+        .follow_scope_changes(ingest.sources.scope_changes());
+    let records = ingest
+        .consent_cache
+        .records_of(&ingest.db, &source.scope, &stored)
         .await?;
     for (stored, records) in records {
         let subject = aliases.get(&stored).unwrap_or(&stored);
@@ -361,30 +415,24 @@ impl Pseudonyms<'_> {
 /// Checks, stores and answers one batch. Whole-request problems are errors (nothing is
 /// stored); problems with one event reject that event only.
 pub async fn batch(
-    state: &AppState,
+    ingest: &Ingest,
     req: Request<'_>,
     envelope: Envelope<'_>,
 ) -> Result<BatchResponse> {
     let sent_at = envelope.sent_at()?;
-    let skew = Skew::new(
-        req.received_at_ms,
-        sent_at,
-        state.config.clock_tolerance_ms(),
-    );
+    let skew = Skew::new(req.received_at_ms, sent_at, ingest.clock_tolerance_ms);
     let consent = envelope.consent.unwrap_or_default();
-    check_record_count(state, consent.len())?;
-    state
-        .record_limits
-        .check(req.source_id, req.ip, consent.len())?;
+    check_record_count(ingest, consent.len())?;
+    ingest.limits.check(req.source_id, req.ip, consent.len())?;
     let mut records = Vec::new();
     for (i, raw) in consent.into_iter().enumerate() {
         let value: Value = serde_json::from_str(raw.get())
             .map_err(|_| Error::BadRequest(format!("consent[{i}]: malformed")))?;
-        records.push(consent_row(state, value, i, skew)?);
+        records.push(consent_row(ingest, value, i, skew)?);
     }
     let sent_at_ms = sent_at.map(Timestamp::unix_millis);
-    ingest(
-        state,
+    write(
+        ingest,
         &req,
         skew,
         sent_at_ms,
@@ -395,7 +443,7 @@ pub async fn batch(
 }
 
 /// `POST /v1/consent`: one record or `{"records": [...]}`.
-pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<usize> {
+pub async fn consent(ingest: &Ingest, req: Request<'_>, body: Value) -> Result<usize> {
     let values = match body {
         Value::Object(mut obj) if obj.contains_key("records") => match obj.remove("records") {
             Some(Value::Array(items)) => items,
@@ -411,23 +459,21 @@ pub async fn consent(state: &AppState, req: Request<'_>, body: Value) -> Result<
     if values.is_empty() {
         return Err(Error::BadRequest("no consent records".into()));
     }
-    check_record_count(state, values.len())?;
-    state
-        .record_limits
-        .check(req.source_id, req.ip, values.len())?;
-    let skew = Skew::new(req.received_at_ms, None, state.config.clock_tolerance_ms());
+    check_record_count(ingest, values.len())?;
+    ingest.limits.check(req.source_id, req.ip, values.len())?;
+    let skew = Skew::new(req.received_at_ms, None, ingest.clock_tolerance_ms);
     let mut records = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {
-        records.push(consent_row(state, value, i, skew)?);
+        records.push(consent_row(ingest, value, i, skew)?);
     }
     let n = records.len();
-    ingest(state, &req, skew, None, Vec::new(), records).await?;
+    write(ingest, &req, skew, None, Vec::new(), records).await?;
     Ok(n)
 }
 
 /// Every consent record is a permanent audit entry: a request may carry only so many.
-fn check_record_count(state: &AppState, n: usize) -> Result<()> {
-    let most = state.config.max_consent_records_per_request;
+fn check_record_count(ingest: &Ingest, n: usize) -> Result<()> {
+    let most = ingest.max_records;
     if n > most {
         return Err(Error::BadRequest(format!(
             "{n} consent records in one request; at most {most} are accepted"
@@ -449,8 +495,8 @@ fn readable_message_id(raw: &str) -> Option<String> {
     (!id.as_str().chars().any(char::is_control)).then(|| id.as_str().to_owned())
 }
 
-async fn ingest(
-    state: &AppState,
+async fn write(
+    ingest: &Ingest,
     req: &Request<'_>,
     skew: Skew,
     sent_at_ms: Option<i64>,
@@ -459,7 +505,7 @@ async fn ingest(
 ) -> Result<BatchResponse> {
     let mut response = BatchResponse::default();
     let mut ids = Pseudonyms {
-        keys: &state.pseudonymizer,
+        keys: &ingest.pseudonymizer,
         memo: FastMap::default(),
     };
     let mut parsed: Vec<(usize, EventView<'_>, String)> = Vec::with_capacity(events.len());
@@ -490,14 +536,14 @@ async fn ingest(
             continue;
         }
         aliases.insert(subject.clone(), subject.clone());
-        if state.pseudonymizer.has_previous() {
+        if ingest.pseudonymizer.has_previous() {
             let raw = event.raw_subject();
-            for old in state.pseudonymizer.all_pseudonyms(raw).into_iter().skip(1) {
+            for old in ingest.pseudonymizer.all_pseudonyms(raw).into_iter().skip(1) {
                 aliases.insert(old, subject.clone());
             }
         }
     }
-    let mut history = load_history(state, req.source, &aliases).await?;
+    let mut history = load_history(ingest, req.source, &aliases).await?;
     for r in &records {
         history.add(
             &r.subject,
@@ -547,7 +593,7 @@ async fn ingest(
                     interaction: None,
                     previous: history.at(&subject, at).cloned(),
                 };
-                let row = pseudonymized_record(state, record, at);
+                let row = pseudonymized_record(ingest, record, at);
                 history.add(
                     &row.subject,
                     Entry {
@@ -590,149 +636,63 @@ async fn ingest(
     response.rejected = refused.rejected;
     response.rejected.sort_by_key(|r| r.index);
 
-    let mut job = WriteJob {
+    let received = Received {
         source_id: req.source_id.to_owned(),
-        actor: req.caller.actor(),
-        received_at_ms: req.received_at_ms,
         sent_at_ms,
+        received_at_ms: req.received_at_ms,
         ip: req.ip.map(truncate_ip),
+    };
+    let job = WriteJob {
+        inserts: Some(storage::ingest::event_inserts(
+            ingest.db.backend,
+            &received,
+            &rows,
+        )),
+        received,
+        actor: req.caller.actor(),
         records,
         events: rows,
         dead: refused.dead,
-        inserts: None,
     };
-    job.inserts = Some(job.event_inserts(state.db.backend));
-    let (accepted, duplicates) = state.writer.submit(job).await?;
+    let (accepted, duplicates) = ingest.writer.submit(job).await?;
     response.accepted = accepted;
     response.duplicates = duplicates;
-    state.metrics.record_batch(&response);
+    ingest.metrics.record_batch(&response);
     Ok(response)
 }
 
 /// Everything one request stores, ready for the writer.
 pub struct WriteJob {
-    source_id: String,
+    received: Received,
     actor: String,
-    received_at_ms: i64,
-    sent_at_ms: Option<i64>,
-    ip: Option<String>,
     records: Vec<ConsentRow>,
     events: Vec<EventRow>,
     dead: Vec<DeadLetter>,
-    /// The events' INSERTs with their values bound, by the request itself: binding is
-    /// CPU work that would otherwise sit on the writer's path, which every request shares
-    /// (on SQLite one writer for all). Taken by the first attempt to write the job.
-    inserts: Option<Vec<(EventInsert, u32)>>,
+    /// The events' INSERTs with their values bound, by the request itself (see
+    /// [`storage::ingest::event_inserts`]). Taken by the first attempt to write the job.
+    inserts: Option<Vec<storage::ingest::EventInsert>>,
 }
 
-/// The columns of a stored event, in the order [`WriteJob::event_inserts`] binds them.
-const EVENT_COLUMNS: [&str; 15] = [
-    "source_id",
-    "message_id",
-    "type",
-    "name",
-    "purpose",
-    "subject",
-    "subject_key",
-    "anonymous_id",
-    "user_id",
-    "timestamp_ms",
-    "original_timestamp_ms",
-    "sent_at_ms",
-    "received_at_ms",
-    "ip_prefix",
-    "payload",
-];
+impl storage::writer::Job for WriteJob {
+    type Context = audit::Trail;
+    type Output = (u32, u32);
 
-/// The sizes an INSERT of events comes in (at most 100 events, 15 values each). A chunk
-/// of events is padded up to the next size by repeating its last row, which the insert
-/// then skips as a duplicate of itself. So each connection's statement cache holds eight
-/// INSERTs of events rather than one per batch size: traffic of varied batch sizes would
-/// otherwise keep evicting them from sqlx's cache of 100 statements, and each miss
-/// prepares a statement of up to 1,500 values again.
-const INSERT_SIZES: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 100];
-
-/// Most events in one INSERT.
-const EVENTS_PER_INSERT: usize = INSERT_SIZES[INSERT_SIZES.len() - 1];
-
-/// One INSERT of events, its values bound.
-type EventInsert = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
-
-/// The INSERT of `INSERT_SIZES[size]` events, written once.
-fn events_insert_sql(backend: Backend, size: usize) -> &'static str {
-    static SQLITE: [OnceLock<String>; INSERT_SIZES.len()] =
-        [const { OnceLock::new() }; INSERT_SIZES.len()];
-    static POSTGRES: [OnceLock<String>; INSERT_SIZES.len()] =
-        [const { OnceLock::new() }; INSERT_SIZES.len()];
-    let cache = match backend {
-        Backend::Sqlite => &SQLITE,
-        Backend::Postgres => &POSTGRES,
-    };
-    cache[size].get_or_init(|| {
-        backend.insert_skipping_duplicates("events", &EVENT_COLUMNS, INSERT_SIZES[size])
-    })
-}
-
-impl WriteJob {
-    pub(crate) fn has_consent(&self) -> bool {
+    fn appends_to_audit_chain(&self) -> bool {
         !self.records.is_empty()
     }
 
-    /// The INSERTs of the job's events, values bound; each with its number of events.
-    fn event_inserts(&self, backend: Backend) -> Vec<(EventInsert, u32)> {
-        self.events
-            .chunks(EVENTS_PER_INSERT)
-            .map(|chunk| {
-                let size = INSERT_SIZES
-                    .iter()
-                    .position(|&n| n >= chunk.len())
-                    .expect("chunks are at most the largest size");
-                let last = chunk.last().expect("chunks are not empty");
-                let padding = std::iter::repeat_n(last, INSERT_SIZES[size] - chunk.len());
-                let mut q = sqlx::query(events_insert_sql(backend, size));
-                for r in chunk.iter().chain(padding) {
-                    q = q
-                        .bind(self.source_id.clone())
-                        .bind(r.message_id.clone())
-                        .bind(r.kind)
-                        .bind(r.name.clone())
-                        .bind(r.purpose.as_str())
-                        .bind(r.subject.clone())
-                        .bind(r.subject_key)
-                        .bind(r.anonymous_id.clone())
-                        .bind(r.user_id.clone())
-                        .bind(r.timestamp_ms)
-                        .bind(r.original_timestamp_ms)
-                        .bind(self.sent_at_ms)
-                        .bind(self.received_at_ms)
-                        .bind(self.ip.clone())
-                        .bind(r.payload.clone());
-                }
-                (q, chunk.len() as u32)
-            })
-            .collect()
+    fn rows((accepted, _): &(u32, u32)) -> u64 {
+        u64::from(*accepted)
     }
 
     /// Writes the job inside the writer's transaction; returns (accepted, duplicates).
-    pub(crate) async fn write(
-        &mut self,
-        w: &mut WriteTx,
-        keys: &crate::pseudonym::Pseudonymizer,
-        checkpoint_every: u64,
-    ) -> Result<(u32, u32)> {
-        let source_id = self.source_id.as_str();
+    async fn write(&mut self, w: &mut WriteTx, trail: &audit::Trail) -> Result<(u32, u32)> {
+        let source_id = self.received.source_id.as_str();
+        let received_at_ms = self.received.received_at_ms;
         // Consent records first; each new one goes into the audit trail.
         let mut fresh = Vec::new();
         for r in &self.records {
-            let exists = sqlx::query(
-                "SELECT 1 FROM consent_records WHERE source_id = $1 AND consent_id = $2",
-            )
-            .bind(source_id)
-            .bind(&r.consent_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_some();
-            if !exists
+            if !storage::ingest::consent_stored(w, source_id, &r.consent_id).await?
                 && !fresh
                     .iter()
                     .any(|f: &&ConsentRow| f.consent_id == r.consent_id)
@@ -749,52 +709,42 @@ impl WriteJob {
                 data: r.audit_data.clone(),
             })
             .collect();
-        let seqs = audit::append(w, entries, self.received_at_ms, keys, checkpoint_every).await?;
+        let seqs = trail.append_at(w, entries, received_at_ms).await?;
         for (r, seq) in fresh.iter().zip(seqs) {
-            sqlx::query(
-                "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
-                 timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-            )
-            .bind(source_id)
-            .bind(&r.consent_id)
-            .bind(&r.subject)
-            .bind(r.user_id.as_deref())
-            .bind(serde_json::to_string(&r.purposes).expect("serializes"))
-            .bind(&r.policy_version)
-            .bind(r.method.as_str())
-            .bind(origin_name(r.origin))
-            .bind(r.timestamp_ms)
-            .bind(r.original_timestamp_ms)
-            .bind(self.received_at_ms)
-            .bind(seq)
-            .execute(&mut *w.tx)
-            .await?;
+            let row = storage::ingest::ConsentInsert {
+                source_id,
+                consent_id: &r.consent_id,
+                subject: &r.subject,
+                user_id: r.user_id.as_deref(),
+                purposes: serde_json::to_string(&r.purposes).expect("serializes"),
+                policy_version: &r.policy_version,
+                method: r.method.as_str(),
+                origin: origin_name(r.origin),
+                timestamp_ms: r.timestamp_ms,
+                original_timestamp_ms: r.original_timestamp_ms,
+                received_at_ms,
+                audit_seq: seq,
+            };
+            storage::ingest::insert_consent(w, row).await?;
         }
         // Events: a duplicate messageId from this source is skipped, and counted.
         let inserts = match self.inserts.take() {
             Some(inserts) => inserts,
-            None => self.event_inserts(w.backend()),
+            None => storage::ingest::event_inserts(w.backend(), &self.received, &self.events),
         };
-        let (mut accepted, mut duplicates) = (0, 0);
-        for (insert, rows) in inserts {
-            let inserted = insert.execute(&mut *w.tx).await?.rows_affected() as u32;
-            accepted += inserted;
-            duplicates += rows - inserted;
-        }
+        let counts = storage::ingest::insert_events(w, inserts).await?;
         for d in &self.dead {
-            sqlx::query(
-                "INSERT INTO dead_letters (source_id, message_id, subject, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,'',$6)",
-            )
-            .bind(source_id)
-            .bind(d.message_id.as_deref())
-            .bind(d.subject.as_deref())
-            .bind(d.code.as_str())
-            .bind(&d.reason)
-            .bind(self.received_at_ms)
-            .execute(&mut *w.tx)
-            .await?;
+            let row = storage::ingest::DeadLetterInsert {
+                source_id,
+                message_id: d.message_id.as_deref(),
+                subject: d.subject.as_deref(),
+                code: d.code.as_str(),
+                reason: &d.reason,
+                received_at_ms,
+            };
+            storage::ingest::insert_dead_letter(w, row).await?;
         }
-        Ok((accepted, duplicates))
+        Ok(counts)
     }
 }
 

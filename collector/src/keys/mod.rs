@@ -7,16 +7,21 @@
 //! is rewritten on first use.
 pub mod sources;
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
 use serde_json::json;
-use sqlx::Row;
 
 use crate::{
-    audit::NewEntry,
-    config::Secret,
+    audit::{NewEntry, Trail},
+    config::{Config, Secret},
     error::{Error, Result},
+    keys::sources::Sources,
     pseudonym::{hex, mac_with, random_token, sha256_hex},
-    storage::{Caller, Db, WriteTx},
-    AppState,
+    storage::{self, Caller, Db, WriteTx},
 };
 
 /// What tells a digest of this version from a bare SHA-256 of an earlier one.
@@ -52,34 +57,113 @@ impl KeyDigests {
     }
 }
 
+/// How long a valid key is trusted without asking the database again. A revocation takes
+/// effect at once on the replica that made it, and within this time on the others.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keys and sources as handlers and the command line use them: who a key stands for
+/// (recently seen keys from memory), which origins and consent scope each source has, and
+/// making and revoking keys, audited. Cheap to clone.
+#[derive(Clone)]
+pub struct Keys {
+    trail: Trail,
+    digests: KeyDigests,
+    /// Each source's allowed browser origins and consent scope, refreshed periodically.
+    pub sources: Arc<Sources>,
+    /// Recently seen valid keys (by digest), so most requests skip the key lookup.
+    found: Arc<Mutex<HashMap<String, (Caller, Instant)>>>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(***)")
+    }
+}
+
+impl Keys {
+    pub fn new(trail: Trail, digests: KeyDigests) -> Keys {
+        Keys {
+            trail,
+            digests,
+            sources: Default::default(),
+            found: Default::default(),
+        }
+    }
+
+    fn db(&self) -> &Db {
+        self.trail.db()
+    }
+
+    /// The caller a raw key stands for, from memory when it is fresh.
+    pub async fn find(&self, raw: &str) -> Result<Option<Caller>> {
+        let digest = self.digests.digest(raw);
+        if let Some((caller, at)) = self.found.lock().expect("key cache").get(&digest) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(Some(caller.clone()));
+            }
+        }
+        let found = lookup(self.db(), &digest, raw).await?;
+        let mut cache = self.found.lock().expect("key cache");
+        match &found {
+            Some(caller) => {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(digest, (caller.clone(), Instant::now()));
+            }
+            None => {
+                cache.remove(&digest);
+            }
+        }
+        Ok(found)
+    }
+
+    /// What `api_keys.key_hash` stores for a raw key.
+    pub fn digest(&self, raw: &str) -> String {
+        self.digests.digest(raw)
+    }
+
+    /// Forgets the keys held in memory (after a revocation here).
+    pub fn forget(&self) {
+        self.found.lock().expect("key cache").clear();
+    }
+
+    /// Reads the sources again (origins, consent scopes).
+    pub async fn refresh_sources(&self) -> Result<()> {
+        self.sources.refresh(self.db()).await.map(|_| ())
+    }
+
+    /// The id of the source named `id_or_name` (its id or its name).
+    pub async fn find_source(&self, id_or_name: &str) -> Result<Option<String>> {
+        storage::keys::find_source(self.db(), id_or_name).await
+    }
+
+    /// A browser request (it names an `origin`) must come from an origin its source
+    /// allows.
+    pub fn check_origin(&self, source_id: &str, origin: Option<&str>) -> Result<()> {
+        match origin {
+            Some(origin) if !self.sources.origin_allowed(source_id, origin) => {
+                Err(Error::Forbidden)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The caller a raw key stands for (not revoked); `digest` is [`KeyDigests::digest`] of
 /// it. A key found under its old bare SHA-256 gets its digest rewritten.
-pub async fn find(db: &Db, digest: &str, raw: &str) -> Result<Option<Caller>> {
+async fn lookup(db: &Db, digest: &str, raw: &str) -> Result<Option<Caller>> {
     let legacy = sha256_hex(raw.as_bytes());
-    let row = sqlx::query(
-        "SELECT id, role, source_id, key_hash FROM api_keys
-         WHERE key_hash IN ($1, $2) AND revoked_at_ms IS NULL",
-    )
-    .bind(digest)
-    .bind(&legacy)
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key_id: String = row.try_get(0)?;
-    let role: String = row.try_get(1)?;
-    let source: Option<String> = row.try_get(2)?;
-    let stored: String = row.try_get(3)?;
-    if stored == legacy {
+    let Some(row) = storage::keys::find_key(db, digest, &legacy).await? else {
+        return Ok(None);
+    };
+    let key_id = row.id;
+    if row.stored_digest == legacy {
         let mut w = db.write().await?;
-        sqlx::query("UPDATE api_keys SET key_hash = $1 WHERE id = $2 AND key_hash = $3")
-            .bind(digest)
-            .bind(&key_id)
-            .bind(&legacy)
-            .execute(&mut *w.tx)
-            .await?;
+        storage::keys::rewrite_digest(&mut w, &key_id, &legacy, digest).await?;
         w.commit().await?;
     }
-    Ok(match (role.as_str(), source) {
+    Ok(match (row.role.as_str(), row.source_id) {
         ("write", Some(source_id)) => Some(Caller::Source { source_id, key_id }),
         ("server", Some(source_id)) => Some(Caller::Server { source_id, key_id }),
         ("admin", _) => Some(Caller::Admin { key_id }),
@@ -168,29 +252,17 @@ pub async fn ensure_source(
     allowed_origins: &str,
     now_ms: i64,
 ) -> Result<String> {
-    if let Some(row) = sqlx::query("SELECT id FROM sources WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *w.tx)
-        .await?
-    {
-        return Ok(row.try_get(0)?);
+    if let Some(id) = storage::keys::source_id_by_name(w, name).await? {
+        return Ok(id);
     }
     let id = format!("src_{}", &random_token("")[..16]);
-    sqlx::query(
-        "INSERT INTO sources (id, name, allowed_origins, created_at_ms) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&id)
-    .bind(name)
-    .bind(allowed_origins)
-    .bind(now_ms)
-    .execute(&mut *w.tx)
-    .await?;
+    storage::keys::insert_source(w, &id, name, allowed_origins, now_ms).await?;
     Ok(id)
 }
 
 /// Makes a key (`raw` given, or random) inside the caller's transaction, and audits it.
 pub async fn create_in(
-    state: &AppState,
+    keys: &Keys,
     w: &mut WriteTx,
     role: Role,
     source_id: Option<&str>,
@@ -210,55 +282,52 @@ pub async fn create_in(
         }),
     };
     let id = format!("key_{}", &random_token("")[..16]);
-    let now = state.clock.now_ms();
-    sqlx::query("INSERT INTO api_keys (id, source_id, role, key_hash, label, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&id)
-        .bind(source_id)
-        .bind(role.as_str())
-        .bind(state.key_digests.digest(&raw))
-        .bind(label)
-        .bind(now)
-        .execute(&mut *w.tx)
-        .await?;
+    let now = keys.trail.now_ms();
+    let digest = keys.digests.digest(&raw);
+    let row = storage::keys::NewKeyRow {
+        id: &id,
+        source_id,
+        role: role.as_str(),
+        digest: &digest,
+        label,
+        created_at_ms: now,
+    };
+    storage::keys::insert_key(w, row).await?;
     let entry = NewEntry {
         kind: crate::audit::Kind::KeyCreated,
         actor: actor.to_owned(),
         subject: None,
         data: json!({"keyId": id, "role": role.as_str(), "sourceId": source_id, "label": label}),
     };
-    state.audit(w, entry).await?;
+    keys.trail.record(w, entry).await?;
     Ok(NewKey { id, raw })
 }
 
 /// Creates a key. A write key names its source (created when new); `origins`, when given,
 /// becomes the source's list of allowed browser origins (audited).
 pub async fn create(
-    state: &AppState,
+    keys: &Keys,
     role: Role,
     source: Option<&str>,
     origins: Option<&str>,
     label: &str,
     actor: &str,
 ) -> Result<NewKey> {
-    let mut w = state.db.write().await?;
+    let mut w = keys.db().write().await?;
     w.lock_audit_chain().await?;
     let source_id = match (role, source) {
         (Role::Write | Role::Server, Some(name)) => {
-            let id = ensure_source(&mut w, name, "", state.clock.now_ms()).await?;
+            let id = ensure_source(&mut w, name, "", keys.trail.now_ms()).await?;
             if let Some(list) = origins {
                 let list = normalize_origins(list)?;
-                sqlx::query("UPDATE sources SET allowed_origins = $1 WHERE id = $2")
-                    .bind(&list)
-                    .bind(&id)
-                    .execute(&mut *w.tx)
-                    .await?;
+                storage::keys::set_allowed_origins(&mut w, &id, &list).await?;
                 let entry = NewEntry {
                     kind: crate::audit::Kind::SourceOriginsSet,
                     actor: actor.to_owned(),
                     subject: None,
                     data: json!({"sourceId": id, "allowedOrigins": list}),
                 };
-                state.audit(&mut w, entry).await?;
+                keys.trail.record(&mut w, entry).await?;
             }
             Some(id)
         }
@@ -267,32 +336,15 @@ pub async fn create(
         }
         (Role::Admin, _) => None,
     };
-    let key = create_in(
-        state,
-        &mut w,
-        role,
-        source_id.as_deref(),
-        label,
-        None,
-        actor,
-    )
-    .await?;
+    let key = create_in(keys, &mut w, role, source_id.as_deref(), label, None, actor).await?;
     w.commit().await?;
     Ok(key)
 }
 
-pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
-    let mut w = state.db.write().await?;
-    let now = state.clock.now_ms();
-    let n = sqlx::query(
-        "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
-    )
-    .bind(now)
-    .bind(key_id)
-    .execute(&mut *w.tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
+pub async fn revoke(keys: &Keys, key_id: &str, actor: &str) -> Result<()> {
+    let mut w = keys.db().write().await?;
+    let now = keys.trail.now_ms();
+    if !storage::keys::revoke_key(&mut w, key_id, now).await? {
         return Err(Error::NotFound);
     }
     let entry = NewEntry {
@@ -301,9 +353,9 @@ pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
         subject: None,
         data: json!({"keyId": key_id}),
     };
-    state.audit(&mut w, entry).await?;
+    keys.trail.record(&mut w, entry).await?;
     w.commit().await?;
-    state.forget_keys();
+    keys.forget();
     Ok(())
 }
 
@@ -311,21 +363,17 @@ pub async fn revoke(state: &AppState, key_id: &str, actor: &str) -> Result<()> {
 /// compliance token. Returns them when they were generated here (to print once), `None`
 /// when the database was not empty. Replicas starting together: one wins, under the
 /// audit chain lock.
-pub async fn bootstrap(state: &AppState) -> Result<Option<(NewKey, NewKey)>> {
-    let mut w = state.db.write().await?;
+pub async fn bootstrap(keys: &Keys, c: &Config) -> Result<Option<(NewKey, NewKey)>> {
+    let mut w = keys.db().write().await?;
     w.lock_audit_chain().await?;
-    let any = sqlx::query("SELECT 1 FROM api_keys LIMIT 1")
-        .fetch_optional(&mut *w.tx)
-        .await?;
-    if any.is_some() {
+    if storage::keys::any_key(&mut w).await? {
         return Ok(None);
     }
-    let c = &state.config;
     // Checked and normalized as `keys create --origins` does: an origin a browser would
     // never send (a path, a trailing slash) is an error at first start, not a silent
     // CORS failure later.
     let origins = normalize_origins(&c.bootstrap_allowed_origins)?;
-    let source = ensure_source(&mut w, "default", &origins, state.clock.now_ms()).await?;
+    let source = ensure_source(&mut w, "default", &origins, keys.trail.now_ms()).await?;
     let write_raw = c
         .bootstrap_write_key
         .as_ref()
@@ -335,7 +383,7 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<(NewKey, NewKey)>> {
         .as_ref()
         .map(|s| s.expose().to_owned());
     let write = create_in(
-        state,
+        keys,
         &mut w,
         Role::Write,
         Some(&source),
@@ -345,7 +393,7 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<(NewKey, NewKey)>> {
     )
     .await?;
     let admin = create_in(
-        state,
+        keys,
         &mut w,
         Role::Admin,
         None,

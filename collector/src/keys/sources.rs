@@ -5,18 +5,19 @@
 //! notice). Consent records stored by any source outside the scope never count for it.
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
 };
-
-use serde_json::json;
-use sqlx::Row;
 
 use crate::{
     audit::NewEntry,
     error::{Error, Result},
-    storage::Db,
-    AppState,
+    keys::Keys,
+    storage::{self, Db},
 };
+use serde_json::json;
 
 /// Whose consent records count for a source: an id (the group's name, or the source's
 /// own id) and the sources whose records are read.
@@ -37,27 +38,29 @@ pub struct SourceInfo {
     pub trust_consent_stamps: bool,
 }
 
-/// Every source, by id.
+/// Every source, by id, and how many times consent scopes changed since the start.
 #[derive(Debug, Default)]
-pub struct Sources(RwLock<HashMap<String, Arc<SourceInfo>>>);
+pub struct Sources {
+    by_id: RwLock<HashMap<String, Arc<SourceInfo>>>,
+    scope_changes: AtomicU64,
+}
 
 impl Sources {
     /// Reads the sources table again; returns whether any consent scope changed (callers
     /// then drop what they cached per scope).
     pub async fn refresh(&self, db: &Db) -> Result<bool> {
-        let rows = sqlx::query(
-            "SELECT id, allowed_origins, consent_group, trust_consent_stamps FROM sources",
-        )
-        .fetch_all(&db.pool)
-        .await?;
-        let mut listed = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            let origins: String = r.try_get(1)?;
-            let group: Option<String> = r.try_get(2)?;
-            let trust: i64 = r.try_get(3)?;
-            listed.push((id, origins, group, trust != 0));
-        }
+        let listed: Vec<_> = storage::keys::list_sources(db)
+            .await?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.id,
+                    r.allowed_origins,
+                    r.consent_group,
+                    r.trust_consent_stamps,
+                )
+            })
+            .collect();
         let mut groups: HashMap<String, Vec<String>> = HashMap::new();
         for (id, _, group, _) in &listed {
             if let Some(g) = group {
@@ -95,19 +98,28 @@ impl Sources {
                 (id, Arc::new(info))
             })
             .collect();
-        let mut current = self.0.write().expect("sources lock");
+        let mut current = self.by_id.write().expect("sources lock");
         let changed = current.len() != map.len()
             || map
                 .iter()
                 .any(|(id, info)| current.get(id).is_none_or(|c| c.scope != info.scope));
         *current = map;
+        if changed {
+            self.scope_changes.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(changed)
+    }
+
+    /// How many refreshes changed a consent scope: what was cached per scope before the
+    /// count moved may count records of the wrong sources.
+    pub fn scope_changes(&self) -> u64 {
+        self.scope_changes.load(Ordering::SeqCst)
     }
 
     /// The source's info; a source made since the last refresh (by another replica) is
     /// its own scope, trusts no stamps and allows no origin until the next refresh.
     pub fn get(&self, source_id: &str) -> Arc<SourceInfo> {
-        self.0
+        self.by_id
             .read()
             .expect("sources lock")
             .get(source_id)
@@ -126,7 +138,7 @@ impl Sources {
 
     /// Whether any source allows `origin` (for CORS preflights, which carry no key).
     pub fn origin_allowed_anywhere(&self, origin: &str) -> bool {
-        self.0
+        self.by_id
             .read()
             .expect("sources lock")
             .values()
@@ -136,7 +148,7 @@ impl Sources {
 
     /// Whether `source_id` allows `origin`.
     pub fn origin_allowed(&self, source_id: &str, origin: &str) -> bool {
-        self.0
+        self.by_id
             .read()
             .expect("sources lock")
             .get(source_id)
@@ -161,7 +173,7 @@ fn group_name_ok(name: &str) -> bool {
 
 /// Changes a source's consent settings (audited). A change of consent group changes whose
 /// records count for the source: every process drops its cached consent when it sees it.
-pub async fn set(state: &AppState, name: &str, s: SourceSettings, actor: &str) -> Result<()> {
+pub async fn set(keys: &Keys, name: &str, s: SourceSettings, actor: &str) -> Result<()> {
     if let Some(Some(g)) = &s.consent_group {
         if !group_name_ok(g) {
             return Err(Error::Config(
@@ -169,27 +181,16 @@ pub async fn set(state: &AppState, name: &str, s: SourceSettings, actor: &str) -
             ));
         }
     }
-    let mut w = state.db.write().await?;
+    let mut w = keys.db().write().await?;
     w.lock_audit_chain().await?;
-    let id: String = sqlx::query("SELECT id FROM sources WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *w.tx)
+    let id = storage::keys::source_id_by_name(&mut w, name)
         .await?
-        .ok_or(Error::NotFound)?
-        .try_get(0)?;
+        .ok_or(Error::NotFound)?;
     if let Some(group) = &s.consent_group {
-        sqlx::query("UPDATE sources SET consent_group = $1 WHERE id = $2")
-            .bind(group.as_deref())
-            .bind(&id)
-            .execute(&mut *w.tx)
-            .await?;
+        storage::keys::set_consent_group(&mut w, &id, group.as_deref()).await?;
     }
     if let Some(trust) = s.trust_consent_stamps {
-        sqlx::query("UPDATE sources SET trust_consent_stamps = $1 WHERE id = $2")
-            .bind(i64::from(trust))
-            .bind(&id)
-            .execute(&mut *w.tx)
-            .await?;
+        storage::keys::set_trust_consent_stamps(&mut w, &id, trust).await?;
     }
     let entry = NewEntry {
         kind: crate::audit::Kind::SourceConsentSettings,
@@ -197,7 +198,7 @@ pub async fn set(state: &AppState, name: &str, s: SourceSettings, actor: &str) -
         subject: None,
         data: json!({"sourceId": id, "consentGroup": s.consent_group, "trustConsentStamps": s.trust_consent_stamps}),
     };
-    state.audit(&mut w, entry).await?;
+    keys.trail.record(&mut w, entry).await?;
     w.commit().await?;
-    state.refresh_sources().await
+    keys.refresh_sources().await
 }

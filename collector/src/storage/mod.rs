@@ -2,25 +2,26 @@
 //! transactions (`writer`: group commit; on SQLite one writing connection), and the SQLite
 //! subject index (`subject_index`); the same SQL for both where it can be, and the few
 //! places where they differ.
+pub mod audit;
 pub mod consent;
 pub mod feed;
+pub mod ingest;
+pub mod keys;
+pub mod secrets;
 pub mod subject_data;
 pub mod subject_index;
+pub mod subjects;
 pub mod writer;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
-    AnyConnection, AnyPool, Connection, Executor, Row,
+    AnyConnection, AnyPool, Connection, Executor,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::{
-    config::{Config, Secret},
-    error::{Error, Result},
-    pseudonym::random_token,
-};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -460,39 +461,6 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
-
-    /// The pseudonymization key: from the configuration, or generated once and kept in the
-    /// database (so that every replica and every restart uses the same one).
-    pub async fn pseudonym_key(&self, config: &Config, now_ms: i64) -> Result<Secret> {
-        if let Some(key) = &config.pseudonym_key {
-            if key.expose().len() < 32 {
-                return Err(Error::Config(
-                    "pseudonym_key must be at least 32 bytes".into(),
-                ));
-            }
-            return Ok(key.clone());
-        }
-        self.server_secret(
-            &format!("pseudonym_key.{}", config.pseudonym_key_id),
-            now_ms,
-        )
-        .await
-    }
-
-    /// A secret generated once and kept in `server_secrets` under `name`. Several
-    /// replicas may start at once: the first insert wins, all read the winner.
-    pub async fn server_secret(&self, name: &str, now_ms: i64) -> Result<Secret> {
-        let mut w = self.write().await?;
-        sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-            .bind(name).bind(random_token("")).bind(now_ms).execute(&mut *w.tx).await?;
-        let value: String = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *w.tx)
-            .await?
-            .try_get(0)?;
-        w.commit().await?;
-        Ok(Secret::new(value))
-    }
 }
 
 /// The file of a `sqlite:` URL; None for an in-memory database.
@@ -579,40 +547,10 @@ impl Caller {
     }
 }
 
-/// One key as `keys list` shows it (never the key itself).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyInfo {
-    pub id: String,
-    pub role: String,
-    pub source: Option<String>,
-    pub label: String,
-    pub created_at_ms: i64,
-    pub revoked_at_ms: Option<i64>,
-}
-
-pub async fn list_keys(db: &Db) -> Result<Vec<KeyInfo>> {
-    let rows = sqlx::query(
-        "SELECT k.id, k.role, s.name, k.label, k.created_at_ms, k.revoked_at_ms
-         FROM api_keys k LEFT JOIN sources s ON s.id = k.source_id ORDER BY k.created_at_ms, k.id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(KeyInfo {
-                id: r.try_get(0)?,
-                role: r.try_get(1)?,
-                source: r.try_get(2)?,
-                label: r.try_get(3)?,
-                created_at_ms: r.try_get(4)?,
-                revoked_at_ms: r.try_get(5)?,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use super::*;
 
     async fn secrets(db: &Db) -> i64 {

@@ -2,17 +2,40 @@
 //! waiting, write them in one transaction, commit once, then answer each request. A 2xx
 //! still leaves only after its rows are committed; the commit (and its fsync) is shared.
 //! If a group fails, its jobs are retried one by one so one bad job fails only itself.
-use std::sync::Arc;
+//! What a job writes is its own business ([`Job`]; ingest's is `crate::ingest::WriteJob`).
+use std::{future::Future, sync::Arc};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{
     error::{Error, Result},
-    ingest::WriteJob,
-    pseudonym::Pseudonymizer,
     storage::subject_index,
-    storage::{Backend, Db},
+    storage::{Backend, Db, WriteTx},
 };
+
+/// Something the writer commits: rows prepared by a request, written inside a shared
+/// transaction.
+pub trait Job: Send + 'static {
+    /// What every job of this kind writes with (shared by the writer tasks).
+    type Context: Send + Sync + 'static;
+    /// What the request is answered once the rows are committed.
+    type Output: Send + 'static;
+
+    /// Whether writing appends to the audit chain (the group then takes its lock first,
+    /// so that concurrent groups cannot deadlock taking it in the middle).
+    fn appends_to_audit_chain(&self) -> bool;
+
+    /// Writes the rows inside `w`; may be called again (in a transaction of its own) if
+    /// the group's transaction failed.
+    fn write<'a>(
+        &'a mut self,
+        w: &'a mut WriteTx,
+        context: &'a Self::Context,
+    ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
+
+    /// How many rows the job stored (counted for the SQLite subject index).
+    fn rows(output: &Self::Output) -> u64;
+}
 
 /// Most jobs committed together.
 const MAX_GROUP: usize = 64;
@@ -20,23 +43,32 @@ const MAX_GROUP: usize = 64;
 /// How long without a request before the SQLite writer folds index runs together.
 const IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
-type Reply = oneshot::Sender<Result<(u32, u32)>>;
+type Reply<J> = oneshot::Sender<Result<<J as Job>::Output>>;
 
-#[derive(Debug, Clone)]
-pub struct Writer {
-    queue: mpsc::Sender<(WriteJob, Reply)>,
+#[derive(Debug)]
+pub struct Writer<J: Job> {
+    queue: mpsc::Sender<(J, Reply<J>)>,
 }
 
-impl Writer {
+impl<J: Job> Clone for Writer<J> {
+    fn clone(&self) -> Self {
+        Writer {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<J: Job> Writer<J> {
     /// Starts the writer tasks: one for SQLite (it has one writer anyway), a few for
     /// PostgreSQL.
-    pub fn start(db: Db, keys: Pseudonymizer, checkpoint_every: u64) -> Writer {
-        let (tx, rx) = mpsc::channel::<(WriteJob, Reply)>(1024);
+    pub fn start(db: Db, context: J::Context) -> Writer<J> {
+        let (tx, rx) = mpsc::channel::<(J, Reply<J>)>(1024);
         let rx = Arc::new(Mutex::new(rx));
+        let context = Arc::new(context);
         let sqlite = db.backend == Backend::Sqlite;
         let writers = if sqlite { 1 } else { 4 };
         for _ in 0..writers {
-            let (rx, db, keys) = (rx.clone(), db.clone(), keys.clone());
+            let (rx, db, context) = (rx.clone(), db.clone(), context.clone());
             tokio::spawn(async move {
                 // SQLite: rows this writer wrote since it last brought the subject index
                 // up to date. Not when idle: a quiet site would then make a run of the index
@@ -77,7 +109,7 @@ impl Writer {
                         }
                         group
                     };
-                    let rows = write_group(&db, &keys, checkpoint_every, group).await;
+                    let rows = write_group(&db, context.as_ref(), group).await;
                     unindexed = unindexed.saturating_add(rows);
                 }
             });
@@ -91,7 +123,7 @@ impl Writer {
     }
 
     /// Writes one request's rows; returns (accepted, duplicates) once committed.
-    pub async fn submit(&self, job: WriteJob) -> Result<(u32, u32)> {
+    pub async fn submit(&self, job: J) -> Result<J::Output> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((job, reply))
@@ -103,40 +135,34 @@ impl Writer {
     }
 }
 
-async fn write_all(
+async fn write_all<J: Job>(
     db: &Db,
-    keys: &Pseudonymizer,
-    every: u64,
-    jobs: &mut [&mut WriteJob],
-) -> Result<Vec<(u32, u32)>> {
+    context: &J::Context,
+    jobs: &mut [&mut J],
+) -> Result<Vec<J::Output>> {
     let mut w = db.write().await?;
-    if jobs.iter().any(|j| j.has_consent()) {
+    if jobs.iter().any(|j| j.appends_to_audit_chain()) {
         w.lock_audit_chain().await?;
     }
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
-        out.push(job.write(&mut w, keys, every).await?);
+        out.push(job.write(&mut w, context).await?);
     }
     w.commit().await?;
     Ok(out)
 }
 
-/// Writes a group and answers its requests; returns how many events it stored.
-async fn write_group(
-    db: &Db,
-    keys: &Pseudonymizer,
-    every: u64,
-    mut group: Vec<(WriteJob, Reply)>,
-) -> u64 {
+/// Writes a group and answers its requests; returns how many rows it stored.
+async fn write_group<J: Job>(db: &Db, context: &J::Context, mut group: Vec<(J, Reply<J>)>) -> u64 {
     let mut stored = 0;
-    let mut answer = |reply: Reply, result: Result<(u32, u32)>| {
-        if let Ok((accepted, _)) = &result {
-            stored += u64::from(*accepted);
+    let mut answer = |reply: Reply<J>, result: Result<J::Output>| {
+        if let Ok(output) = &result {
+            stored += J::rows(output);
         }
         let _ = reply.send(result);
     };
-    let mut jobs: Vec<&mut WriteJob> = group.iter_mut().map(|(j, _)| j).collect();
-    let first_try = write_all(db, keys, every, &mut jobs).await;
+    let mut jobs: Vec<&mut J> = group.iter_mut().map(|(j, _)| j).collect();
+    let first_try = write_all(db, context, &mut jobs).await;
     match first_try {
         Ok(results) => {
             for ((_, reply), result) in group.into_iter().zip(results) {
@@ -149,7 +175,7 @@ async fn write_group(
         }
         Err(_) => {
             for (mut job, reply) in group {
-                let result = write_all(db, keys, every, &mut [&mut job])
+                let result = write_all(db, context, &mut [&mut job])
                     .await
                     .map(|mut r| r.remove(0));
                 answer(reply, result);

@@ -2,44 +2,46 @@
 //! erasure, both audited; `retention` ages everything out.
 pub mod retention;
 
+use std::sync::Arc;
+
+use assent_protocol::Timestamp;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::{
-    audit::export::record_admin_act,
+    audit::{Kind, NewEntry, Trail},
+    config::Config,
     error::{Error, Result},
-    pseudonym::sha256_hex,
-    storage::{subject_data::SUBJECT_TABLES, subject_index},
-    AppState,
+    pseudonym::{sha256_hex, Pseudonymizer},
+    storage::{subject_data::SUBJECT_TABLES, subjects as stored, Db},
 };
 
-/// `$1,...,$n`: every pseudonym a subject may be stored under (one per key, current and
-/// rotated out), usable several times in one statement.
-fn placeholders(n: usize) -> String {
-    crate::storage::numbered(1, n)
+/// Subject requests and retention work with: the audit trail (and its database), the
+/// pseudonymizer, and the retention periods configured. Cheap to clone.
+#[derive(Clone)]
+pub struct Subjects {
+    trail: Trail,
+    pseudonymizer: Pseudonymizer,
+    config: Arc<Config>,
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    all: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for p in all {
-        q = q.bind(p);
+impl std::fmt::Debug for Subjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subjects(***)")
     }
-    q
 }
 
-/// Binds a subject's pseudonyms, then their subject keys, as
-/// [`subject_index::events_of`] expects.
-fn bind_events<'q>(
-    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    all: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let mut q = bind_all(q, all);
-    for p in all {
-        q = q.bind(crate::pseudonym::subject_key(p));
+impl Subjects {
+    pub fn new(trail: Trail, pseudonymizer: Pseudonymizer, config: Arc<Config>) -> Subjects {
+        Subjects {
+            trail,
+            pseudonymizer,
+            config,
+        }
     }
-    q
+
+    fn db(&self) -> &Db {
+        self.trail.db()
+    }
 }
 
 /// Most events in one page of a subject access answer (each at most 32 KB).
@@ -82,113 +84,62 @@ pub struct PageQuery {
 /// first) and, on the first page, a section for every other table of subject data
 /// (`storage::subject_data`): consent records, refused events, audit entries. `next` is the
 /// cursor of the following page, when there is one.
-pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Value> {
+pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result<Value> {
     let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let after = page.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let all = state.pseudonymizer.all_pseudonyms(raw);
+    let all = subjects.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
-    let n = all.len();
-    let l = placeholders(n);
-    let db = &state.db.pool;
-    let sql = format!(
-        "SELECT payload, timestamp_ms, source_id, message_id FROM events
-         WHERE ({}) AND (timestamp_ms, source_id, message_id) > (${}, ${}, ${})
-         ORDER BY timestamp_ms, source_id, message_id LIMIT ${}",
-        subject_index::events_of(state.db.backend, n),
-        2 * n + 1,
-        2 * n + 2,
-        2 * n + 3,
-        2 * n + 4
-    );
-    let (t, src, mid) = after.map_or((i64::MIN, String::new(), String::new()), |c| {
+    let db = subjects.db();
+    let after = after.map_or((i64::MIN, String::new(), String::new()), |c| {
         (c.0, c.1, c.2)
     });
-    let rows = bind_events(sqlx::query(&sql), &all)
-        .bind(t)
-        .bind(src)
-        .bind(mid)
-        .bind(limit as i64 + 1)
-        .fetch_all(db)
-        .await?;
+    let rows = stored::events_after(db, &all, after, limit + 1).await?;
     let more = rows.len() > limit;
     let mut events = Vec::with_capacity(rows.len().min(limit));
     let mut last = None;
     for r in rows.into_iter().take(limit) {
-        let payload: String = r.try_get(0)?;
-        events.push(serde_json::from_str(&payload).unwrap_or(Value::Null));
-        last = Some(Cursor(r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        events.push(serde_json::from_str(&r.payload).unwrap_or(Value::Null));
+        last = Some(Cursor(r.timestamp_ms, r.source_id, r.message_id));
     }
     let next = if more { last.map(|c| c.encode()) } else { None };
     let mut answer = json!({"subjectId": raw, "pseudonym": p, "events": events, "next": next});
     if page.cursor.is_some() {
         return Ok(answer);
     }
-    let sql = format!(
-        "SELECT d.data FROM consent_records c JOIN audit_data d ON d.seq = c.audit_seq
-         WHERE c.subject IN ({l}) OR c.user_id IN ({l}) ORDER BY c.timestamp_ms"
-    );
-    let consent: Vec<Value> = bind_all(sqlx::query(&sql), &all)
-        .fetch_all(db)
+    let time = |ms: i64| Timestamp::from_unix_millis(ms).to_string();
+    let consent: Vec<Value> = stored::consent_records(db, &all)
         .await?
         .into_iter()
-        .map(|r| {
-            let data: String = r.try_get(0).unwrap_or_default();
-            serde_json::from_str(&data).unwrap_or(Value::Null)
-        })
+        .map(|data| serde_json::from_str(&data).unwrap_or(Value::Null))
         .collect();
-    // Dead letters expire after `dead_letter_retention_days`, which bounds these.
-    let sql = format!(
-        "SELECT message_id, code, reason, received_at_ms FROM dead_letters
-         WHERE subject IN ({l}) ORDER BY received_at_ms, id"
-    );
-    let refused: Vec<Value> = bind_all(sqlx::query(&sql), &all)
-        .fetch_all(db)
+    let refused: Vec<Value> = stored::dead_letters(db, &all)
         .await?
         .into_iter()
-        .map(|r| {
+        .map(|d| {
             json!({
-                "messageId": r.try_get::<Option<String>, _>(0).unwrap_or_default(),
-                "code": r.try_get::<String, _>(1).unwrap_or_default(),
-                "reason": r.try_get::<String, _>(2).unwrap_or_default(),
-                "receivedAt": assent_protocol::Timestamp::from_unix_millis(
-                    r.try_get::<i64, _>(3).unwrap_or_default()
-                ).to_string(),
+                "messageId": d.message_id.unwrap_or_default(),
+                "code": d.code,
+                "reason": d.reason,
+                "receivedAt": time(d.received_at_ms),
             })
         })
         .collect();
-    let sql = format!(
-        "SELECT d.seq, l.kind, l.at_ms, d.data FROM audit_data d JOIN audit_log l ON l.seq = d.seq
-         WHERE d.subject IN ({l}) ORDER BY d.seq"
-    );
-    let trail: Vec<Value> = bind_all(sqlx::query(&sql), &all)
-        .fetch_all(db)
+    let trail: Vec<Value> = stored::audit_entries(db, &all)
         .await?
         .into_iter()
-        .map(|r| {
-            let data: String = r.try_get(3).unwrap_or_default();
+        .map(|e| {
             json!({
-                "seq": r.try_get::<i64, _>(0).unwrap_or_default(),
-                "kind": r.try_get::<String, _>(1).unwrap_or_default(),
-                "at": assent_protocol::Timestamp::from_unix_millis(
-                    r.try_get::<i64, _>(2).unwrap_or_default()
-                ).to_string(),
-                "data": serde_json::from_str::<Value>(&data).unwrap_or(Value::Null),
+                "seq": e.seq,
+                "kind": e.kind,
+                "at": time(e.at_ms),
+                "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
             })
         })
         .collect();
-    let sql =
-        format!("SELECT received_at_ms FROM erasure_notices WHERE subject IN ({l}) ORDER BY seq");
-    let notices: Vec<Value> = bind_all(sqlx::query(&sql), &all)
-        .fetch_all(db)
+    let notices: Vec<Value> = stored::erasure_notices(db, &all)
         .await?
         .into_iter()
-        .map(|r| {
-            json!({
-                "erasedAt": assent_protocol::Timestamp::from_unix_millis(
-                    r.try_get::<i64, _>(0).unwrap_or_default()
-                ).to_string(),
-            })
-        })
+        .map(|at| json!({"erasedAt": time(at)}))
         .collect();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
@@ -199,10 +150,15 @@ pub async fn collect(state: &AppState, raw: &str, page: &PageQuery) -> Result<Va
 
 /// A subject access request by `actor`: a page of what is held (see [`collect`]),
 /// recorded in the audit trail with how much it returned.
-pub async fn access(state: &AppState, raw: &str, page: &PageQuery, actor: String) -> Result<Value> {
-    check_raw_id(state, raw)?;
-    let data = collect(state, raw, page).await?;
-    let p = state.pseudonymizer.pseudonym(raw);
+pub async fn access(
+    subjects: &Subjects,
+    raw: &str,
+    page: &PageQuery,
+    actor: String,
+) -> Result<Value> {
+    check_raw_id(subjects, raw)?;
+    let data = collect(subjects, raw, page).await?;
+    let p = subjects.pseudonymizer.pseudonym(raw);
     let mut counts = json!({});
     for table in SUBJECT_TABLES {
         let section = table.access_section;
@@ -210,14 +166,13 @@ pub async fn access(state: &AppState, raw: &str, page: &PageQuery, actor: String
             counts[section] = rows.len().into();
         }
     }
-    record_admin_act(
-        state,
-        crate::audit::Kind::SubjectAccess,
+    let entry = NewEntry {
+        kind: Kind::SubjectAccess,
         actor,
-        Some(p),
-        json!({"subject": "(see audit_data.subject)", "returned": counts}),
-    )
-    .await?;
+        subject: Some(p),
+        data: json!({"subject": "(see audit_data.subject)", "returned": counts}),
+    };
+    subjects.trail.record_alone(entry).await?;
     Ok(data)
 }
 
@@ -227,51 +182,35 @@ pub async fn access(state: &AppState, raw: &str, page: &PageQuery, actor: String
 /// erasable data rows go. The erasure entry, written last, names the subject by a hash of
 /// its pseudonym, which compliance staff can recompute from the raw id. Interrupted, it is
 /// simply asked again.
-pub async fn erase_subject(state: &AppState, raw: &str, actor: String) -> Result<Value> {
-    check_raw_id(state, raw)?;
-    let all = state.pseudonymizer.all_pseudonyms(raw);
+pub async fn erase_subject(subjects: &Subjects, raw: &str, actor: String) -> Result<Value> {
+    check_raw_id(subjects, raw)?;
+    let all = subjects.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
     let mut summary = json!({"subjectHash": sha256_hex(p.as_bytes())});
     for table in SUBJECT_TABLES {
-        let Some(sql) = table.erase_sql(state.db.backend, all.len()) else {
-            continue;
-        };
-        summary[table.name] = erase_batches(state, &all, &sql).await?.into();
+        if let Some(n) = stored::erase(subjects.db(), table, &all, ERASE_BATCH).await? {
+            summary[table.name] = n.into();
+        }
     }
-    let entry = crate::audit::NewEntry {
-        kind: crate::audit::Kind::Erasure,
+    let entry = NewEntry {
+        kind: Kind::Erasure,
         actor,
         subject: None,
         data: summary.clone(),
     };
-    let mut w = state.db.write().await?;
-    state.audit(&mut w, entry).await?;
+    let mut w = subjects.db().write().await?;
+    subjects.trail.record(&mut w, entry).await?;
     // The feed's consumers delete what they derived, under every pseudonym the subject
     // may have (current key and rotated-out ones).
-    for pseudonym in &all {
-        sqlx::query("INSERT INTO erasure_notices (subject, received_at_ms) VALUES ($1, $2)")
-            .bind(pseudonym)
-            .bind(state.clock.now_ms())
-            .execute(&mut *w.tx)
-            .await?;
-    }
+    stored::insert_erasure_notices(&mut w, &all, subjects.trail.now_ms()).await?;
     w.commit().await?;
     Ok(summary)
 }
 
-/// Deletes with `sql` a batch at a time (see [`crate::storage::Db::delete_in_batches`]),
-/// bound as [`crate::storage::subject_data::SubjectTable::erase_sql`] says.
-async fn erase_batches(state: &AppState, all: &[String], sql: &str) -> Result<u64> {
-    state
-        .db
-        .delete_in_batches(|| bind_events(sqlx::query(sql), all).bind(ERASE_BATCH))
-        .await
-}
-
 /// A request given the stored pseudonym instead of the raw id would find nothing and
 /// answer an empty 200: say so instead.
-fn check_raw_id(state: &AppState, id: &str) -> Result<()> {
-    if state.pseudonymizer.looks_like_pseudonym(id) {
+fn check_raw_id(subjects: &Subjects, id: &str) -> Result<()> {
+    if subjects.pseudonymizer.looks_like_pseudonym(id) {
         return Err(Error::BadRequest(
             "this is a pseudonym: give the subject's raw id (anonymousId, userId or subjectId as the client sent it)".into(),
         ));

@@ -4,16 +4,20 @@
 //! hashes stay and keep verifying.
 use std::{collections::BTreeMap, sync::Arc};
 
-use crate::{error::Result, storage::subject_data::SUBJECT_TABLES, AppState};
+use crate::{
+    error::Result,
+    storage::{subject_data::SUBJECT_TABLES, subjects as stored},
+    subjects::Subjects,
+};
 
 const BATCH: i64 = 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.config.retention_interval());
+pub async fn run(subjects: Arc<Subjects>) {
+    let mut tick = tokio::time::interval(subjects.config.retention_interval());
     loop {
         tick.tick().await;
-        match sweep(&state).await {
+        match sweep(&subjects).await {
             Ok(s) if s.total() > 0 => {
                 tracing::info!(removed = ?s.0, "retention removed expired rows")
             }
@@ -40,22 +44,16 @@ impl Swept {
 }
 
 /// One sweep over every table of the registry.
-pub async fn sweep(state: &AppState) -> Result<Swept> {
-    let now = state.clock.now_ms();
+pub async fn sweep(subjects: &Subjects) -> Result<Swept> {
+    let now = subjects.trail.now_ms();
+    let db = subjects.db();
     let mut swept = Swept::default();
     for table in SUBJECT_TABLES {
-        let before = now - i64::from(table.retention_days(&state.config)) * DAY_MS;
-        let n = delete_batches(state, &table.expire_sql(), before).await?;
+        let before = now - i64::from(table.retention_days(&subjects.config)) * DAY_MS;
+        let n = stored::expire(db, table, before, BATCH).await?;
         swept.0.insert(table.name, n);
     }
-    crate::storage::subject_index::forget_empty_runs(&state.db).await?;
-    crate::consent::cache::prune(&state.db).await?;
+    crate::storage::subject_index::forget_empty_runs(db).await?;
+    crate::consent::cache::prune(db).await?;
     Ok(swept)
-}
-
-async fn delete_batches(state: &AppState, sql: &str, before: i64) -> Result<u64> {
-    state
-        .db
-        .delete_in_batches(|| sqlx::query(sql).bind(before).bind(BATCH))
-        .await
 }

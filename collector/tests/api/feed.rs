@@ -393,12 +393,12 @@ pub async fn erasure_notices_are_listed_kept_by_erasure_and_aged_out(b: Backend)
     assert_eq!(app.admin_delete("/v1/subjects/gone").await.status(), 200);
     assert_eq!(app.count("erasure_notices").await, 2);
     clock.advance_days(29);
-    let swept = assent_collector::subjects::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(swept.of("erasureNotices"), 0);
     clock.advance_days(2);
-    let swept = assent_collector::subjects::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(swept.of("erasureNotices"), 2);

@@ -132,7 +132,7 @@ impl TestApp {
     /// A write key for a new source `name`.
     pub async fn new_source(&self, name: &str) -> String {
         assent_collector::keys::create(
-            &self.state,
+            &self.state.keys,
             assent_collector::keys::Role::Write,
             Some(name),
             None,

@@ -80,7 +80,7 @@ pub async fn consent_is_kept_apart_per_site(b: Backend) {
             consent_group: Some(Some("shop".into())),
             ..Default::default()
         };
-        assent_collector::keys::sources::set(&app.state, name, settings, "test")
+        assent_collector::keys::sources::set(&app.state.keys, name, settings, "test")
             .await
             .unwrap();
     }
@@ -239,7 +239,7 @@ pub async fn dead_letters_keep_no_refused_data_and_are_subject_data(b: Backend) 
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    let swept = assent_collector::subjects::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(swept.of("deadLetters"), 1);
@@ -527,14 +527,14 @@ pub async fn keys_are_digested_with_a_server_secret(b: Backend) {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    app.state.forget_keys();
+    app.state.keys.forget();
     let ok = json!({"batch": [track("h-1", "h", Some("necessary"), T1)]});
     assert_eq!(app.post("/v1/batch", &ok).await.0, 200);
     let now: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE role = 'write'")
         .fetch_one(&app.state.db.pool)
         .await
         .unwrap();
-    assert_eq!(now, app.state.key_digests.digest(WRITE_KEY));
+    assert_eq!(now, app.state.keys.digest(WRITE_KEY));
     // A guessable chosen key stops the first start.
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database(b, dir.path()).await;
@@ -627,7 +627,7 @@ pub async fn access_pages_erasure_batches_and_verification_is_bounded(b: Backend
 pub async fn server_keys_read_their_own_scope_only(b: Backend) {
     let app = spawn_app(b).await;
     let server = assent_collector::keys::create(
-        &app.state,
+        &app.state.keys,
         assent_collector::keys::Role::Server,
         Some("default"),
         None,

@@ -235,7 +235,7 @@ pub async fn every_way_to_present_a_key_works_and_wrong_keys_fail(b: Backend) {
     }
     // A revoked key stops working at once.
     let key = assent_collector::keys::create(
-        &app.state,
+        &app.state.keys,
         assent_collector::keys::Role::Write,
         Some("mobile"),
         None,
@@ -252,7 +252,7 @@ pub async fn every_way_to_present_a_key_works_and_wrong_keys_fail(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assent_collector::keys::revoke(&app.state, &key.id, "test")
+    assent_collector::keys::revoke(&app.state.keys, &key.id, "test")
         .await
         .unwrap();
     let r = c
@@ -695,7 +695,7 @@ pub async fn segment_consent_stamps_count_and_are_recorded(b: Backend) {
         trust_consent_stamps: Some(true),
         ..Default::default()
     };
-    assent_collector::keys::sources::set(&app.state, "default", trust, "test")
+    assent_collector::keys::sources::set(&app.state.keys, "default", trust, "test")
         .await
         .unwrap();
     let (_, answer) = app
@@ -908,7 +908,7 @@ pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
     // A site owner adds a source for a second site with its origins (what the banner needs).
     use assent_collector::keys::{create, Role};
     let bad = create(
-        &app.state,
+        &app.state.keys,
         Role::Write,
         Some("blog"),
         Some("https://blog.example/path"),
@@ -920,7 +920,7 @@ pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
     let blog = preflight("https://blog.example").await.unwrap();
     assert!(blog.headers().get("access-control-allow-origin").is_none());
     create(
-        &app.state,
+        &app.state.keys,
         Role::Write,
         Some("blog"),
         Some(" https://blog.example/ ,https://www.blog.example"),
@@ -929,7 +929,7 @@ pub async fn cors_follows_the_source_allowed_origins(b: Backend) {
     )
     .await
     .unwrap();
-    app.state.refresh_sources().await.unwrap();
+    app.state.keys.refresh_sources().await.unwrap();
     let blog = preflight("https://blog.example").await.unwrap();
     assert_eq!(
         blog.headers().get("access-control-allow-origin").unwrap(),
@@ -1000,7 +1000,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .unwrap()
         .try_get::<i64, _>(0)
         .unwrap();
-    let events_deleted = assent_collector::subjects::retention::sweep(&app.state)
+    let events_deleted = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap()
         .of("events");
@@ -1025,7 +1025,7 @@ pub async fn retention_deletes_expired_events_in_batches(b: Backend) {
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    assent_collector::subjects::retention::sweep(&app.state)
+    assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(app.count("events").await, 0);
@@ -1452,7 +1452,7 @@ pub async fn expired_consent_and_audit_data_go_and_the_chain_still_verifies(b: B
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let entries = app.count("audit_log").await;
-    assent_collector::subjects::retention::sweep(&app.state)
+    assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     // The background job sweeps too (its first run is at start and may overlap the posts
@@ -1561,7 +1561,7 @@ pub async fn every_consent_change_counts_at_once_on_every_collector(b: Backend) 
     // The sweeper's background job sweeps at start too; a sweep that finds its batch
     // taken by the other one ends, so sweep until nothing is left.
     for _ in 0..100 {
-        assent_collector::subjects::retention::sweep(&sweeper.state)
+        assent_collector::subjects::retention::sweep(&sweeper.state.subjects)
             .await
             .unwrap();
         if one.count("consent_records").await == 0 {
@@ -1716,12 +1716,12 @@ pub async fn retention_follows_the_injected_clock(b: Backend) {
     });
     let (_, answer) = app.post("/v1/batch", &body).await;
     assert_eq!(answer["accepted"], 2, "{answer}");
-    let swept = assent_collector::subjects::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(swept.of("events"), 0, "nothing is old yet");
     clock.advance_days(31);
-    let swept = assent_collector::subjects::retention::sweep(&app.state)
+    let swept = assent_collector::subjects::retention::sweep(&app.state.subjects)
         .await
         .unwrap();
     assert_eq!(swept.of("events"), 2);

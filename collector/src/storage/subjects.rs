@@ -1,0 +1,197 @@
+//! The statements of subject access, erasure and retention, over the tables the registry
+//! lists (`subject_data`); `crate::subjects` decides what a request reads or deletes.
+//! `all` is every pseudonym one subject may be stored under (one per key, current and
+//! rotated out).
+use sqlx::Row;
+
+use crate::{
+    error::Result,
+    pseudonym::subject_key,
+    storage::{numbered, subject_data::SubjectTable, subject_index, Db, WriteTx},
+};
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_all<'q>(mut q: Query<'q>, all: &'q [String]) -> Query<'q> {
+    for p in all {
+        q = q.bind(p);
+    }
+    q
+}
+
+/// Binds a subject's pseudonyms, then their subject keys, as
+/// [`subject_index::events_of`] expects.
+fn bind_events<'q>(q: Query<'q>, all: &'q [String]) -> Query<'q> {
+    let mut q = bind_all(q, all);
+    for p in all {
+        q = q.bind(subject_key(p));
+    }
+    q
+}
+
+/// One stored event of a subject, and where it sorts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOfSubject {
+    /// The event as stored (pseudonymized JSON).
+    pub payload: String,
+    pub timestamp_ms: i64,
+    pub source_id: String,
+    pub message_id: String,
+}
+
+/// Up to `limit` of the subject's events after `(timestamp, source, message id)`, in
+/// that order.
+pub async fn events_after(
+    db: &Db,
+    all: &[String],
+    after: (i64, String, String),
+    limit: usize,
+) -> Result<Vec<EventOfSubject>> {
+    let n = all.len();
+    let sql = format!(
+        "SELECT payload, timestamp_ms, source_id, message_id FROM events
+         WHERE ({}) AND (timestamp_ms, source_id, message_id) > (${}, ${}, ${})
+         ORDER BY timestamp_ms, source_id, message_id LIMIT ${}",
+        subject_index::events_of(db.backend, n),
+        2 * n + 1,
+        2 * n + 2,
+        2 * n + 3,
+        2 * n + 4
+    );
+    let rows = bind_events(sqlx::query(&sql), all)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(after.2)
+        .bind(limit as i64)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(EventOfSubject {
+                payload: r.try_get(0)?,
+                timestamp_ms: r.try_get(1)?,
+                source_id: r.try_get(2)?,
+                message_id: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// The audit data (JSON text) of the subject's consent records, oldest first.
+pub async fn consent_records(db: &Db, all: &[String]) -> Result<Vec<String>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT d.data FROM consent_records c JOIN audit_data d ON d.seq = c.audit_seq
+         WHERE c.subject IN ({l}) OR c.user_id IN ({l}) ORDER BY c.timestamp_ms"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| Ok(r.try_get::<Option<String>, _>(0)?.unwrap_or_default()))
+        .collect()
+}
+
+/// A refused event of the subject, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterOfSubject {
+    pub message_id: Option<String>,
+    pub code: String,
+    pub reason: String,
+    pub received_at_ms: i64,
+}
+
+/// The subject's refused events, oldest first (dead letters expire after
+/// `dead_letter_retention_days`, which bounds these).
+pub async fn dead_letters(db: &Db, all: &[String]) -> Result<Vec<DeadLetterOfSubject>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT message_id, code, reason, received_at_ms FROM dead_letters
+         WHERE subject IN ({l}) ORDER BY received_at_ms, id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DeadLetterOfSubject {
+                message_id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                reason: r.try_get(2)?,
+                received_at_ms: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// An audit entry whose data is about the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOfSubject {
+    pub seq: i64,
+    pub kind: String,
+    pub at_ms: i64,
+    /// JSON text.
+    pub data: String,
+}
+
+pub async fn audit_entries(db: &Db, all: &[String]) -> Result<Vec<AuditOfSubject>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT d.seq, l.kind, l.at_ms, d.data FROM audit_data d JOIN audit_log l ON l.seq = d.seq
+         WHERE d.subject IN ({l}) ORDER BY d.seq"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(AuditOfSubject {
+                seq: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                at_ms: r.try_get(2)?,
+                data: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// When the subject was erased before (the erasure notices kept for the feed's
+/// consumers), oldest first.
+pub async fn erasure_notices(db: &Db, all: &[String]) -> Result<Vec<i64>> {
+    let l = numbered(1, all.len());
+    let sql =
+        format!("SELECT received_at_ms FROM erasure_notices WHERE subject IN ({l}) ORDER BY seq");
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Deletes the subject's rows from `table`, `batch` rows per transaction (see
+/// [`Db::delete_in_batches`]); returns how many. None for a table erasure does not empty.
+pub async fn erase(
+    db: &Db,
+    table: &SubjectTable,
+    all: &[String],
+    batch: i64,
+) -> Result<Option<u64>> {
+    let Some(sql) = table.erase_sql(db.backend, all.len()) else {
+        return Ok(None);
+    };
+    let n = db
+        .delete_in_batches(|| bind_events(sqlx::query(&sql), all).bind(batch))
+        .await?;
+    Ok(Some(n))
+}
+
+/// Writes one erasure notice per pseudonym, for the feed's consumers.
+pub async fn insert_erasure_notices(w: &mut WriteTx, all: &[String], now_ms: i64) -> Result<()> {
+    for pseudonym in all {
+        sqlx::query("INSERT INTO erasure_notices (subject, received_at_ms) VALUES ($1, $2)")
+            .bind(pseudonym)
+            .bind(now_ms)
+            .execute(&mut *w.tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the rows of `table` that expired before `before_ms`, `batch` rows per
+/// transaction; returns how many.
+pub async fn expire(db: &Db, table: &SubjectTable, before_ms: i64, batch: i64) -> Result<u64> {
+    let sql = table.expire_sql();
+    db.delete_in_batches(|| sqlx::query(&sql).bind(before_ms).bind(batch))
+        .await
+}
