@@ -11,7 +11,9 @@ use crate::{
     error::{Error, Result},
     keys::{self, Role},
     pseudonym::Pseudonymizer,
-    storage, AppState, Application, SystemClock,
+    startup::Application,
+    state::{AppState, SystemClock},
+    storage,
 };
 
 #[derive(Debug, Parser)]

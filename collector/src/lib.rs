@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod error;
+pub mod fast_map;
 pub mod feed;
 pub mod http;
 pub mod ingest;
@@ -21,12 +22,6 @@ pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod subjects;
-
-use std::collections::HashMap;
-
-/// A hash map with a fast, per-process seeded hasher (foldhash), for the maps ingest builds
-/// on every request from the ids in it; std's SipHash was a few percent of ingest.
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use clock::{Clock, SystemClock};
 pub use config::Config;

@@ -12,10 +12,13 @@ use crate::{
     storage, subjects,
 };
 
-/// A built collector: bound to its port, ready to serve.
+/// A built collector: bound to its port, its routes built, ready to serve.
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
+    router: axum::Router,
+    limiters: http::ratelimit::Sizes,
+    sdk_files: usize,
 }
 
 impl Application {
@@ -43,10 +46,21 @@ impl Application {
                 println!("Keep them: they are stored only as hashes and will not be shown again.");
             }
         }
+        let dir = &state.config.sdk_dir;
+        let sdk = http::sdk_files::SdkFiles::load(dir)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", dir.display())))?;
+        let sdk_files = sdk.len();
+        let (router, limiters) = Application::router(state.clone(), sdk);
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|e| Error::Config(format!("cannot bind {bind}: {e}")))?;
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            router,
+            limiters,
+            sdk_files,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -57,12 +71,19 @@ impl Application {
         self.state.clone()
     }
 
-    /// The routes behind the rate limits; the client address is set by `serve`.
-    pub fn router(state: Arc<AppState>) -> axum::Router {
+    /// The request limiters' sizes (for tests).
+    pub fn limiters(&self) -> http::ratelimit::Sizes {
+        self.limiters.clone()
+    }
+
+    /// The routes behind the rate limits, and the limiters' sizes; the client address is
+    /// set by `serve`.
+    pub fn router(
+        state: Arc<AppState>,
+        sdk: http::sdk_files::SdkFiles,
+    ) -> (axum::Router, http::ratelimit::Sizes) {
         let config = state.config.clone();
-        let (router, sizes) = http::ratelimit::apply(http::router(state.clone()), &config);
-        let _ = state.limiters.set(sizes);
-        router
+        http::ratelimit::apply(http::router(state, sdk), &config)
     }
 
     /// Serves until Ctrl-C or SIGTERM, with the retention job running beside.
@@ -114,15 +135,21 @@ impl Application {
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
         let limits = http::serve::Limits::from_config(&state.config);
-        let app = Application::router(state);
         let dir = self.state.config.sdk_dir.display();
-        if self.state.sdk.is_empty() {
+        if self.sdk_files == 0 {
             tracing::warn!(%dir, "no banner bundle found; /sdk/ answers 404 (build it with `make ui`)");
         } else {
-            tracing::info!(files = self.state.sdk.len(), %dir, "serving the banner bundle at /sdk/");
+            tracing::info!(files = self.sdk_files, %dir, "serving the banner bundle at /sdk/");
         }
         tracing::info!(port = self.port(), backend = ?self.state.db.backend, "collector listening");
-        http::serve::serve(self.listener, app, limits, proxies, shutdown_signal()).await;
+        http::serve::serve(
+            self.listener,
+            self.router,
+            limits,
+            proxies,
+            shutdown_signal(),
+        )
+        .await;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! configuration, and handed to each handler as the narrow part it needs (axum's
 //! `FromRef`): a handler that ingests takes [`Ingest`], one that reads the database
 //! only takes [`storage::Db`], and none reaches into another domain's parts.
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 
@@ -12,7 +12,6 @@ use crate::{
     config::Config,
     consent::cache::ConsentCache,
     error::{Error, Result},
-    http::{ratelimit, sdk_files::SdkFiles},
     ingest::Ingest,
     keys::{self, Keys},
     metrics::Metrics,
@@ -40,10 +39,6 @@ pub struct AppState {
     pub subjects: Arc<Subjects>,
     /// Subjects' consent records in memory (ingest reads through it).
     pub consent_cache: Arc<ConsentCache>,
-    /// The web banner's bundle, served at `/sdk/`.
-    pub sdk: SdkFiles,
-    /// The request limiters, once the router is built (their sizes, for tests).
-    pub limiters: Arc<OnceLock<ratelimit::Sizes>>,
 }
 
 macro_rules! narrow_state {
@@ -58,7 +53,6 @@ macro_rules! narrow_state {
 
 narrow_state!(
     Db => db,
-    SdkFiles => sdk,
     Arc<Trail> => trail,
     Arc<Keys> => keys,
     Arc<Ingest> => ingest,
@@ -85,8 +79,6 @@ impl AppState {
         };
         let pseudonymizer =
             Pseudonymizer::new(config.pseudonym_key_id.clone(), key).with_previous(previous);
-        let sdk = SdkFiles::load(&config.sdk_dir)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", config.sdk_dir.display())))?;
         let trail = Trail::new(
             db.clone(),
             pseudonymizer.clone(),
@@ -116,13 +108,11 @@ impl AppState {
             ingest,
             subjects,
             consent_cache,
-            sdk,
             config,
             db,
             pseudonymizer: Arc::new(pseudonymizer),
             metrics,
             clock,
-            limiters: Default::default(),
         };
         state.keys.refresh_sources().await?;
         state.note_key_rotation().await?;

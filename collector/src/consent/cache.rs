@@ -23,9 +23,9 @@ use assent_protocol::PurposeMap;
 
 use crate::{
     error::Result,
+    fast_map::FastMap,
     keys::sources::ConsentScope,
     storage::{consent as stored, Backend, Db},
-    FastMap,
 };
 
 /// One subject's consent records, oldest first.

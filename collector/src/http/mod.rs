@@ -43,8 +43,8 @@ use crate::{
     keys::{sources::SourceInfo, Keys},
     metrics::Metrics,
     pseudonym::Pseudonymizer,
+    state::AppState,
     storage::{Caller, Db},
-    AppState,
 };
 
 /// CORS for the routes browsers call (ingest, the banner's files); the answer to a
@@ -83,7 +83,8 @@ impl axum::extract::FromRef<AppState> for IngestEdge {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Every route; the banner's files are served from `sdk`.
+pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
     // What browsers on the sources' sites call: CORS applies here only.
     let browsers = Router::new()
         .route("/v1/batch", post(batch))
@@ -95,7 +96,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/group", post(group))
         .route("/v1/alias", post(alias))
         .route("/v1/consent", post(consent_post))
-        .route("/sdk/{file}", get(crate::http::sdk_files::serve))
+        .merge(
+            Router::new()
+                .route("/sdk/{file}", get(sdk_files::serve))
+                .with_state(sdk),
+        )
         // Before the CORS layer, which then answers preflights (OPTIONS) itself.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(cors(state.keys.clone()));
@@ -553,7 +558,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi(),
+        openapi::openapi(),
     )
         .into_response()
 }

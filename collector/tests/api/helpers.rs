@@ -18,6 +18,8 @@ pub const ADMIN_TOKEN: &str = "adm_test_admin_token_Gk5Rw8Ny2Bs6Vq9Tz3Lm";
 pub struct TestApp {
     pub url: String,
     pub state: Arc<AppState>,
+    /// The request limiters' sizes.
+    pub limiters: assent_collector::http::ratelimit::Sizes,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -101,10 +103,12 @@ pub async fn spawn_with_clock(
         .expect("collector starts");
     let url = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let limiters = app.limiters();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         url,
         state,
+        limiters,
         client: reqwest::Client::new(),
         _dir: dir,
     }

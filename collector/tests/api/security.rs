@@ -327,7 +327,7 @@ pub async fn distinct_huge_credentials_leave_memory_bounded(b: Backend) {
     })
     .await;
     let url = format!("{}/healthz", app.url);
-    let entries = || app.state.limiters.get().unwrap().entries();
+    let entries = || app.limiters.entries();
     for i in 0..200 {
         let huge = format!("Bearer {i:06}{}", "x".repeat(256 * 1024));
         let r = app
