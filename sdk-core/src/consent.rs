@@ -8,7 +8,10 @@ use std::{collections::HashMap, path::Path};
 use assent_protocol::{ConsentMethod, Purpose, PurposeMap, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{storage, AssentError, Result};
+use crate::{
+    error::{AssentError, Result},
+    storage,
+};
 
 const STATE_FILE: &str = "state.json";
 const FORMAT: u32 = 1;

@@ -19,11 +19,12 @@ use serde_json::value::RawValue;
 use crate::{
     clock::Clock,
     consent::{self, Change, Choice, PersistedState},
+    error::{AssentError, Result},
     identity::{self, InstallSecret, RandomFill},
     queue::{Class, Queue},
+    records::{ClientConfig, ConsentState},
     storage::DirLock,
     transport::HttpTransport,
-    AssentError, ClientConfig, ConsentState, Result,
 };
 
 /// `ClientConfig`, checked.

@@ -6,7 +6,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{storage, AssentError, Result};
+use crate::{
+    error::{AssentError, Result},
+    storage,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 

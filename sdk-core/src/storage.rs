@@ -51,7 +51,7 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    pub(crate) fn acquire(dir: &Path) -> crate::Result<DirLock> {
+    pub(crate) fn acquire(dir: &Path) -> crate::error::Result<DirLock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -59,7 +59,7 @@ impl DirLock {
             .open(dir.join(".lock"))?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(crate::AssentError::StorageLocked),
+            Err(fs::TryLockError::WouldBlock) => Err(crate::error::AssentError::StorageLocked),
             Err(fs::TryLockError::Error(e)) => Err(e.into()),
         }
     }

@@ -2,7 +2,7 @@
 //! client (ureq over rustls) and room for the host's own HTTP stack through uniffi.
 use std::{collections::HashMap, io::Read, time::Duration};
 
-use crate::{AssentError, Result};
+use crate::error::{AssentError, Result};
 
 /// One upload request: always a POST.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]

@@ -12,9 +12,10 @@ use flate2::{write::GzEncoder, Compression};
 
 use crate::{
     engine::Engine,
+    error::{AssentError, Result},
     queue::{Class, Item},
+    records::FlushResult,
     transport::{HttpRequest, HttpResponse},
-    AssentError, FlushResult, Result,
 };
 
 /// Bodies above this size are gzip-compressed.
