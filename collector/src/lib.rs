@@ -14,6 +14,7 @@ pub mod error;
 pub mod fast_map;
 pub mod feed;
 pub mod http;
+pub mod ids;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;

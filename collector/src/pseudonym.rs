@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::{config::Secret, ids::Pseudonym};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -63,17 +63,11 @@ impl Pseudonymizer {
     }
 
     /// The stored form of a raw identifier.
-    pub fn pseudonym(&self, raw: &str) -> String {
+    pub fn pseudonym(&self, raw: &str) -> Pseudonym {
         // 128 bits: ample against collisions, and half the index size of 256.
-        format!(
-            "{}.{}",
-            self.key_id,
-            hex(&{
-                let mut mac = self.pseudonym_mac.clone();
-                mac.update(raw.as_bytes());
-                mac.finalize().into_bytes()
-            }[..16])
-        )
+        let mut mac = self.pseudonym_mac.clone();
+        mac.update(raw.as_bytes());
+        Pseudonym::from_digest(&self.key_id, &mac.finalize().into_bytes())
     }
 
     /// Whether `text` has the form of a pseudonym under one of our keys
@@ -92,12 +86,12 @@ impl Pseudonymizer {
 
     /// The pseudonyms a raw identifier may be stored under: the current key's first, then
     /// those of rotated-out keys.
-    pub fn all_pseudonyms(&self, raw: &str) -> Vec<String> {
+    pub fn all_pseudonyms(&self, raw: &str) -> Vec<Pseudonym> {
         let mut all = vec![self.pseudonym(raw)];
         for (id, key) in &self.previous {
-            all.push(format!(
-                "{id}.{}",
-                hex(&mac_with(key, LABEL, raw.as_bytes())[..16])
+            all.push(Pseudonym::from_digest(
+                id,
+                &mac_with(key, LABEL, raw.as_bytes()),
             ));
         }
         all
@@ -207,9 +201,12 @@ mod tests {
         let q = Pseudonymizer::new("k2", Secret::new("b".repeat(32)));
         let a = p.pseudonym("user-42");
         assert_eq!(a, p.pseudonym("user-42"));
-        assert!(a.starts_with("k1.") && a.len() == 3 + 32);
-        assert!(!a.contains("user-42"));
-        assert_ne!(a[3..], q.pseudonym("user-42")[3..]);
+        let text = a.as_str();
+        assert!(text.starts_with("k1.") && text.len() == 3 + 32);
+        assert_eq!(a.key_id(), "k1");
+        assert!(!text.contains("user-42"));
+        assert_ne!(text[3..], q.pseudonym("user-42").as_str()[3..]);
+        assert_eq!(crate::ids::Pseudonym::parse(text).unwrap(), a);
     }
 
     #[test]

@@ -66,12 +66,10 @@ impl AppState {
         let config = Arc::new(config);
         let db = Db::connect(config.database_url.expose()).await?;
         db.migrate().await?;
-        let key = storage::secrets::pseudonym_key(&db, &config, clock.now_ms()).await?;
+        let key = storage::secrets::pseudonym_key(&db, &config, clock.now()).await?;
         let key_secret = match &config.key_digest_secret {
             Some(s) => s.clone(),
-            None => {
-                storage::secrets::server_secret(&db, "key_digest_secret", clock.now_ms()).await?
-            }
+            None => storage::secrets::server_secret(&db, "key_digest_secret", clock.now()).await?,
         };
         let previous = match &config.previous_pseudonym_keys {
             Some(list) => pseudonym::parse_key_list(list.expose()).map_err(Error::Config)?,
@@ -129,7 +127,7 @@ impl AppState {
         if recorded.as_deref() == Some(current.as_str()) {
             return Ok(());
         }
-        storage::secrets::set_key_in_use(&mut w, &current, self.clock.now_ms()).await?;
+        storage::secrets::set_key_in_use(&mut w, &current, self.clock.now()).await?;
         if let Some(previous) = recorded {
             let entry = audit::NewEntry {
                 kind: audit::Kind::KeyRotation,

@@ -128,7 +128,7 @@ pub async fn verified(trail: &Trail) -> Result<(audit::Report, i64)> {
         }
     }
     let report = verify_db(trail).await?;
-    let at_ms = trail.now_ms();
+    let at_ms = trail.now().millis();
     *last = Some((std::time::Instant::now(), at_ms, report.clone()));
     Ok((report, at_ms))
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::{
     clock::Clock,
     error::Result,
+    ids::{Pseudonym, UnixMs},
     pseudonym::{sha256_hex, Pseudonymizer},
     storage::{self, Db, WriteTx},
 };
@@ -94,7 +95,7 @@ pub struct NewEntry {
     pub kind: Kind,
     pub actor: String,
     /// The pseudonymized subject the data is about, so erasure can find it.
-    pub subject: Option<String>,
+    pub subject: Option<Pseudonym>,
     pub data: serde_json::Value,
 }
 
@@ -134,15 +135,13 @@ impl Trail {
     }
 
     /// The time entries are recorded at.
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+    pub fn now(&self) -> UnixMs {
+        self.clock.now()
     }
 
     /// Appends one entry inside `w`, at the current time.
     pub async fn record(&self, w: &mut WriteTx, entry: NewEntry) -> Result<()> {
-        self.append_at(w, vec![entry], self.now_ms())
-            .await
-            .map(|_| ())
+        self.append_at(w, vec![entry], self.now()).await.map(|_| ())
     }
 
     /// Records one entry in a transaction of its own.
@@ -157,9 +156,9 @@ impl Trail {
         &self,
         w: &mut WriteTx,
         entries: Vec<NewEntry>,
-        at_ms: i64,
+        at: UnixMs,
     ) -> Result<Vec<i64>> {
-        append(w, entries, at_ms, &self.keys, self.checkpoint_every).await
+        append(w, entries, at.millis(), &self.keys, self.checkpoint_every).await
     }
 }
 
@@ -189,7 +188,7 @@ pub async fn append(
             at_ms,
             entry.kind.as_str(),
             &entry.actor,
-            entry.subject.as_deref(),
+            entry.subject.as_ref().map(Pseudonym::as_str),
             &entry.data.to_string(),
             &prev,
         )

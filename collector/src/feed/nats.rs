@@ -125,7 +125,9 @@ fn token(text: &str) -> String {
 
 /// The subject an item is published under.
 pub fn subject(prefix: &str, item: &Item) -> String {
-    let source = item.source_id().map_or_else(|| "_".to_owned(), token);
+    let source = item
+        .source_id()
+        .map_or_else(|| "_".to_owned(), |s| token(s.as_str()));
     format!("{prefix}.{source}.{}", item.kind().as_str())
 }
 
@@ -226,7 +228,7 @@ mod tests {
     fn subjects_name_the_source_and_the_kind_in_safe_tokens() {
         let erasure = Item::Erasure(feed::ErasureItem {
             position: Position { tx: 0, seq: 9 },
-            subject: "k1.ab".into(),
+            subject: crate::ids::Pseudonym::parse("k1.0123456789abcdef0123456789abcdef").unwrap(),
             received_at_ms: 0,
         });
         assert_eq!(subject("assent", &erasure), "assent._.erasure");

@@ -37,6 +37,7 @@ use crate::{
     clock::Clock,
     error::{Error, Result},
     feed::{self, ConsentItem, ErasureItem, EventItem, Item, Position},
+    ids::Pseudonym,
     storage::Db,
 };
 
@@ -150,14 +151,16 @@ fn columns(kind: feed::ItemKind, items: &[&Item]) -> (&'static str, Vec<Column>)
             vec![
                 tx,
                 seq,
-                texts(items, |i| Some(&event(i).source_id)),
+                texts(items, |i| Some(event(i).source_id.as_str())),
                 texts(items, |i| Some(&event(i).message_id)),
                 texts(items, |i| Some(&event(i).kind)),
                 texts(items, |i| event(i).name.as_deref()),
                 texts(items, |i| Some(&event(i).purpose)),
-                texts(items, |i| Some(&event(i).subject)),
-                texts(items, |i| event(i).anonymous_id.as_deref()),
-                texts(items, |i| event(i).user_id.as_deref()),
+                texts(items, |i| Some(event(i).subject.as_str())),
+                texts(items, |i| {
+                    event(i).anonymous_id.as_ref().map(Pseudonym::as_str)
+                }),
+                texts(items, |i| event(i).user_id.as_ref().map(Pseudonym::as_str)),
                 ints(items, |i| event(i).timestamp_ms),
                 ints(items, |i| event(i).received_at_ms),
                 texts(items, |i| Some(&event(i).payload)),
@@ -173,9 +176,9 @@ fn columns(kind: feed::ItemKind, items: &[&Item]) -> (&'static str, Vec<Column>)
                 vec![
                     tx,
                     seq,
-                    texts(items, |i| Some(&consent(i).source_id)),
+                    texts(items, |i| Some(consent(i).source_id.as_str())),
                     texts(items, |i| Some(&consent(i).consent_id)),
-                    texts(items, |i| Some(&consent(i).subject)),
+                    texts(items, |i| Some(consent(i).subject.as_str())),
                     Column::Text(
                         purposes
                             .into_iter()
@@ -193,7 +196,7 @@ fn columns(kind: feed::ItemKind, items: &[&Item]) -> (&'static str, Vec<Column>)
             vec![
                 tx,
                 seq,
-                texts(items, |i| Some(&erasure(i).subject)),
+                texts(items, |i| Some(erasure(i).subject.as_str())),
                 ints(items, |i| erasure(i).received_at_ms),
             ],
         ),
@@ -287,10 +290,10 @@ fn partition(item: &Item) -> PathBuf {
     let date = format!("date={}", date_of(item.received_at_ms()));
     match item {
         Item::Event(e) => Path::new("events")
-            .join(format!("source={}", segment(&e.source_id)))
+            .join(format!("source={}", segment(e.source_id.as_str())))
             .join(date),
         Item::Consent(c) => Path::new("consent")
-            .join(format!("source={}", segment(&c.source_id)))
+            .join(format!("source={}", segment(c.source_id.as_str())))
             .join(date),
         Item::Erasure(_) => Path::new("erasures").join(date),
     }
@@ -505,12 +508,12 @@ mod tests {
     fn event(seq: i64, source: &str) -> Item {
         Item::Event(EventItem {
             position: Position { tx: 0, seq },
-            source_id: source.into(),
+            source_id: crate::ids::SourceId::parse(source).unwrap(),
             message_id: format!("m{seq}"),
             kind: "track".into(),
             name: None,
             purpose: "necessary".into(),
-            subject: "k1.00".into(),
+            subject: Pseudonym::parse("k1.00000000000000000000000000000000").unwrap(),
             anonymous_id: None,
             user_id: None,
             timestamp_ms: 0,

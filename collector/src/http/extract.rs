@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     error::{Error, Result},
     http::ratelimit::ClientAddr,
+    ids::SourceId,
     keys::Keys,
     storage::Caller,
 };
@@ -135,7 +136,7 @@ pub(crate) async fn source_caller(
     keys: &Keys,
     headers: &HeaderMap,
     body_key: Option<&str>,
-) -> Result<(Caller, String)> {
+) -> Result<(Caller, SourceId)> {
     let caller = authenticate(keys, headers, body_key).await?;
     match &caller {
         Caller::Source { source_id, .. } => {
@@ -159,7 +160,7 @@ pub(crate) async fn consent_reader(
     keys: &Keys,
     headers: &HeaderMap,
     source: Option<&str>,
-) -> Result<String> {
+) -> Result<SourceId> {
     let caller = authenticate(keys, headers, None).await?;
     // Looked up only for a caller that may read: nobody else learns which sources exist.
     let named = match (&caller, source) {
@@ -188,7 +189,7 @@ pub(crate) async fn consent_reader(
 pub(crate) async fn header_caller(
     keys: &Keys,
     headers: &HeaderMap,
-) -> Result<Option<(Caller, String)>> {
+) -> Result<Option<(Caller, SourceId)>> {
     if headers.contains_key(header::AUTHORIZATION) {
         return source_caller(keys, headers, None).await.map(Some);
     }

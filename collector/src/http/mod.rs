@@ -39,6 +39,7 @@ use crate::{
         Accepted, Batch, BatchResponse, ConsentBody, ConsentReadErrors, Event, IngestErrors,
         MetricsErrors, ReadyErrors, RouteErrors, Status,
     },
+    ids::{SourceId, UnixMs},
     ingest::{self, Ingest},
     keys::{sources::SourceInfo, Keys},
     metrics::Metrics,
@@ -254,10 +255,10 @@ async fn batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = edge.ingest.now_ms();
+    let received_at = edge.ingest.now();
     let known = header_caller(&edge.keys, &headers).await?;
     let bytes = read_request_body(&edge.config, &headers, body).await?;
-    accept(&edge, ip, &headers, known, received_at_ms, &bytes).await
+    accept(&edge, ip, &headers, known, received_at, &bytes).await
 }
 
 /// Segment's `/v1/import`: the same as `/v1/batch`.
@@ -325,7 +326,7 @@ async fn single(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = edge.ingest.now_ms();
+    let received_at = edge.ingest.now();
     let known = header_caller(&edge.keys, headers).await?;
     let mut event = read_json(&edge.config, headers, body).await?;
     let Some(obj) = event.as_object_mut() else {
@@ -336,7 +337,7 @@ async fn single(
     let write_key = take_write_key(&mut event);
     let envelope = serde_json::json!({"batch": [event], "sentAt": sent_at, "writeKey": write_key});
     let bytes = serde_json::to_vec(&envelope).expect("serializes");
-    accept(edge, ip, headers, known, received_at_ms, &bytes).await
+    accept(edge, ip, headers, known, received_at, &bytes).await
 }
 
 /// Takes the `writeKey` a client that cannot set headers put in a JSON body (it is a
@@ -350,9 +351,9 @@ fn take_write_key(body: &mut Value) -> Option<Value> {
 async fn settle_caller(
     keys: &Keys,
     headers: &HeaderMap,
-    known: Option<(Caller, String)>,
+    known: Option<(Caller, SourceId)>,
     body_key: Option<&str>,
-) -> Result<(Caller, String, Arc<SourceInfo>)> {
+) -> Result<(Caller, SourceId, Arc<SourceInfo>)> {
     let (caller, source_id) = match known {
         Some(known) => known,
         None => source_caller(keys, headers, body_key).await?,
@@ -366,8 +367,8 @@ async fn accept(
     edge: &IngestEdge,
     ip: std::net::IpAddr,
     headers: &HeaderMap,
-    known: Option<(Caller, String)>,
-    received_at_ms: i64,
+    known: Option<(Caller, SourceId)>,
+    received_at: UnixMs,
     bytes: &[u8],
 ) -> Result<Response> {
     let envelope = ingest::Envelope::parse(bytes)?;
@@ -377,7 +378,7 @@ async fn accept(
         caller: &caller,
         source_id: &source_id,
         source: &source,
-        received_at_ms,
+        received_at,
         ip: Some(ip),
     };
     let answer = ingest::batch(&edge.ingest, req, envelope).await?;
@@ -405,7 +406,7 @@ async fn consent_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let received_at_ms = edge.ingest.now_ms();
+    let received_at = edge.ingest.now();
     let known = header_caller(&edge.keys, &headers).await?;
     let mut body = read_json(&edge.config, &headers, body).await?;
     let body_key = take_write_key(&mut body);
@@ -415,7 +416,7 @@ async fn consent_post(
         caller: &caller,
         source_id: &source_id,
         source: &source,
-        received_at_ms,
+        received_at,
         ip: Some(ip),
     };
     let n = ingest::consent(&edge.ingest, req, body).await?;

@@ -10,6 +10,7 @@ use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
 use crate::{
     config::Config,
     error::{Error, Result},
+    ids::SourceId,
 };
 
 /// The address a client is limited by: IPv4 as it is, IPv6 by its /64.
@@ -29,7 +30,7 @@ pub fn limited_by(ip: IpAddr) -> IpAddr {
 /// Budgets counted in consent records: per source (a quota no single site may exceed,
 /// whatever addresses its traffic comes from) and per client address.
 pub struct RecordLimits {
-    by_source: DefaultKeyedRateLimiter<String>,
+    by_source: DefaultKeyedRateLimiter<SourceId>,
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     burst: u32,
 }
@@ -52,7 +53,7 @@ impl RecordLimits {
     /// Takes `n` records from the client's and then the source's budget, or says when to
     /// come back. A request the client's budget refuses takes nothing from the source's,
     /// so one address cannot spend a site's quota beyond its own budget.
-    pub fn check(&self, source_id: &str, ip: Option<IpAddr>, n: usize) -> Result<()> {
+    pub fn check(&self, source_id: &SourceId, ip: Option<IpAddr>, n: usize) -> Result<()> {
         let Some(n) = NonZeroU32::new(n.min(self.burst as usize) as u32) else {
             return Ok(());
         };
@@ -70,7 +71,7 @@ impl RecordLimits {
                 .map_err(refused)?
                 .map_err(wait)?;
         }
-        match self.by_source.check_key_n(&source_id.to_owned(), n) {
+        match self.by_source.check_key_n(source_id, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(wait(not_until)),
             Err(e) => Err(refused(e)),
@@ -110,18 +111,20 @@ mod tests {
             ..Config::default()
         };
         let limits = RecordLimits::new(&c);
+        let src_a = SourceId::parse("src_a").unwrap();
+        let src_b = SourceId::parse("src_b").unwrap();
         let ip_a: IpAddr = "192.0.2.1".parse().unwrap();
         let ip_b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limits.check("src_a", Some(ip_a), 60).is_ok());
+        assert!(limits.check(&src_a, Some(ip_a), 60).is_ok());
         // The client has 40 records left, so 50 from it are refused, and cost source b
         // nothing...
         assert!(matches!(
-            limits.check("src_b", Some(ip_a), 50),
+            limits.check(&src_b, Some(ip_a), 50),
             Err(Error::RateLimited { .. })
         ));
-        assert!(limits.check("src_b", Some(ip_b), 50).is_ok());
+        assert!(limits.check(&src_b, Some(ip_b), 50).is_ok());
         // ...and source a has 40 left, whichever address sends for it.
-        assert!(limits.check("src_a", Some(ip_b), 41).is_err());
-        assert!(limits.check("src_a", None, 40).is_ok());
+        assert!(limits.check(&src_a, Some(ip_b), 41).is_err());
+        assert!(limits.check(&src_a, None, 40).is_ok());
     }
 }

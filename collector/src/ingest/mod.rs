@@ -6,8 +6,8 @@ pub mod limits;
 use std::{net::IpAddr, sync::Arc};
 
 use assent_protocol::{
-    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, MessageId,
-    ProtocolError, Purpose, PurposeMap, RejectCode, Rejection, Timestamp,
+    BatchResponse, ConsentMethod, ConsentRecord, ConsentSource, EventView, ProtocolError, Purpose,
+    PurposeMap, RejectCode, Rejection, Timestamp,
 };
 use serde_json::{value::RawValue, Value};
 
@@ -18,6 +18,7 @@ use crate::{
     consent::cache::{ConsentCache, Entry, Records, STAMP_POLICY_VERSION},
     error::{Error, Result},
     fast_map::FastMap,
+    ids::{MessageId, Pseudonym, SourceId, UnixMs},
     ingest::limits::RecordLimits,
     keys::sources::{SourceInfo, Sources},
     metrics::Metrics,
@@ -72,8 +73,8 @@ impl Ingest {
     }
 
     /// The time a request is received at.
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+    pub fn now(&self) -> UnixMs {
+        self.clock.now()
     }
 
     /// Requests waiting for the writer.
@@ -90,10 +91,10 @@ impl Ingest {
 /// What came with the request besides the body.
 pub struct Request<'a> {
     pub caller: &'a Caller,
-    pub source_id: &'a str,
+    pub source_id: &'a SourceId,
     /// The calling source's settings: whose consent counts, whether stamps do.
     pub source: &'a SourceInfo,
-    pub received_at_ms: i64,
+    pub received_at: UnixMs,
     pub ip: Option<IpAddr>,
 }
 
@@ -101,8 +102,8 @@ pub struct Request<'a> {
 #[derive(Debug, Clone)]
 struct ConsentRow {
     consent_id: String,
-    subject: String,
-    user_id: Option<String>,
+    subject: Pseudonym,
+    user_id: Option<Pseudonym>,
     purposes: PurposeMap,
     policy_version: String,
     method: ConsentMethod,
@@ -117,8 +118,8 @@ struct ConsentRow {
 /// retention). Never its payload: an event refused for want of consent is exactly the data
 /// the subject did not agree to give.
 struct DeadLetter {
-    message_id: Option<String>,
-    subject: Option<String>,
+    message_id: Option<MessageId>,
+    subject: Option<Pseudonym>,
     code: RejectCode,
     reason: String,
 }
@@ -134,14 +135,14 @@ impl Refusals {
     fn refuse(
         &mut self,
         index: usize,
-        message_id: Option<String>,
-        subject: Option<String>,
+        message_id: Option<MessageId>,
+        subject: Option<Pseudonym>,
         code: RejectCode,
         reason: String,
     ) {
         self.rejected.push(Rejection {
             index: index as u32,
-            message_id: message_id.clone(),
+            message_id: message_id.as_ref().map(MessageId::to_string),
             code,
             reason: reason.clone(),
         });
@@ -215,14 +216,17 @@ fn consent_row(ingest: &Ingest, value: Value, index: usize, skew: Skew) -> Resul
 
 fn pseudonymized_record(ingest: &Ingest, mut record: ConsentRecord, at: i64) -> ConsentRow {
     let p = &ingest.pseudonymizer;
-    record.subject_id = p.pseudonym(&record.subject_id);
-    record.user_id = record.user_id.as_deref().map(|u| p.pseudonym(u));
+    let subject = p.pseudonym(&record.subject_id);
+    let user_id = record.user_id.as_deref().map(|u| p.pseudonym(u));
+    // The audit trail keeps the record as stored: pseudonyms, never the raw ids.
+    record.subject_id = subject.to_string();
+    record.user_id = user_id.as_ref().map(Pseudonym::to_string);
     record.purposes.insert(Purpose::Necessary, true);
     let original = record.timestamp.unix_millis();
     ConsentRow {
         consent_id: record.consent_id.clone(),
-        subject: record.subject_id.clone(),
-        user_id: record.user_id.clone(),
+        subject,
+        user_id,
         purposes: record.purposes.clone(),
         policy_version: record.policy_version.clone(),
         method: record.method,
@@ -309,9 +313,9 @@ impl ConsentHistory {
 async fn load_history(
     ingest: &Ingest,
     source: &SourceInfo,
-    aliases: &FastMap<String, String>,
+    aliases: &FastMap<Pseudonym, Pseudonym>,
 ) -> Result<ConsentHistory> {
-    let stored: Vec<&str> = aliases.keys().map(String::as_str).collect();
+    let stored: Vec<&str> = aliases.keys().map(Pseudonym::as_str).collect();
     let mut history = ConsentHistory::default();
     ingest
         .consent_cache
@@ -321,7 +325,9 @@ async fn load_history(
         .records_of(&ingest.db, &source.scope, &stored)
         .await?;
     for (stored, records) in records {
-        let subject = aliases.get(&stored).unwrap_or(&stored);
+        let subject = aliases
+            .get(stored.as_str())
+            .map_or(stored.as_str(), Pseudonym::as_str);
         history.extend(subject, records);
     }
     Ok(history)
@@ -398,11 +404,11 @@ pub fn parse_only(bytes: &[u8]) -> Result<(usize, usize)> {
 /// Pseudonyms computed once per raw id within a request.
 struct Pseudonyms<'p> {
     keys: &'p crate::pseudonym::Pseudonymizer,
-    memo: FastMap<String, String>,
+    memo: FastMap<String, Pseudonym>,
 }
 
 impl Pseudonyms<'_> {
-    fn of(&mut self, raw: &str) -> String {
+    fn of(&mut self, raw: &str) -> Pseudonym {
         if let Some(p) = self.memo.get(raw) {
             return p.clone();
         }
@@ -420,7 +426,7 @@ pub async fn batch(
     envelope: Envelope<'_>,
 ) -> Result<BatchResponse> {
     let sent_at = envelope.sent_at()?;
-    let skew = Skew::new(req.received_at_ms, sent_at, ingest.clock_tolerance_ms);
+    let skew = Skew::new(req.received_at.millis(), sent_at, ingest.clock_tolerance_ms);
     let consent = envelope.consent.unwrap_or_default();
     check_record_count(ingest, consent.len())?;
     ingest.limits.check(req.source_id, req.ip, consent.len())?;
@@ -461,7 +467,7 @@ pub async fn consent(ingest: &Ingest, req: Request<'_>, body: Value) -> Result<u
     }
     check_record_count(ingest, values.len())?;
     ingest.limits.check(req.source_id, req.ip, values.len())?;
-    let skew = Skew::new(req.received_at_ms, None, ingest.clock_tolerance_ms);
+    let skew = Skew::new(req.received_at.millis(), None, ingest.clock_tolerance_ms);
     let mut records = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {
         records.push(consent_row(ingest, value, i, skew)?);
@@ -483,7 +489,7 @@ fn check_record_count(ingest: &Ingest, n: usize) -> Result<()> {
 }
 
 /// A refused event's `messageId`, when it has a readable one (what its dead letter keeps).
-fn readable_message_id(raw: &str) -> Option<String> {
+fn readable_message_id(raw: &str) -> Option<MessageId> {
     #[derive(serde::Deserialize)]
     struct Id {
         #[serde(rename = "messageId")]
@@ -492,7 +498,7 @@ fn readable_message_id(raw: &str) -> Option<String> {
     let id = serde_json::from_str::<Id>(raw).ok()?.message_id?;
     let id = MessageId::parse(id.as_str()?).ok()?;
     // Control characters are refused as such, and never stored (PostgreSQL cannot).
-    (!id.as_str().chars().any(char::is_control)).then(|| id.as_str().to_owned())
+    (!id.as_str().chars().any(char::is_control)).then_some(id)
 }
 
 async fn write(
@@ -508,7 +514,7 @@ async fn write(
         keys: &ingest.pseudonymizer,
         memo: FastMap::default(),
     };
-    let mut parsed: Vec<(usize, EventView<'_>, String)> = Vec::with_capacity(events.len());
+    let mut parsed: Vec<(usize, EventView<'_>, Pseudonym)> = Vec::with_capacity(events.len());
     let mut refused = Refusals::default();
     for (index, raw) in events.into_iter().enumerate() {
         match EventView::parse(raw.get()) {
@@ -530,7 +536,7 @@ async fn write(
 
     // Consent in force: stored records (under the current key or a rotated-out one),
     // this request's records, and Segment stamps.
-    let mut aliases: FastMap<String, String> = FastMap::default();
+    let mut aliases: FastMap<Pseudonym, Pseudonym> = FastMap::default();
     for (_, event, subject) in &parsed {
         if aliases.contains_key(subject) {
             continue;
@@ -546,7 +552,7 @@ async fn write(
     let mut history = load_history(ingest, req.source, &aliases).await?;
     for r in &records {
         history.add(
-            &r.subject,
+            r.subject.as_str(),
             Entry {
                 at: r.timestamp_ms,
                 purposes: r.purposes.clone(),
@@ -557,7 +563,7 @@ async fn write(
 
     let mut rows = Vec::with_capacity(parsed.len());
     for (index, event, subject) in parsed {
-        let message_id = event.message_id.as_str().to_owned();
+        let message_id = event.message_id.clone();
         let at = match skew.correct(event.timestamp) {
             Ok(at) => at,
             Err(late) => {
@@ -572,9 +578,9 @@ async fn write(
         // stamps, and never against a consent record in force.
         let stamp = segment_stamp(&event)
             .filter(|_| req.source.trust_consent_stamps)
-            .filter(|_| !history.record_in_force(&subject, at));
+            .filter(|_| !history.record_in_force(subject.as_str(), at));
         if let Some(stamp) = stamp {
-            if history.at(&subject, at) != Some(&stamp) {
+            if history.at(subject.as_str(), at) != Some(&stamp) {
                 // The stamp changes what we know of the subject's consent: record it.
                 let record = ConsentRecord {
                     consent_id: format!("segment-{}", event.message_id),
@@ -591,11 +597,11 @@ async fn write(
                     ui_version: None,
                     notice_hash: None,
                     interaction: None,
-                    previous: history.at(&subject, at).cloned(),
+                    previous: history.at(subject.as_str(), at).cloned(),
                 };
                 let row = pseudonymized_record(ingest, record, at);
                 history.add(
-                    &row.subject,
+                    row.subject.as_str(),
                     Entry {
                         at: row.timestamp_ms,
                         purposes: row.purposes.clone(),
@@ -607,7 +613,7 @@ async fn write(
         }
         let granted = purpose == Purpose::Necessary
             || history
-                .at(&subject, at)
+                .at(subject.as_str(), at)
                 .is_some_and(|p| p.get(&purpose).copied().unwrap_or(false));
         if !granted {
             let reason = format!(
@@ -618,10 +624,10 @@ async fn write(
             continue;
         }
         // What is stored: identifiers pseudonymized, the address and the key dropped.
-        let payload = event.stored_json(|raw| ids.of(raw));
+        let payload = event.stored_json(|raw| ids.of(raw).into_string());
         rows.push(EventRow {
             message_id,
-            subject_key: crate::pseudonym::subject_key(&subject),
+            subject_key: crate::pseudonym::subject_key(subject.as_str()),
             kind: event.kind.as_str(),
             name: event.event.or(event.name).map(std::borrow::Cow::into_owned),
             purpose,
@@ -637,9 +643,9 @@ async fn write(
     response.rejected.sort_by_key(|r| r.index);
 
     let received = Received {
-        source_id: req.source_id.to_owned(),
+        source_id: req.source_id.clone(),
         sent_at_ms,
-        received_at_ms: req.received_at_ms,
+        received_at: req.received_at,
         ip: req.ip.map(truncate_ip),
     };
     let job = WriteJob {
@@ -687,8 +693,9 @@ impl storage::writer::Job for WriteJob {
 
     /// Writes the job inside the writer's transaction; returns (accepted, duplicates).
     async fn write(&mut self, w: &mut WriteTx, trail: &audit::Trail) -> Result<(u32, u32)> {
-        let source_id = self.received.source_id.as_str();
-        let received_at_ms = self.received.received_at_ms;
+        let source_id = &self.received.source_id;
+        let received_at = self.received.received_at;
+        let received_at_ms = received_at.millis();
         // Consent records first; each new one goes into the audit trail.
         let mut fresh = Vec::new();
         for r in &self.records {
@@ -709,13 +716,13 @@ impl storage::writer::Job for WriteJob {
                 data: r.audit_data.clone(),
             })
             .collect();
-        let seqs = trail.append_at(w, entries, received_at_ms).await?;
+        let seqs = trail.append_at(w, entries, received_at).await?;
         for (r, seq) in fresh.iter().zip(seqs) {
             let row = storage::ingest::ConsentInsert {
                 source_id,
                 consent_id: &r.consent_id,
                 subject: &r.subject,
-                user_id: r.user_id.as_deref(),
+                user_id: r.user_id.as_ref(),
                 purposes: serde_json::to_string(&r.purposes).expect("serializes"),
                 policy_version: &r.policy_version,
                 method: r.method.as_str(),
@@ -736,8 +743,8 @@ impl storage::writer::Job for WriteJob {
         for d in &self.dead {
             let row = storage::ingest::DeadLetterInsert {
                 source_id,
-                message_id: d.message_id.as_deref(),
-                subject: d.subject.as_deref(),
+                message_id: d.message_id.as_ref(),
+                subject: d.subject.as_ref(),
                 code: d.code.as_str(),
                 reason: &d.reason,
                 received_at_ms,

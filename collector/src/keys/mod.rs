@@ -19,6 +19,7 @@ use crate::{
     audit::{NewEntry, Trail},
     config::{Config, Secret},
     error::{Error, Result},
+    ids::{SourceId, UnixMs},
     keys::sources::Sources,
     pseudonym::{hex, mac_with, random_token, sha256_hex},
     storage::{self, Caller, Db, WriteTx},
@@ -134,13 +135,13 @@ impl Keys {
     }
 
     /// The id of the source named `id_or_name` (its id or its name).
-    pub async fn find_source(&self, id_or_name: &str) -> Result<Option<String>> {
+    pub async fn find_source(&self, id_or_name: &str) -> Result<Option<SourceId>> {
         storage::keys::find_source(self.db(), id_or_name).await
     }
 
     /// A browser request (it names an `origin`) must come from an origin its source
     /// allows.
-    pub fn check_origin(&self, source_id: &str, origin: Option<&str>) -> Result<()> {
+    pub fn check_origin(&self, source_id: &SourceId, origin: Option<&str>) -> Result<()> {
         match origin {
             Some(origin) if !self.sources.origin_allowed(source_id, origin) => {
                 Err(Error::Forbidden)
@@ -250,13 +251,13 @@ pub async fn ensure_source(
     w: &mut WriteTx,
     name: &str,
     allowed_origins: &str,
-    now_ms: i64,
-) -> Result<String> {
+    now: UnixMs,
+) -> Result<SourceId> {
     if let Some(id) = storage::keys::source_id_by_name(w, name).await? {
         return Ok(id);
     }
-    let id = format!("src_{}", &random_token("")[..16]);
-    storage::keys::insert_source(w, &id, name, allowed_origins, now_ms).await?;
+    let id = SourceId::parse(format!("src_{}", &random_token("")[..16]))?;
+    storage::keys::insert_source(w, &id, name, allowed_origins, now).await?;
     Ok(id)
 }
 
@@ -265,7 +266,7 @@ pub async fn create_in(
     keys: &Keys,
     w: &mut WriteTx,
     role: Role,
-    source_id: Option<&str>,
+    source_id: Option<&SourceId>,
     label: &str,
     raw: Option<String>,
     actor: &str,
@@ -282,7 +283,7 @@ pub async fn create_in(
         }),
     };
     let id = format!("key_{}", &random_token("")[..16]);
-    let now = keys.trail.now_ms();
+    let now = keys.trail.now();
     let digest = keys.digests.digest(&raw);
     let row = storage::keys::NewKeyRow {
         id: &id,
@@ -290,7 +291,7 @@ pub async fn create_in(
         role: role.as_str(),
         digest: &digest,
         label,
-        created_at_ms: now,
+        created_at: now,
     };
     storage::keys::insert_key(w, row).await?;
     let entry = NewEntry {
@@ -317,7 +318,7 @@ pub async fn create(
     w.lock_audit_chain().await?;
     let source_id = match (role, source) {
         (Role::Write | Role::Server, Some(name)) => {
-            let id = ensure_source(&mut w, name, "", keys.trail.now_ms()).await?;
+            let id = ensure_source(&mut w, name, "", keys.trail.now()).await?;
             if let Some(list) = origins {
                 let list = normalize_origins(list)?;
                 storage::keys::set_allowed_origins(&mut w, &id, &list).await?;
@@ -336,14 +337,14 @@ pub async fn create(
         }
         (Role::Admin, _) => None,
     };
-    let key = create_in(keys, &mut w, role, source_id.as_deref(), label, None, actor).await?;
+    let key = create_in(keys, &mut w, role, source_id.as_ref(), label, None, actor).await?;
     w.commit().await?;
     Ok(key)
 }
 
 pub async fn revoke(keys: &Keys, key_id: &str, actor: &str) -> Result<()> {
     let mut w = keys.db().write().await?;
-    let now = keys.trail.now_ms();
+    let now = keys.trail.now();
     if !storage::keys::revoke_key(&mut w, key_id, now).await? {
         return Err(Error::NotFound);
     }
@@ -373,7 +374,7 @@ pub async fn bootstrap(keys: &Keys, c: &Config) -> Result<Option<(NewKey, NewKey
     // never send (a path, a trailing slash) is an error at first start, not a silent
     // CORS failure later.
     let origins = normalize_origins(&c.bootstrap_allowed_origins)?;
-    let source = ensure_source(&mut w, "default", &origins, keys.trail.now_ms()).await?;
+    let source = ensure_source(&mut w, "default", &origins, keys.trail.now()).await?;
     let write_raw = c
         .bootstrap_write_key
         .as_ref()

@@ -14,6 +14,7 @@ use std::{
 use crate::{
     audit::NewEntry,
     error::{Error, Result},
+    ids::SourceId,
     keys::Keys,
     storage::{self, Db},
 };
@@ -26,7 +27,7 @@ pub struct ConsentScope {
     /// `group:<name>` or the source id: what the consent cache files records under.
     pub id: String,
     /// The sources of the scope, sorted.
-    pub members: Vec<String>,
+    pub members: Vec<SourceId>,
 }
 
 /// What the collector knows of one source.
@@ -41,7 +42,7 @@ pub struct SourceInfo {
 /// Every source, by id, and how many times consent scopes changed since the start.
 #[derive(Debug, Default)]
 pub struct Sources {
-    by_id: RwLock<HashMap<String, Arc<SourceInfo>>>,
+    by_id: RwLock<HashMap<SourceId, Arc<SourceInfo>>>,
     scope_changes: AtomicU64,
 }
 
@@ -61,7 +62,7 @@ impl Sources {
                 )
             })
             .collect();
-        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+        let mut groups: HashMap<String, Vec<SourceId>> = HashMap::new();
         for (id, _, group, _) in &listed {
             if let Some(g) = group {
                 groups.entry(g.clone()).or_default().push(id.clone());
@@ -76,13 +77,13 @@ impl Sources {
             });
             scopes.insert(name, scope);
         }
-        let map: HashMap<String, Arc<SourceInfo>> = listed
+        let map: HashMap<SourceId, Arc<SourceInfo>> = listed
             .into_iter()
             .map(|(id, origins, group, trust)| {
                 let scope = match group.as_ref().and_then(|g| scopes.get(g)) {
                     Some(s) => s.clone(),
                     None => Arc::new(ConsentScope {
-                        id: id.clone(),
+                        id: id.to_string(),
                         members: vec![id.clone()],
                     }),
                 };
@@ -118,7 +119,7 @@ impl Sources {
 
     /// The source's info; a source made since the last refresh (by another replica) is
     /// its own scope, trusts no stamps and allows no origin until the next refresh.
-    pub fn get(&self, source_id: &str) -> Arc<SourceInfo> {
+    pub fn get(&self, source_id: &SourceId) -> Arc<SourceInfo> {
         self.by_id
             .read()
             .expect("sources lock")
@@ -128,8 +129,8 @@ impl Sources {
                 Arc::new(SourceInfo {
                     allowed_origins: Vec::new(),
                     scope: Arc::new(ConsentScope {
-                        id: source_id.to_owned(),
-                        members: vec![source_id.to_owned()],
+                        id: source_id.to_string(),
+                        members: vec![source_id.clone()],
                     }),
                     trust_consent_stamps: false,
                 })
@@ -147,7 +148,7 @@ impl Sources {
     }
 
     /// Whether `source_id` allows `origin`.
-    pub fn origin_allowed(&self, source_id: &str, origin: &str) -> bool {
+    pub fn origin_allowed(&self, source_id: &SourceId, origin: &str) -> bool {
         self.by_id
             .read()
             .expect("sources lock")

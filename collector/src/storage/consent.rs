@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use crate::{
     error::Result,
+    ids::{Pseudonym, SourceId},
     storage::{numbered, Backend, Db},
 };
 
@@ -22,7 +23,7 @@ pub struct StoredRecord {
 /// subjects at a time.
 pub async fn records_of(
     db: &Db,
-    sources: &[String],
+    sources: &[SourceId],
     subjects: &[&str],
 ) -> Result<Vec<StoredRecord>> {
     let mut out = Vec::new();
@@ -35,7 +36,7 @@ pub async fn records_of(
         );
         let mut q = sqlx::query(&sql);
         for m in sources {
-            q = q.bind(m);
+            q = q.bind(m.as_str());
         }
         for s in chunk {
             q = q.bind(*s);
@@ -66,8 +67,8 @@ pub struct LatestRecord {
 /// The latest consent record the `sources` stored under any of `pseudonyms`.
 pub async fn latest_record(
     db: &Db,
-    sources: &[String],
-    pseudonyms: &[String],
+    sources: &[SourceId],
+    pseudonyms: &[Pseudonym],
 ) -> Result<Option<LatestRecord>> {
     let sql = format!(
         "SELECT purposes, policy_version, method, origin, timestamp_ms FROM consent_records
@@ -78,10 +79,10 @@ pub async fn latest_record(
     );
     let mut q = sqlx::query(&sql);
     for m in sources {
-        q = q.bind(m);
+        q = q.bind(m.as_str());
     }
     for p in pseudonyms {
-        q = q.bind(p);
+        q = q.bind(p.as_str());
     }
     let Some(row) = q.fetch_optional(&db.pool).await? else {
         return Ok(None);

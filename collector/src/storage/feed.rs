@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use crate::{
     error::{Error, Result},
+    ids::{Pseudonym, SourceId},
     storage::{Backend, Db, WriteTx},
 };
 
@@ -53,7 +54,7 @@ impl std::fmt::Display for Position {
 #[serde(rename_all = "camelCase")]
 pub struct EventItem {
     pub position: Position,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub message_id: String,
     /// `track`, `page`, `screen`, `identify`, `group` or `alias`.
     #[serde(rename = "type")]
@@ -61,9 +62,9 @@ pub struct EventItem {
     pub name: Option<String>,
     pub purpose: String,
     /// The subject's pseudonym.
-    pub subject: String,
-    pub anonymous_id: Option<String>,
-    pub user_id: Option<String>,
+    pub subject: Pseudonym,
+    pub anonymous_id: Option<Pseudonym>,
+    pub user_id: Option<Pseudonym>,
     /// When it happened (corrected for the device's clock), Unix ms.
     pub timestamp_ms: i64,
     pub received_at_ms: i64,
@@ -86,9 +87,9 @@ fn as_json<S: serde::Serializer>(text: &str, s: S) -> std::result::Result<S::Ok,
 #[serde(rename_all = "camelCase")]
 pub struct ConsentItem {
     pub position: Position,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub consent_id: String,
-    pub subject: String,
+    pub subject: Pseudonym,
     pub purposes: BTreeMap<String, bool>,
     pub policy_version: String,
     pub timestamp_ms: i64,
@@ -101,7 +102,7 @@ pub struct ConsentItem {
 pub struct ErasureItem {
     pub position: Position,
     /// One of the pseudonyms the subject was stored under (one item per key).
-    pub subject: String,
+    pub subject: Pseudonym,
     pub received_at_ms: i64,
 }
 
@@ -150,7 +151,7 @@ impl Item {
     }
 
     /// The subject's pseudonym.
-    pub fn subject(&self) -> &str {
+    pub fn subject(&self) -> &Pseudonym {
         match self {
             Item::Event(e) => &e.subject,
             Item::Consent(c) => &c.subject,
@@ -159,7 +160,7 @@ impl Item {
     }
 
     /// The source that stored it; an erasure is of every source.
-    pub fn source_id(&self) -> Option<&str> {
+    pub fn source_id(&self) -> Option<&SourceId> {
         match self {
             Item::Event(e) => Some(&e.source_id),
             Item::Consent(c) => Some(&c.source_id),
@@ -300,14 +301,14 @@ fn read_sqlite(
     while let Some(r) = rows.next()? {
         items.push(Item::Event(EventItem {
             position: at(r.get(0)?),
-            source_id: r.get(1)?,
+            source_id: SourceId::from_stored(r.get(1)?),
             message_id: r.get(2)?,
             kind: r.get(3)?,
             name: r.get(4)?,
             purpose: r.get(5)?,
-            subject: r.get(6)?,
-            anonymous_id: r.get(7)?,
-            user_id: r.get(8)?,
+            subject: Pseudonym::from_stored(r.get(6)?),
+            anonymous_id: r.get::<_, Option<String>>(7)?.map(Pseudonym::from_stored),
+            user_id: r.get::<_, Option<String>>(8)?.map(Pseudonym::from_stored),
             timestamp_ms: r.get(9)?,
             received_at_ms: r.get(10)?,
             payload: r.get(11)?,
@@ -319,9 +320,9 @@ fn read_sqlite(
         let purposes: String = r.get(4)?;
         items.push(Item::Consent(ConsentItem {
             position: at(r.get(0)?),
-            source_id: r.get(1)?,
+            source_id: SourceId::from_stored(r.get(1)?),
             consent_id: r.get(2)?,
-            subject: r.get(3)?,
+            subject: Pseudonym::from_stored(r.get(3)?),
             purposes: serde_json::from_str(&purposes).unwrap_or_default(),
             policy_version: r.get(5)?,
             timestamp_ms: r.get(6)?,
@@ -333,7 +334,7 @@ fn read_sqlite(
     while let Some(r) = rows.next()? {
         items.push(Item::Erasure(ErasureItem {
             position: at(r.get(0)?),
-            subject: r.get(1)?,
+            subject: Pseudonym::from_stored(r.get(1)?),
             received_at_ms: r.get(2)?,
         }));
     }
@@ -360,14 +361,18 @@ async fn read_postgres(db: &Db, after: Position, limit: usize, below: i64) -> Re
     for r in run(events).await? {
         items.push(Item::Event(EventItem {
             position: position(&r)?,
-            source_id: r.try_get(2)?,
+            source_id: SourceId::from_stored(r.try_get(2)?),
             message_id: r.try_get(3)?,
             kind: r.try_get(4)?,
             name: r.try_get(5)?,
             purpose: r.try_get(6)?,
-            subject: r.try_get(7)?,
-            anonymous_id: r.try_get(8)?,
-            user_id: r.try_get(9)?,
+            subject: Pseudonym::from_stored(r.try_get(7)?),
+            anonymous_id: r
+                .try_get::<Option<String>, _>(8)?
+                .map(Pseudonym::from_stored),
+            user_id: r
+                .try_get::<Option<String>, _>(9)?
+                .map(Pseudonym::from_stored),
             timestamp_ms: r.try_get(10)?,
             received_at_ms: r.try_get(11)?,
             payload: r.try_get(12)?,
@@ -377,9 +382,9 @@ async fn read_postgres(db: &Db, after: Position, limit: usize, below: i64) -> Re
         let purposes: String = r.try_get(5)?;
         items.push(Item::Consent(ConsentItem {
             position: position(&r)?,
-            source_id: r.try_get(2)?,
+            source_id: SourceId::from_stored(r.try_get(2)?),
             consent_id: r.try_get(3)?,
-            subject: r.try_get(4)?,
+            subject: Pseudonym::from_stored(r.try_get(4)?),
             purposes: serde_json::from_str(&purposes).unwrap_or_default(),
             policy_version: r.try_get(6)?,
             timestamp_ms: r.try_get(7)?,
@@ -389,7 +394,7 @@ async fn read_postgres(db: &Db, after: Position, limit: usize, below: i64) -> Re
     for r in run(erasures).await? {
         items.push(Item::Erasure(ErasureItem {
             position: position(&r)?,
-            subject: r.try_get(2)?,
+            subject: Pseudonym::from_stored(r.try_get(2)?),
             received_at_ms: r.try_get(3)?,
         }));
     }

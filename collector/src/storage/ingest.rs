@@ -6,20 +6,21 @@ use assent_protocol::Purpose;
 
 use crate::{
     error::Result,
+    ids::{MessageId, Pseudonym, SourceId, UnixMs},
     storage::{Backend, WriteTx},
 };
 
 /// An event ready to store: identifiers pseudonymized, time corrected.
 #[derive(Debug, Clone)]
 pub struct EventRow {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub kind: &'static str,
     pub name: Option<String>,
     pub purpose: Purpose,
     pub subject_key: i64,
-    pub subject: String,
-    pub anonymous_id: Option<String>,
-    pub user_id: Option<String>,
+    pub subject: Pseudonym,
+    pub anonymous_id: Option<Pseudonym>,
+    pub user_id: Option<Pseudonym>,
     pub timestamp_ms: i64,
     pub original_timestamp_ms: Option<i64>,
     pub payload: String,
@@ -28,9 +29,9 @@ pub struct EventRow {
 /// What the events of one request share.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub source_id: String,
+    pub source_id: SourceId,
     pub sent_at_ms: Option<i64>,
-    pub received_at_ms: i64,
+    pub received_at: UnixMs,
     /// The client's address, truncated.
     pub ip: Option<String>,
 }
@@ -102,19 +103,19 @@ pub fn event_inserts(backend: Backend, common: &Received, events: &[EventRow]) -
             let mut q = sqlx::query(events_insert_sql(backend, size));
             for r in chunk.iter().chain(padding) {
                 q = q
-                    .bind(common.source_id.clone())
-                    .bind(r.message_id.clone())
+                    .bind(common.source_id.to_string())
+                    .bind(r.message_id.to_string())
                     .bind(r.kind)
                     .bind(r.name.clone())
                     .bind(r.purpose.as_str())
-                    .bind(r.subject.clone())
+                    .bind(r.subject.to_string())
                     .bind(r.subject_key)
-                    .bind(r.anonymous_id.clone())
-                    .bind(r.user_id.clone())
+                    .bind(r.anonymous_id.as_ref().map(Pseudonym::to_string))
+                    .bind(r.user_id.as_ref().map(Pseudonym::to_string))
                     .bind(r.timestamp_ms)
                     .bind(r.original_timestamp_ms)
                     .bind(common.sent_at_ms)
-                    .bind(common.received_at_ms)
+                    .bind(common.received_at.millis())
                     .bind(common.ip.clone())
                     .bind(r.payload.clone());
             }
@@ -138,10 +139,14 @@ pub async fn insert_events(w: &mut WriteTx, inserts: Vec<EventInsert>) -> Result
 }
 
 /// Whether the source already stored a consent record with this id.
-pub async fn consent_stored(w: &mut WriteTx, source_id: &str, consent_id: &str) -> Result<bool> {
+pub async fn consent_stored(
+    w: &mut WriteTx,
+    source_id: &SourceId,
+    consent_id: &str,
+) -> Result<bool> {
     let exists =
         sqlx::query("SELECT 1 FROM consent_records WHERE source_id = $1 AND consent_id = $2")
-            .bind(source_id)
+            .bind(source_id.as_str())
             .bind(consent_id)
             .fetch_optional(&mut *w.tx)
             .await?;
@@ -151,10 +156,10 @@ pub async fn consent_stored(w: &mut WriteTx, source_id: &str, consent_id: &str) 
 /// A consent record to store (pseudonymized), with the audit entry that holds it.
 #[derive(Debug, Clone)]
 pub struct ConsentInsert<'a> {
-    pub source_id: &'a str,
+    pub source_id: &'a SourceId,
     pub consent_id: &'a str,
-    pub subject: &'a str,
-    pub user_id: Option<&'a str>,
+    pub subject: &'a Pseudonym,
+    pub user_id: Option<&'a Pseudonym>,
     /// JSON text.
     pub purposes: String,
     pub policy_version: &'a str,
@@ -171,10 +176,10 @@ pub async fn insert_consent(w: &mut WriteTx, r: ConsentInsert<'_>) -> Result<()>
         "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
          timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
     )
-    .bind(r.source_id)
+    .bind(r.source_id.as_str())
     .bind(r.consent_id)
-    .bind(r.subject)
-    .bind(r.user_id)
+    .bind(r.subject.as_str())
+    .bind(r.user_id.map(Pseudonym::as_str))
     .bind(r.purposes)
     .bind(r.policy_version)
     .bind(r.method)
@@ -191,9 +196,9 @@ pub async fn insert_consent(w: &mut WriteTx, r: ConsentInsert<'_>) -> Result<()>
 /// A refused event as kept: why, and whose (a pseudonym), never its payload.
 #[derive(Debug, Clone)]
 pub struct DeadLetterInsert<'a> {
-    pub source_id: &'a str,
-    pub message_id: Option<&'a str>,
-    pub subject: Option<&'a str>,
+    pub source_id: &'a SourceId,
+    pub message_id: Option<&'a MessageId>,
+    pub subject: Option<&'a Pseudonym>,
     pub code: &'a str,
     pub reason: &'a str,
     pub received_at_ms: i64,
@@ -203,9 +208,9 @@ pub async fn insert_dead_letter(w: &mut WriteTx, d: DeadLetterInsert<'_>) -> Res
     sqlx::query(
         "INSERT INTO dead_letters (source_id, message_id, subject, code, reason, payload, received_at_ms) VALUES ($1,$2,$3,$4,$5,'',$6)",
     )
-    .bind(d.source_id)
-    .bind(d.message_id)
-    .bind(d.subject)
+    .bind(d.source_id.as_str())
+    .bind(d.message_id.map(MessageId::as_str))
+    .bind(d.subject.map(Pseudonym::as_str))
     .bind(d.code)
     .bind(d.reason)
     .bind(d.received_at_ms)

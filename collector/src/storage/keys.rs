@@ -3,6 +3,7 @@ use sqlx::Row;
 
 use crate::{
     error::Result,
+    ids::{SourceId, UnixMs},
     storage::{Db, WriteTx},
 };
 
@@ -11,7 +12,7 @@ use crate::{
 pub struct KeyRow {
     pub id: String,
     pub role: String,
-    pub source_id: Option<String>,
+    pub source_id: Option<SourceId>,
     /// The digest as stored (a current one, or an earlier version's bare SHA-256).
     pub stored_digest: String,
 }
@@ -30,7 +31,9 @@ pub async fn find_key(db: &Db, digest: &str, legacy: &str) -> Result<Option<KeyR
         Ok(KeyRow {
             id: r.try_get(0)?,
             role: r.try_get(1)?,
-            source_id: r.try_get(2)?,
+            source_id: r
+                .try_get::<Option<String>, _>(2)?
+                .map(SourceId::from_stored),
             stored_digest: r.try_get(3)?,
         })
     })
@@ -52,32 +55,32 @@ pub async fn rewrite_digest(w: &mut WriteTx, id: &str, from: &str, to: &str) -> 
 #[derive(Debug, Clone)]
 pub struct NewKeyRow<'a> {
     pub id: &'a str,
-    pub source_id: Option<&'a str>,
+    pub source_id: Option<&'a SourceId>,
     pub role: &'a str,
     pub digest: &'a str,
     pub label: &'a str,
-    pub created_at_ms: i64,
+    pub created_at: UnixMs,
 }
 
 pub async fn insert_key(w: &mut WriteTx, key: NewKeyRow<'_>) -> Result<()> {
     sqlx::query("INSERT INTO api_keys (id, source_id, role, key_hash, label, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(key.id)
-        .bind(key.source_id)
+        .bind(key.source_id.map(SourceId::as_str))
         .bind(key.role)
         .bind(key.digest)
         .bind(key.label)
-        .bind(key.created_at_ms)
+        .bind(key.created_at.millis())
         .execute(&mut *w.tx)
         .await?;
     Ok(())
 }
 
 /// Revokes key `id` at `now_ms`; false when there is no such unrevoked key.
-pub async fn revoke_key(w: &mut WriteTx, id: &str, now_ms: i64) -> Result<bool> {
+pub async fn revoke_key(w: &mut WriteTx, id: &str, now: UnixMs) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
     )
-    .bind(now_ms)
+    .bind(now.millis())
     .bind(id)
     .execute(&mut *w.tx)
     .await?
@@ -128,7 +131,7 @@ pub async fn list_keys(db: &Db) -> Result<Vec<KeyInfo>> {
 /// A source row as `crate::keys::sources` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRow {
-    pub id: String,
+    pub id: SourceId,
     /// Comma-separated, normalized.
     pub allowed_origins: String,
     pub consent_group: Option<String>,
@@ -144,7 +147,7 @@ pub async fn list_sources(db: &Db) -> Result<Vec<SourceRow>> {
         .map(|r| {
             let trust: i64 = r.try_get(3)?;
             Ok(SourceRow {
-                id: r.try_get(0)?,
+                id: SourceId::from_stored(r.try_get(0)?),
                 allowed_origins: r.try_get(1)?,
                 consent_group: r.try_get(2)?,
                 trust_consent_stamps: trust != 0,
@@ -154,64 +157,68 @@ pub async fn list_sources(db: &Db) -> Result<Vec<SourceRow>> {
 }
 
 /// The id of the source named `name`, inside a write.
-pub async fn source_id_by_name(w: &mut WriteTx, name: &str) -> Result<Option<String>> {
+pub async fn source_id_by_name(w: &mut WriteTx, name: &str) -> Result<Option<SourceId>> {
     let row = sqlx::query("SELECT id FROM sources WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *w.tx)
         .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    Ok(row
+        .map(|r| r.try_get(0).map(SourceId::from_stored))
+        .transpose()?)
 }
 
 /// The id of the source whose id or name is `id_or_name`.
-pub async fn find_source(db: &Db, id_or_name: &str) -> Result<Option<String>> {
+pub async fn find_source(db: &Db, id_or_name: &str) -> Result<Option<SourceId>> {
     let row = sqlx::query("SELECT id FROM sources WHERE id = $1 OR name = $1")
         .bind(id_or_name)
         .fetch_optional(&db.pool)
         .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    Ok(row
+        .map(|r| r.try_get(0).map(SourceId::from_stored))
+        .transpose()?)
 }
 
 pub async fn insert_source(
     w: &mut WriteTx,
-    id: &str,
+    id: &SourceId,
     name: &str,
     allowed_origins: &str,
-    now_ms: i64,
+    now: UnixMs,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO sources (id, name, allowed_origins, created_at_ms) VALUES ($1, $2, $3, $4)",
     )
-    .bind(id)
+    .bind(id.as_str())
     .bind(name)
     .bind(allowed_origins)
-    .bind(now_ms)
+    .bind(now.millis())
     .execute(&mut *w.tx)
     .await?;
     Ok(())
 }
 
-pub async fn set_allowed_origins(w: &mut WriteTx, id: &str, list: &str) -> Result<()> {
+pub async fn set_allowed_origins(w: &mut WriteTx, id: &SourceId, list: &str) -> Result<()> {
     sqlx::query("UPDATE sources SET allowed_origins = $1 WHERE id = $2")
         .bind(list)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *w.tx)
         .await?;
     Ok(())
 }
 
-pub async fn set_consent_group(w: &mut WriteTx, id: &str, group: Option<&str>) -> Result<()> {
+pub async fn set_consent_group(w: &mut WriteTx, id: &SourceId, group: Option<&str>) -> Result<()> {
     sqlx::query("UPDATE sources SET consent_group = $1 WHERE id = $2")
         .bind(group)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *w.tx)
         .await?;
     Ok(())
 }
 
-pub async fn set_trust_consent_stamps(w: &mut WriteTx, id: &str, trust: bool) -> Result<()> {
+pub async fn set_trust_consent_stamps(w: &mut WriteTx, id: &SourceId, trust: bool) -> Result<()> {
     sqlx::query("UPDATE sources SET trust_consent_stamps = $1 WHERE id = $2")
         .bind(i64::from(trust))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *w.tx)
         .await?;
     Ok(())

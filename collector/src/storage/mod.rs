@@ -21,7 +21,10 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    ids::SourceId,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -532,8 +535,8 @@ pub fn numbered(first: usize, n: usize) -> String {
 /// key of a source (secret: its back end), or an admin (compliance) token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    Source { source_id: String, key_id: String },
-    Server { source_id: String, key_id: String },
+    Source { source_id: SourceId, key_id: String },
+    Server { source_id: SourceId, key_id: String },
     Admin { key_id: String },
 }
 

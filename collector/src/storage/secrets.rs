@@ -6,6 +6,7 @@ use sqlx::Row;
 use crate::{
     config::{Config, Secret},
     error::{Error, Result},
+    ids::UnixMs,
     pseudonym::random_token,
     storage::{Db, WriteTx},
 };
@@ -17,7 +18,7 @@ fn pseudonym_key_name(key_id: &str) -> String {
 
 /// The pseudonymization key: from the configuration, or generated once and kept in the
 /// database (so that every replica and every restart uses the same one).
-pub async fn pseudonym_key(db: &Db, config: &Config, now_ms: i64) -> Result<Secret> {
+pub async fn pseudonym_key(db: &Db, config: &Config, now: UnixMs) -> Result<Secret> {
     if let Some(key) = &config.pseudonym_key {
         if key.expose().len() < 32 {
             return Err(Error::Config(
@@ -26,7 +27,7 @@ pub async fn pseudonym_key(db: &Db, config: &Config, now_ms: i64) -> Result<Secr
         }
         return Ok(key.clone());
     }
-    server_secret(db, &pseudonym_key_name(&config.pseudonym_key_id), now_ms).await
+    server_secret(db, &pseudonym_key_name(&config.pseudonym_key_id), now).await
 }
 
 /// The pseudonymization key `key_id` kept in the database, without making one.
@@ -41,10 +42,10 @@ pub async fn stored_pseudonym_key(db: &Db, key_id: &str) -> Result<Option<Secret
 
 /// A secret generated once and kept in `server_secrets` under `name`. Several
 /// replicas may start at once: the first insert wins, all read the winner.
-pub async fn server_secret(db: &Db, name: &str, now_ms: i64) -> Result<Secret> {
+pub async fn server_secret(db: &Db, name: &str, now: UnixMs) -> Result<Secret> {
     let mut w = db.write().await?;
     sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(name).bind(random_token("")).bind(now_ms).execute(&mut *w.tx).await?;
+        .bind(name).bind(random_token("")).bind(now.millis()).execute(&mut *w.tx).await?;
     let value: String = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
         .bind(name)
         .fetch_one(&mut *w.tx)
@@ -63,10 +64,10 @@ pub async fn key_in_use(w: &mut WriteTx) -> Result<Option<String>> {
 }
 
 /// Records `key_id` as the pseudonymization key in use.
-pub async fn set_key_in_use(w: &mut WriteTx, key_id: &str, now_ms: i64) -> Result<()> {
+pub async fn set_key_in_use(w: &mut WriteTx, key_id: &str, now: UnixMs) -> Result<()> {
     sqlx::query("INSERT INTO server_secrets (name, value, created_at_ms) VALUES ('pseudonym_key_in_use', $1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
         .bind(key_id)
-        .bind(now_ms)
+        .bind(now.millis())
         .execute(&mut *w.tx)
         .await?;
     Ok(())

@@ -6,25 +6,26 @@ use sqlx::Row;
 
 use crate::{
     error::Result,
+    ids::{Pseudonym, UnixMs},
     pseudonym::subject_key,
     storage::{numbered, subject_data::SubjectTable, subject_index, Db, WriteTx},
 };
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-fn bind_all<'q>(mut q: Query<'q>, all: &'q [String]) -> Query<'q> {
+fn bind_all<'q>(mut q: Query<'q>, all: &'q [Pseudonym]) -> Query<'q> {
     for p in all {
-        q = q.bind(p);
+        q = q.bind(p.as_str());
     }
     q
 }
 
 /// Binds a subject's pseudonyms, then their subject keys, as
 /// [`subject_index::events_of`] expects.
-fn bind_events<'q>(q: Query<'q>, all: &'q [String]) -> Query<'q> {
+fn bind_events<'q>(q: Query<'q>, all: &'q [Pseudonym]) -> Query<'q> {
     let mut q = bind_all(q, all);
     for p in all {
-        q = q.bind(subject_key(p));
+        q = q.bind(subject_key(p.as_str()));
     }
     q
 }
@@ -43,7 +44,7 @@ pub struct EventOfSubject {
 /// that order.
 pub async fn events_after(
     db: &Db,
-    all: &[String],
+    all: &[Pseudonym],
     after: (i64, String, String),
     limit: usize,
 ) -> Result<Vec<EventOfSubject>> {
@@ -78,7 +79,7 @@ pub async fn events_after(
 }
 
 /// The audit data (JSON text) of the subject's consent records, oldest first.
-pub async fn consent_records(db: &Db, all: &[String]) -> Result<Vec<String>> {
+pub async fn consent_records(db: &Db, all: &[Pseudonym]) -> Result<Vec<String>> {
     let l = numbered(1, all.len());
     let sql = format!(
         "SELECT d.data FROM consent_records c JOIN audit_data d ON d.seq = c.audit_seq
@@ -101,7 +102,7 @@ pub struct DeadLetterOfSubject {
 
 /// The subject's refused events, oldest first (dead letters expire after
 /// `dead_letter_retention_days`, which bounds these).
-pub async fn dead_letters(db: &Db, all: &[String]) -> Result<Vec<DeadLetterOfSubject>> {
+pub async fn dead_letters(db: &Db, all: &[Pseudonym]) -> Result<Vec<DeadLetterOfSubject>> {
     let l = numbered(1, all.len());
     let sql = format!(
         "SELECT message_id, code, reason, received_at_ms FROM dead_letters
@@ -130,7 +131,7 @@ pub struct AuditOfSubject {
     pub data: String,
 }
 
-pub async fn audit_entries(db: &Db, all: &[String]) -> Result<Vec<AuditOfSubject>> {
+pub async fn audit_entries(db: &Db, all: &[Pseudonym]) -> Result<Vec<AuditOfSubject>> {
     let l = numbered(1, all.len());
     let sql = format!(
         "SELECT d.seq, l.kind, l.at_ms, d.data FROM audit_data d JOIN audit_log l ON l.seq = d.seq
@@ -151,7 +152,7 @@ pub async fn audit_entries(db: &Db, all: &[String]) -> Result<Vec<AuditOfSubject
 
 /// When the subject was erased before (the erasure notices kept for the feed's
 /// consumers), oldest first.
-pub async fn erasure_notices(db: &Db, all: &[String]) -> Result<Vec<i64>> {
+pub async fn erasure_notices(db: &Db, all: &[Pseudonym]) -> Result<Vec<i64>> {
     let l = numbered(1, all.len());
     let sql =
         format!("SELECT received_at_ms FROM erasure_notices WHERE subject IN ({l}) ORDER BY seq");
@@ -164,7 +165,7 @@ pub async fn erasure_notices(db: &Db, all: &[String]) -> Result<Vec<i64>> {
 pub async fn erase(
     db: &Db,
     table: &SubjectTable,
-    all: &[String],
+    all: &[Pseudonym],
     batch: i64,
 ) -> Result<Option<u64>> {
     let Some(sql) = table.erase_sql(db.backend, all.len()) else {
@@ -177,21 +178,21 @@ pub async fn erase(
 }
 
 /// Writes one erasure notice per pseudonym, for the feed's consumers.
-pub async fn insert_erasure_notices(w: &mut WriteTx, all: &[String], now_ms: i64) -> Result<()> {
+pub async fn insert_erasure_notices(w: &mut WriteTx, all: &[Pseudonym], now: UnixMs) -> Result<()> {
     for pseudonym in all {
         sqlx::query("INSERT INTO erasure_notices (subject, received_at_ms) VALUES ($1, $2)")
-            .bind(pseudonym)
-            .bind(now_ms)
+            .bind(pseudonym.as_str())
+            .bind(now.millis())
             .execute(&mut *w.tx)
             .await?;
     }
     Ok(())
 }
 
-/// Deletes the rows of `table` that expired before `before_ms`, `batch` rows per
+/// Deletes the rows of `table` that expired before `before`, `batch` rows per
 /// transaction; returns how many.
-pub async fn expire(db: &Db, table: &SubjectTable, before_ms: i64, batch: i64) -> Result<u64> {
+pub async fn expire(db: &Db, table: &SubjectTable, before: UnixMs, batch: i64) -> Result<u64> {
     let sql = table.expire_sql();
-    db.delete_in_batches(|| sqlx::query(&sql).bind(before_ms).bind(batch))
+    db.delete_in_batches(|| sqlx::query(&sql).bind(before.millis()).bind(batch))
         .await
 }

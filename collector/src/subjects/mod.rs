@@ -186,7 +186,7 @@ pub async fn erase_subject(subjects: &Subjects, raw: &str, actor: String) -> Res
     check_raw_id(subjects, raw)?;
     let all = subjects.pseudonymizer.all_pseudonyms(raw);
     let p = all[0].clone();
-    let mut summary = json!({"subjectHash": sha256_hex(p.as_bytes())});
+    let mut summary = json!({"subjectHash": sha256_hex(p.as_str().as_bytes())});
     for table in SUBJECT_TABLES {
         if let Some(n) = stored::erase(subjects.db(), table, &all, ERASE_BATCH).await? {
             summary[table.name] = n.into();
@@ -202,7 +202,7 @@ pub async fn erase_subject(subjects: &Subjects, raw: &str, actor: String) -> Res
     subjects.trail.record(&mut w, entry).await?;
     // The feed's consumers delete what they derived, under every pseudonym the subject
     // may have (current key and rotated-out ones).
-    stored::insert_erasure_notices(&mut w, &all, subjects.trail.now_ms()).await?;
+    stored::insert_erasure_notices(&mut w, &all, subjects.trail.now()).await?;
     w.commit().await?;
     Ok(summary)
 }

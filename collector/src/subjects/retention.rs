@@ -11,7 +11,6 @@ use crate::{
 };
 
 const BATCH: i64 = 1000;
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 pub async fn run(subjects: Arc<Subjects>) {
     let mut tick = tokio::time::interval(subjects.config.retention_interval());
@@ -45,11 +44,11 @@ impl Swept {
 
 /// One sweep over every table of the registry.
 pub async fn sweep(subjects: &Subjects) -> Result<Swept> {
-    let now = subjects.trail.now_ms();
+    let now = subjects.trail.now();
     let db = subjects.db();
     let mut swept = Swept::default();
     for table in SUBJECT_TABLES {
-        let before = now - i64::from(table.retention_days(&subjects.config)) * DAY_MS;
+        let before = now.days_before(table.retention_days(&subjects.config));
         let n = stored::expire(db, table, before, BATCH).await?;
         swept.0.insert(table.name, n);
     }

@@ -83,8 +83,8 @@ impl TestClock {
 }
 
 impl assent_collector::Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    fn now(&self) -> assent_collector::ids::UnixMs {
+        assent_collector::ids::UnixMs::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

@@ -221,7 +221,7 @@ pub async fn dead_letters_keep_no_refused_data_and_are_subject_data(b: Backend) 
     assert_eq!(payload, "", "the refused payload is not kept");
     assert_eq!(rows[0].try_get::<String, _>(2).unwrap(), "no_consent");
     let subject: String = rows[0].try_get(3).unwrap();
-    assert_eq!(subject, app.state.pseudonymizer.pseudonym("dana"));
+    assert_eq!(subject, app.state.pseudonymizer.pseudonym("dana").as_str());
     let access: Value = app.admin_json("/v1/subjects/dana").await;
     assert_eq!(access["refusedEvents"][0]["messageId"], "d-1", "{access}");
     assert!(!access.to_string().contains("dana@example.com"));

@@ -375,7 +375,7 @@ pub async fn identifiers_and_addresses_are_never_stored_raw(b: Backend) {
         assert!(!dump.contains(raw), "{raw} stored raw:\n{dump}");
     }
     let pseudonym = app.state.pseudonymizer.pseudonym(raw_anon);
-    assert!(dump.contains(&pseudonym));
+    assert!(dump.contains(pseudonym.as_str()));
     assert!(
         dump.contains("127.0.0.0/24"),
         "the client address is kept truncated"
@@ -610,7 +610,7 @@ pub async fn subject_access_and_erasure_keep_the_chain_verifying(b: Backend) {
         // A forged index entry, as a 64-bit key collision would make: erase-me's key
         // pointing at keep-me's event. Neither access nor erasure may follow it.
         let key = assent_collector::pseudonym::subject_key(
-            &app.state.pseudonymizer.pseudonym("erase-me"),
+            app.state.pseudonymizer.pseudonym("erase-me").as_str(),
         );
         sqlx::query(
             "INSERT INTO event_subjects (run, subject_key, seq)
