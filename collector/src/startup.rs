@@ -9,7 +9,7 @@ use crate::{
     error::{Error, Result},
     http, keys,
     state::{AppState, Clock, SystemClock},
-    storage, subjects,
+    subjects,
 };
 
 /// A built collector: bound to its port, its routes built, ready to serve.
@@ -111,14 +111,13 @@ impl Application {
             "allowed origins refresh",
             |s| async move { s.keys.refresh_sources().await },
         );
-        if state.db.backend == storage::Backend::Sqlite {
-            spawn_every(
-                state.clone(),
-                CHECKPOINT_EVERY,
-                "WAL checkpoint",
-                |s| async move { s.db.checkpoint().await },
-            );
-        }
+        // SQLite's WAL checkpoints (nothing on PostgreSQL).
+        spawn_every(
+            state.clone(),
+            CHECKPOINT_EVERY,
+            "WAL checkpoint",
+            |s| async move { s.db.checkpoint().await },
+        );
         spawn_every(
             state.clone(),
             std::time::Duration::from_secs(60),

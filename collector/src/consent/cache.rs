@@ -25,7 +25,7 @@ use crate::{
     error::Result,
     fast_map::FastMap,
     keys::sources::ConsentScope,
-    storage::{consent as stored, Backend, Db},
+    storage::{consent as stored, Db},
 };
 
 /// One subject's consent records, oldest first.
@@ -76,12 +76,8 @@ pub struct ConsentCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// SQLite: the last line of `consent_changes` applied; 0 before the first look.
-    /// PostgreSQL: the horizon of the last look (every line of a transaction below it is
-    /// applied); 0 before the first look.
-    upto: i64,
-    /// PostgreSQL: the lines at or above `upto` already applied, as (transaction, seq).
-    applied: std::collections::HashSet<(i64, i64)>,
+    /// How far `consent_changes` was read.
+    cursor: stored::ChangeCursor,
     /// Changes each time a look drops something or starts afresh: loads made before a
     /// change may be stale and are not kept.
     generation: u64,
@@ -116,11 +112,9 @@ impl Inner {
         }
     }
 
-    fn restart(&mut self, upto: i64) {
+    fn restart(&mut self) {
         self.buckets.clear();
         self.subjects = 0;
-        self.upto = upto;
-        self.applied.clear();
         self.generation += 1;
     }
 }
@@ -200,12 +194,23 @@ impl ConsentCache {
             return Ok(lock(inner).generation);
         }
         let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        match db.backend {
-            Backend::Sqlite => sync_sqlite(db, inner).await?,
-            Backend::Postgres => sync_postgres(db, inner).await?,
+        let cursor = lock(inner).cursor.clone();
+        let (changes, cursor) = stored::changes_since(db, &cursor, MAX_CHANGES).await?;
+        let mut cache = lock(inner);
+        cache.cursor = cursor;
+        match changes {
+            stored::Changes::Restart => cache.restart(),
+            stored::Changes::Buckets(buckets) => {
+                for bucket in &buckets {
+                    cache.drop_bucket(bucket);
+                }
+                if !buckets.is_empty() {
+                    cache.generation += 1;
+                }
+            }
         }
         self.completed.store(number, Ordering::SeqCst);
-        Ok(lock(inner).generation)
+        Ok(cache.generation)
     }
 
     /// Subjects held in memory.
@@ -220,9 +225,7 @@ impl ConsentCache {
     /// Drops everything held (after a change of consent scopes).
     pub fn clear(&self) {
         if let Some(inner) = &self.inner {
-            let mut cache = lock(inner);
-            let upto = cache.upto;
-            cache.restart(upto);
+            lock(inner).restart();
         }
     }
 }
@@ -230,67 +233,6 @@ impl ConsentCache {
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // The cache holds no invariant a panic elsewhere could break halfway.
     inner.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// SQLite: applies the lines written since the last look.
-async fn sync_sqlite(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
-    let upto = lock(inner).upto;
-    if upto > 0 {
-        let lines = stored::lines_from(db, upto, MAX_CHANGES + 1).await?;
-        // The line last seen must still be there (not pruned) for the rest to be complete.
-        if lines.first().map(|l| l.0) == Some(upto) && lines.len() <= MAX_CHANGES as usize {
-            let mut cache = lock(inner);
-            for (_, bucket) in &lines[1..] {
-                cache.drop_bucket(bucket);
-            }
-            if lines.len() > 1 {
-                cache.generation += 1;
-            }
-            let last = lines.last().map_or(upto, |l| l.0);
-            cache.upto = cache.upto.max(last);
-            return Ok(());
-        }
-    }
-    let last = stored::last_line(db).await?;
-    lock(inner).restart(last);
-    Ok(())
-}
-
-/// PostgreSQL: applies the lines of transactions at or above the last horizon that were
-/// not applied yet (read with the new horizon and the pruning bound in one statement).
-async fn sync_postgres(db: &Db, inner: &Mutex<Inner>) -> Result<()> {
-    let upto = lock(inner).upto;
-    let stored::Look {
-        horizon,
-        pruned,
-        lines,
-    } = stored::look(db, upto, MAX_CHANGES + 1).await?;
-    let mut cache = lock(inner);
-    // First look, lines pruned that this cache may not have seen, or too many to drop
-    // bucket by bucket: start afresh. Every line visible now is then in what loads read.
-    if upto == 0 || pruned > upto || lines.len() > MAX_CHANGES as usize {
-        cache.restart(horizon);
-        cache.applied = lines
-            .iter()
-            .filter(|l| l.0 >= horizon)
-            .map(|l| (l.0, l.1))
-            .collect();
-        return Ok(());
-    }
-    let mut dropped = false;
-    for (tx, seq, bucket) in &lines {
-        if cache.applied.insert((*tx, *seq)) {
-            cache.drop_bucket(bucket);
-            dropped = true;
-        }
-    }
-    if dropped {
-        cache.generation += 1;
-    }
-    cache.upto = cache.upto.max(horizon);
-    let below = cache.upto;
-    cache.applied.retain(|(tx, _)| *tx >= below);
-    Ok(())
 }
 
 /// Reads the consent records that the sources of `scope` stored for `subjects`.

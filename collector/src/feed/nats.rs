@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     error::{Error, Result},
     feed::{self, Item, Position},
-    storage::{Backend, Db},
+    storage::{Db, SessionLock},
 };
 
 /// The relay's name in `feed_consumers` (and in `assent_feed_lag`).
@@ -78,34 +78,14 @@ pub async fn run(db: Db, settings: Settings, clock: Arc<dyn Clock>) {
     }
 }
 
-/// The lease: on PostgreSQL the connection that holds the advisory lock (its session
-/// holds the lock; closing it, or the process dying, lets it go).
-enum Lease {
-    Sqlite,
-    Postgres(crate::storage::SessionLock),
-}
-
-impl Lease {
-    async fn take(db: &Db) -> Result<Lease> {
-        if db.backend == Backend::Sqlite {
-            // One collector process serves a SQLite file.
-            return Ok(Lease::Sqlite);
+/// Waits until this process holds the relay's lock (see [`Db::try_session_lock`]).
+async fn take_lease(db: &Db) -> Result<SessionLock> {
+    loop {
+        if let Some(lock) = db.try_session_lock(RELAY_LOCK).await? {
+            tracing::info!("this process runs the NATS relay");
+            return Ok(lock);
         }
-        loop {
-            if let Some(lock) = db.try_session_lock(RELAY_LOCK).await? {
-                tracing::info!("this replica runs the NATS relay");
-                return Ok(Lease::Postgres(lock));
-            }
-            tokio::time::sleep(TAKEOVER_EVERY).await;
-        }
-    }
-
-    /// Fails when the lease was lost (its connection no longer answers).
-    async fn check(&mut self) -> Result<()> {
-        if let Lease::Postgres(lock) = self {
-            lock.check().await?;
-        }
-        Ok(())
+        tokio::time::sleep(TAKEOVER_EVERY).await;
     }
 }
 
@@ -154,7 +134,7 @@ pub async fn connect(settings: &Settings) -> Result<jetstream::Context> {
 }
 
 async fn relay(db: &Db, settings: &Settings, clock: &dyn Clock) -> Result<()> {
-    let mut lease = Lease::take(db).await?;
+    let mut lease = take_lease(db).await?;
     let js = connect(settings).await?;
     let mut follower =
         feed::Follower::new(db.clone(), CONSUMER, BATCH, Duration::from_secs(1)).await?;

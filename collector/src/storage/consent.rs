@@ -96,45 +96,87 @@ pub async fn latest_record(
     }))
 }
 
-/// SQLite: the lines of `consent_changes` from `seq` on, at most `limit`, as (seq, bucket).
-pub async fn lines_from(db: &Db, seq: i64, limit: i64) -> Result<Vec<(i64, String)>> {
-    let rows = sqlx::query(
-        "SELECT seq, bucket FROM consent_changes WHERE seq >= $1 ORDER BY seq LIMIT $2",
-    )
-    .bind(seq)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()?)
-}
-
-/// SQLite: the last line of `consent_changes`, 0 when there is none.
-pub async fn last_line(db: &Db) -> Result<i64> {
-    Ok(
-        sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM consent_changes")
-            .fetch_one(&db.pool)
-            .await?
-            .try_get(0)?,
-    )
-}
-
-/// What a PostgreSQL cache look reads in one statement.
+/// How far a consent cache has read `consent_changes`, in each dialect's terms.
 #[derive(Debug, Clone, Default)]
-pub struct Look {
-    /// The oldest transaction running now.
-    pub horizon: i64,
-    /// Lines below this transaction were pruned.
-    pub pruned: i64,
-    /// (transaction, seq, bucket) of the lines at or above the asked transaction.
-    pub lines: Vec<(i64, i64, String)>,
+pub struct ChangeCursor {
+    /// SQLite: the last line applied. PostgreSQL: the horizon of the last look (every line
+    /// of a transaction below it is applied). 0 before the first look.
+    upto: i64,
+    /// PostgreSQL: the lines at or above `upto` already applied, as (transaction, seq).
+    applied: std::collections::HashSet<(i64, i64)>,
 }
 
-/// PostgreSQL: the lines of transactions at or above `tx` (at most `limit`), with the
-/// horizon and the pruning bound, in one statement.
-pub async fn look(db: &Db, tx: i64, limit: i64) -> Result<Look> {
+/// What changed since a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The buckets of the records changed since (none, when nothing did).
+    Buckets(Vec<String>),
+    /// The first look, more than the limit changed, or lines the cursor had not read were
+    /// pruned: whatever was cached may be stale. The cursor returned is at the present.
+    Restart,
+}
+
+/// The lines of `consent_changes` after `cursor` (more than `limit` is a restart), and the
+/// cursor after them. On SQLite, the lines after the last one seen (its single writer makes
+/// the order of lines the order of commits), provided that one is still there. On
+/// PostgreSQL, where replicas commit in any order, the lines of every transaction at or
+/// above the last horizon, less those already applied, read with the new horizon and the
+/// pruning bound in one statement.
+pub async fn changes_since(
+    db: &Db,
+    cursor: &ChangeCursor,
+    limit: i64,
+) -> Result<(Changes, ChangeCursor)> {
+    match db.backend {
+        Backend::Sqlite => sqlite_changes(db, cursor, limit).await,
+        Backend::Postgres => postgres_changes(db, cursor, limit).await,
+    }
+}
+
+async fn sqlite_changes(
+    db: &Db,
+    cursor: &ChangeCursor,
+    limit: i64,
+) -> Result<(Changes, ChangeCursor)> {
+    if cursor.upto > 0 {
+        let rows = sqlx::query(
+            "SELECT seq, bucket FROM consent_changes WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(cursor.upto)
+        .bind(limit + 1)
+        .fetch_all(&db.pool)
+        .await?;
+        let lines = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+        // The line last seen must still be there (not pruned) for the rest to be complete.
+        if lines.first().map(|l| l.0) == Some(cursor.upto) && lines.len() <= limit as usize {
+            let upto = lines.last().map_or(cursor.upto, |l| l.0).max(cursor.upto);
+            let buckets = lines.into_iter().skip(1).map(|(_, b)| b).collect();
+            let next = ChangeCursor {
+                upto,
+                ..Default::default()
+            };
+            return Ok((Changes::Buckets(buckets), next));
+        }
+    }
+    let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM consent_changes")
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?;
+    let next = ChangeCursor {
+        upto: last,
+        ..Default::default()
+    };
+    Ok((Changes::Restart, next))
+}
+
+async fn postgres_changes(
+    db: &Db,
+    cursor: &ChangeCursor,
+    limit: i64,
+) -> Result<(Changes, ChangeCursor)> {
     let rows = sqlx::query(
         "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon,
                              (SELECT below_tx FROM consent_changes_pruned WHERE id = 1) AS pruned)
@@ -142,23 +184,43 @@ pub async fn look(db: &Db, tx: i64, limit: i64) -> Result<Look> {
          LEFT JOIN (SELECT feed_tx, seq, bucket FROM consent_changes
                     WHERE feed_tx >= $1 ORDER BY feed_tx, seq LIMIT $2) c ON true",
     )
-    .bind(tx)
-    .bind(limit)
+    .bind(cursor.upto)
+    .bind(limit + 1)
     .fetch_all(&db.pool)
     .await?;
     let first = rows.first().expect("the LEFT JOIN gives a row");
-    let mut look = Look {
-        horizon: first.try_get(0)?,
-        pruned: first.try_get(1)?,
-        lines: Vec::with_capacity(rows.len()),
-    };
+    let horizon: i64 = first.try_get(0)?;
+    let pruned: i64 = first.try_get(1)?;
+    let mut lines = Vec::with_capacity(rows.len());
     for r in &rows {
         if let Some(tx) = r.try_get::<Option<i64>, _>(2)? {
-            look.lines
-                .push((tx, r.try_get::<i64, _>(3)?, r.try_get::<String, _>(4)?));
+            lines.push((tx, r.try_get::<i64, _>(3)?, r.try_get::<String, _>(4)?));
         }
     }
-    Ok(look)
+    // First look, lines pruned that this cursor may not have read, or too many to drop
+    // bucket by bucket: start afresh. Every line visible now is then in what loads read.
+    if cursor.upto == 0 || pruned > cursor.upto || lines.len() > limit as usize {
+        let next = ChangeCursor {
+            upto: horizon,
+            applied: lines
+                .iter()
+                .filter(|l| l.0 >= horizon)
+                .map(|l| (l.0, l.1))
+                .collect(),
+        };
+        return Ok((Changes::Restart, next));
+    }
+    let mut next = cursor.clone();
+    let mut buckets = Vec::new();
+    for (tx, seq, bucket) in lines {
+        if next.applied.insert((tx, seq)) {
+            buckets.push(bucket);
+        }
+    }
+    next.upto = next.upto.max(horizon);
+    let below = next.upto;
+    next.applied.retain(|(tx, _)| *tx >= below);
+    Ok((Changes::Buckets(buckets), next))
 }
 
 /// Prunes `consent_changes`. SQLite: keeps the last `keep` lines. PostgreSQL: deletes the

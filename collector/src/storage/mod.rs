@@ -448,10 +448,15 @@ impl Db {
         }
     }
 
-    /// PostgreSQL: takes the session advisory lock `id` on a connection of its own, if no
-    /// other session holds it. The lock lasts as long as the returned connection: closing
-    /// it, or the process dying, lets it go.
+    /// Takes the lock `id` for as long as the returned value lives, if nobody holds it:
+    /// what makes one process of many the one that does a job (the NATS relay). PostgreSQL:
+    /// a session advisory lock on a connection of its own (closing it, or the process
+    /// dying, lets it go). SQLite: one collector process serves a database file, so the
+    /// lock is always free.
     pub async fn try_session_lock(&self, id: i64) -> Result<Option<SessionLock>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(SessionLock(None)));
+        }
         let mut conn = self.pool.acquire().await?;
         let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(id)
@@ -474,16 +479,17 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!memory).then(|| path.to_path_buf())
 }
 
-/// A PostgreSQL session advisory lock, held by the connection inside. Dropped, the
-/// connection is closed rather than given back to the pool, where it would go on holding
-/// the lock for nobody.
+/// A lock from [`Db::try_session_lock`]: on PostgreSQL, a session advisory lock held by
+/// the connection inside, which is closed when this is dropped rather than given back to
+/// the pool (where it would go on holding the lock for nobody); on SQLite, nothing.
 pub struct SessionLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
 
 impl SessionLock {
     /// Fails when the connection, and so the lock, is gone.
     pub async fn check(&mut self) -> Result<()> {
-        let conn = self.0.as_mut().expect("held until dropped");
-        sqlx::query("SELECT 1").execute(&mut **conn).await?;
+        if let Some(conn) = self.0.as_mut() {
+            sqlx::query("SELECT 1").execute(&mut **conn).await?;
+        }
         Ok(())
     }
 }
