@@ -408,6 +408,10 @@ async fn run(kind: &str) {
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
     );
+    // For an A/B of two builds, ingest alone.
+    if arg("LOAD_INGEST_ONLY", 0) == 1 {
+        return;
+    }
     feed_read(kind, &state.db).await;
     relay(kind, &state).await;
 
