@@ -252,21 +252,22 @@ impl KMeansModel {
                 points.dim()
             )));
         }
-        let k = self.k();
+        let table = Nearest::new(&self.centroids, self.k(), self.dim);
         let mut labels = vec![0u32; points.len()];
         labels
             .par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(c, out)| {
                 for (o, i) in out.iter_mut().zip(c * CHUNK..) {
-                    *o = nearest(points.row(i), &self.centroids, k).0 as u32;
+                    *o = table.nearest(points.row(i)).0 as u32;
                 }
             });
         Ok(labels)
     }
 }
 
-/// The nearest of `k` centroids to `x` and its squared distance.
+/// The nearest of `k` centroids to `x` and its squared distance (one point at a time;
+/// the loops over many use a [`Nearest`]).
 #[inline]
 fn nearest(x: &[f64], centroids: &[f64], k: usize) -> (usize, f64) {
     let dim = x.len();
@@ -280,33 +281,156 @@ fn nearest(x: &[f64], centroids: &[f64], k: usize) -> (usize, f64) {
     best
 }
 
-/// The nearest and second nearest of `k` centroids: (index, distance, second distance),
-/// distances not squared.
-#[inline]
-fn two_nearest(x: &[f64], centroids: &[f64], k: usize) -> (usize, f64, f64) {
-    let dim = x.len();
-    let (mut a, mut d1, mut d2) = (0, f64::INFINITY, f64::INFINITY);
-    for j in 0..k {
-        let d = squared_distance(x, &centroids[j * dim..(j + 1) * dim]);
-        if d < d1 {
-            d2 = d1;
-            d1 = d;
-            a = j;
-        } else if d < d2 {
-            d2 = d;
+/// Most centroids the vectorized distances take ([`Nearest`]); more go one by one.
+const MAX_TABLE_K: usize = 16;
+
+/// Finds the nearest centroids of many points. For up to [`MAX_TABLE_K`] centroids they
+/// are laid out feature by feature and padded with centroids at infinity to 4, 8 or 16,
+/// and the distances to all of them are summed feature by feature in a fixed-size array
+/// the compiler unrolls and vectorizes; the nearest two are then found by halving the
+/// array (minima of pairs), without a branch per centroid. The distance of one pair
+/// summed on its own is a chain of dependent additions, and comparing centroid by
+/// centroid a chain of unpredictable branches: those bounded the loops before.
+struct Nearest<'c> {
+    centroids: &'c [f64],
+    k: usize,
+    dim: usize,
+    padded: usize,
+    by_feature: Vec<f64>,
+}
+
+#[inline(always)]
+fn smaller(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The least value of `v` (its length a power of two), by halving.
+#[inline(always)]
+fn least<const P: usize>(mut v: [f64; P]) -> f64 {
+    let mut width = P;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            v[l] = smaller(v[l], v[l + width]);
         }
     }
-    (a, d1.sqrt(), d2.sqrt())
+    v[0]
+}
+
+impl<'c> Nearest<'c> {
+    fn new(centroids: &'c [f64], k: usize, dim: usize) -> Nearest<'c> {
+        let padded = match k {
+            0..=4 => 4,
+            5..=8 => 8,
+            9..=MAX_TABLE_K => 16,
+            _ => 0,
+        };
+        let mut by_feature = vec![f64::INFINITY; dim * padded];
+        if padded > 0 {
+            for j in 0..k {
+                for t in 0..dim {
+                    by_feature[t * padded + j] = centroids[j * dim + t];
+                }
+            }
+        }
+        Nearest {
+            centroids,
+            k,
+            dim,
+            padded,
+            by_feature,
+        }
+    }
+
+    /// Squared distances from `x` to the `P` centroids of the table.
+    #[inline(always)]
+    fn distances<const P: usize>(&self, x: &[f64]) -> [f64; P] {
+        let mut acc = [0.0f64; P];
+        for (row, &v) in self.by_feature.chunks_exact(P).zip(x) {
+            let row: &[f64; P] = row.try_into().expect("rows of P");
+            for l in 0..P {
+                let d = v - row[l];
+                acc[l] += d * d;
+            }
+        }
+        acc
+    }
+
+    #[inline(always)]
+    fn nearest_in<const P: usize>(&self, x: &[f64]) -> (usize, f64) {
+        let d = self.distances::<P>(x);
+        let d1 = least(d);
+        // The first centroid at that distance, without a branch per centroid.
+        let mut a = 0;
+        for l in (0..P).rev() {
+            a = if d[l] == d1 { l } else { a };
+        }
+        (a, d1)
+    }
+
+    #[inline(always)]
+    fn two_nearest_in<const P: usize>(&self, x: &[f64]) -> (usize, f64, f64) {
+        let mut d = self.distances::<P>(x);
+        let d1 = least(d);
+        let mut a = 0;
+        for l in (0..P).rev() {
+            a = if d[l] == d1 { l } else { a };
+        }
+        d[a] = f64::INFINITY;
+        (a, d1.sqrt(), least(d).sqrt())
+    }
+
+    /// The nearest centroid and its squared distance.
+    #[inline]
+    fn nearest(&self, x: &[f64]) -> (usize, f64) {
+        match self.padded {
+            4 => self.nearest_in::<4>(x),
+            8 => self.nearest_in::<8>(x),
+            16 => self.nearest_in::<16>(x),
+            _ => nearest(x, self.centroids, self.k),
+        }
+    }
+
+    /// The nearest and second nearest: (index, distance, second distance), distances
+    /// not squared.
+    #[inline]
+    fn two_nearest(&self, x: &[f64]) -> (usize, f64, f64) {
+        match self.padded {
+            4 => self.two_nearest_in::<4>(x),
+            8 => self.two_nearest_in::<8>(x),
+            16 => self.two_nearest_in::<16>(x),
+            _ => {
+                let (mut a, mut d1, mut d2) = (0, f64::INFINITY, f64::INFINITY);
+                for j in 0..self.k {
+                    let c = &self.centroids[j * self.dim..(j + 1) * self.dim];
+                    let d = squared_distance(x, c);
+                    if d < d1 {
+                        d2 = d1;
+                        d1 = d;
+                        a = j;
+                    } else if d < d2 {
+                        d2 = d;
+                    }
+                }
+                (a, d1.sqrt(), d2.sqrt())
+            }
+        }
+    }
 }
 
 /// Sum of squared distances of the points to their nearest centroid.
 pub fn inertia(points: Points<'_>, centroids: &[f64], k: usize) -> f64 {
+    let table = Nearest::new(centroids, k, points.dim());
     (0..points.len().div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let end = ((c + 1) * CHUNK).min(points.len());
             (c * CHUNK..end)
-                .map(|i| nearest(points.row(i), centroids, k).1)
+                .map(|i| table.nearest(points.row(i)).1)
                 .sum::<f64>()
         })
         .sum()
@@ -451,7 +575,7 @@ impl<'a> Run<'a> {
     /// Lloyd: assigns every point, recomputes the sums; returns how many points changed.
     fn lloyd_step(&mut self) -> usize {
         let (points, k, dim) = (self.points, self.k, self.points.dim());
-        let centroids = &self.centroids;
+        let table = Nearest::new(&self.centroids, k, dim);
         let partial = self
             .labels
             .par_chunks_mut(CHUNK)
@@ -460,7 +584,7 @@ impl<'a> Run<'a> {
                 let mut p = Partial::new(k, dim);
                 for (label, i) in labels.iter_mut().zip(c * CHUNK..) {
                     let x = points.row(i);
-                    let a = nearest(x, centroids, k).0;
+                    let a = table.nearest(x).0;
                     if *label != a as u32 {
                         *label = a as u32;
                         p.changed += 1;
@@ -483,8 +607,8 @@ impl<'a> Run<'a> {
     /// every point (and sets the bounds and sums).
     fn hamerly_step(&mut self, first: bool) -> usize {
         let (points, k, dim) = (self.points, self.k, self.points.dim());
+        let table = Nearest::new(&self.centroids, k, dim);
         if first {
-            let centroids = &self.centroids;
             let partial = self
                 .labels
                 .par_chunks_mut(CHUNK)
@@ -495,7 +619,7 @@ impl<'a> Run<'a> {
                     let mut p = Partial::new(k, dim);
                     for (j, i) in (c * CHUNK..).take(labels.len()).enumerate() {
                         let x = points.row(i);
-                        let (a, d1, d2) = two_nearest(x, centroids, k);
+                        let (a, d1, d2) = table.two_nearest(x);
                         labels[j] = a as u32;
                         upper[j] = d1;
                         lower[j] = d2;
@@ -550,15 +674,20 @@ impl<'a> Run<'a> {
                     upper[j] += moved[a];
                     lower[j] -= if a == far_j { second } else { far };
                     let bound = half_gap[a].max(lower[j]);
+                    let x = points.row(i);
+                    // Read the point even when the bounds skip it: reading every point
+                    // in order lets the hardware prefetch them, where reading a quarter of
+                    // them at irregular gaps waited on memory for most (it made this pass
+                    // as slow as Lloyd's).
+                    std::hint::black_box(x[0]);
                     if upper[j] <= bound {
                         continue;
                     }
-                    let x = points.row(i);
                     upper[j] = squared_distance(x, &centroids[a * dim..(a + 1) * dim]).sqrt();
                     if upper[j] <= bound {
                         continue;
                     }
-                    let (b, d1, d2) = two_nearest(x, centroids, k);
+                    let (b, d1, d2) = table.two_nearest(x);
                     upper[j] = d1;
                     lower[j] = d2;
                     if b != a {
