@@ -13,6 +13,7 @@ pub mod error;
 pub mod kmeans;
 pub mod metrics;
 pub mod points;
+pub mod profile;
 pub mod scale;
 
 pub use error::{Error, Result};
