@@ -14,6 +14,7 @@ pub mod kmeans;
 pub mod metrics;
 pub mod points;
 pub mod profile;
+pub mod rules;
 pub mod scale;
 
 pub use error::{Error, Result};
