@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod impute;
 pub mod kmeans;
 pub mod metrics;
 pub mod points;
