@@ -13,6 +13,7 @@ pub mod error;
 pub mod impute;
 pub mod kmeans;
 pub mod metrics;
+pub mod model;
 pub mod points;
 pub mod profile;
 pub mod rules;

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
 
 rng = np.random.default_rng(20261201)
 cases = []
@@ -27,6 +28,7 @@ for name, n, dim, k, spread in [("blobs-2d", 300, 2, 3, 1.0), ("overlapping-5d",
         "centroids": model.cluster_centers_.ravel().tolist(),
         "inertia": float(model.inertia_), "n_iter": int(model.n_iter_),
         "labels": model.labels_.tolist(),
+        "silhouette": float(silhouette_score(points, model.labels_)),
     })
 json.dump({"scikit_learn": sklearn.__version__, "cases": cases}, open("kmeans.json", "w"))
 print(f"kmeans.json: {len(cases)} cases, scikit-learn {sklearn.__version__}")
