@@ -116,6 +116,9 @@ pub struct Config {
     /// Keep subjects' consent records in memory (kept right across processes and
     /// replicas); false reads them from the database for every batch.
     pub consent_cache: bool,
+    /// Keep segmentation profiles from the feed (subjects who granted `personalization`);
+    /// false leaves the feed's items waiting, and they are caught up when it is true again.
+    pub segmentation: bool,
 }
 
 impl Default for Config {
@@ -157,6 +160,7 @@ impl Default for Config {
             warehouse_dir: None,
             warehouse_every_secs: 60,
             consent_cache: true,
+            segmentation: true,
         }
     }
 }
@@ -274,6 +278,11 @@ impl Config {
             "CONSENT_CACHE" => {
                 self.consent_cache = value.parse().map_err(|_| {
                     Error::Config("ASSENT_CONSENT_CACHE must be true or false".into())
+                })?
+            }
+            "SEGMENTATION" => {
+                self.segmentation = value.parse().map_err(|_| {
+                    Error::Config("ASSENT_SEGMENTATION must be true or false".into())
                 })?
             }
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.

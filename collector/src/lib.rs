@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod pseudonym;
+pub mod segments;
 pub mod startup;
 pub mod state;
 pub mod storage;

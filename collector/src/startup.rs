@@ -90,6 +90,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::spawn(subjects::retention::run(state.subjects.clone()));
+        if state.config.segmentation {
+            tokio::spawn(crate::segments::run(
+                state.db.clone(),
+                state.keys.sources.clone(),
+                state.clock.clone(),
+            ));
+        }
         if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {
             tokio::spawn(crate::feed::nats::run(
                 state.db.clone(),

@@ -16,6 +16,7 @@ use crate::{
     keys::{self, Keys},
     metrics::Metrics,
     pseudonym::{self, Pseudonymizer},
+    segments::Segments,
     storage::{self, Db},
     subjects::Subjects,
 };
@@ -37,6 +38,8 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     /// Subject access, erasure and retention.
     pub subjects: Arc<Subjects>,
+    /// Segmentation profiles, read back.
+    pub segments: Arc<Segments>,
     /// Subjects' consent records in memory (ingest reads through it).
     pub consent_cache: Arc<ConsentCache>,
 }
@@ -57,7 +60,9 @@ narrow_state!(
     Arc<Keys> => keys,
     Arc<Ingest> => ingest,
     Arc<Subjects> => subjects,
+    Arc<Segments> => segments,
     Arc<Config> => config,
+    Arc<dyn Clock> => clock,
     Arc<Pseudonymizer> => pseudonymizer,
 );
 
@@ -100,7 +105,10 @@ impl AppState {
             pseudonymizer.clone(),
             config.clone(),
         ));
+        let pseudonymizer = Arc::new(pseudonymizer);
+        let segments = Arc::new(Segments::new(db.clone(), pseudonymizer.clone()));
         let state = AppState {
+            segments,
             trail: Arc::new(trail),
             keys,
             ingest,
@@ -108,7 +116,7 @@ impl AppState {
             consent_cache,
             config,
             db,
-            pseudonymizer: Arc::new(pseudonymizer),
+            pseudonymizer,
             metrics,
             clock,
         };

@@ -106,10 +106,27 @@ impl Default for Vocabulary {
     }
 }
 
-/// The events of one subject.
+/// The events of one subject. Serialized as the list of its events, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<Event>", into = "Vec<Event>")]
 pub struct Profile {
     events: BTreeMap<(i64, String), Event>,
+}
+
+impl From<Vec<Event>> for Profile {
+    fn from(events: Vec<Event>) -> Profile {
+        let mut p = Profile::default();
+        for e in events {
+            p.fold(e);
+        }
+        p
+    }
+}
+
+impl From<Profile> for Vec<Event> {
+    fn from(p: Profile) -> Vec<Event> {
+        p.events.into_values().collect()
+    }
 }
 
 /// Behavioural features over one window ending at `now`.
@@ -553,6 +570,8 @@ mod tests {
             backward.fold(e);
         }
         assert_eq!(forward, backward);
+        let stored = serde_json::to_string(&forward).unwrap();
+        assert_eq!(serde_json::from_str::<Profile>(&stored).unwrap(), forward);
         let now = T0 + 200 * 60_000;
         let v = Vocabulary::default();
         assert_eq!(forward.features(now, &v), backward.features(now, &v));

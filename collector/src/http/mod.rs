@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod extract;
 pub mod openapi;
+pub mod profiles;
 pub mod proxy;
 pub mod ratelimit;
 pub mod schemas;
@@ -113,6 +114,7 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             "/v1/subjects/{id}",
             get(subjects::access).delete(subjects::erase),
         )
+        .route("/v1/profiles/{subject_id}", get(profiles::profile))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -66,6 +66,7 @@ impl Modify for Security {
         super::audit::verify,
         super::subjects::access,
         super::subjects::erase,
+        super::profiles::profile,
         super::healthz,
         super::readyz,
         super::metrics,

@@ -21,8 +21,8 @@ use crate::{
 ///
 /// A page of events at a time (oldest first; `next` is the cursor of the following page);
 /// the first page also carries the consent records, the refused events (code, reason,
-/// message id; never their payload), the audit entries and the erasure notices. Each page
-/// is audited.
+/// message id; never their payload), the audit entries, the segmentation profiles and the
+/// erasure notices. Each page is audited.
 #[utoipa::path(
     get,
     path = "/v1/subjects/{id}",

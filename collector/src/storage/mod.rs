@@ -7,6 +7,7 @@ pub mod consent;
 pub mod feed;
 pub mod ingest;
 pub mod keys;
+pub mod profiles;
 pub mod secrets;
 pub mod subject_data;
 pub mod subject_index;

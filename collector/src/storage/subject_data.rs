@@ -84,6 +84,15 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         expiry: Expiry::AuditEntry(|c| c.audit_retention_days),
     },
     SubjectTable {
+        table: "profiles",
+        name: "profiles",
+        access_section: "profiles",
+        subject_columns: &["subject"],
+        lookup: Lookup::Columns,
+        key: &["source_id", "subject"],
+        expiry: Expiry::Received(|c| c.event_retention_days),
+    },
+    SubjectTable {
         table: "erasure_notices",
         name: "erasureNotices",
         access_section: "erasureNotices",

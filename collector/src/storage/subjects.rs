@@ -150,6 +150,19 @@ pub async fn audit_entries(db: &Db, all: &[Pseudonym]) -> Result<Vec<AuditOfSubj
         .collect()
 }
 
+/// The subject's segmentation profile at each source: (source, the folded events as
+/// JSON, when last updated).
+pub async fn profiles(db: &Db, all: &[Pseudonym]) -> Result<Vec<(String, String, i64)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT source_id, events, received_at_ms FROM profiles WHERE subject IN ({l}) ORDER BY source_id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
 /// When the subject was erased before (the erasure notices kept for the feed's
 /// consumers), oldest first.
 pub async fn erasure_notices(db: &Db, all: &[Pseudonym]) -> Result<Vec<i64>> {

@@ -141,6 +141,18 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         .into_iter()
         .map(|at| json!({"erasedAt": time(at)}))
         .collect();
+    let profiles: Vec<Value> = stored::profiles(db, &all)
+        .await?
+        .into_iter()
+        .map(|(source, events, at)| {
+            json!({
+                "source": source,
+                "events": serde_json::from_str::<Value>(&events).unwrap_or(Value::Null),
+                "updatedAt": time(at),
+            })
+        })
+        .collect();
+    answer["profiles"] = profiles.into();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();

@@ -97,32 +97,32 @@ pub async fn the_feed_carries_events_consent_and_erasures_in_commit_order(b: Bac
 
     // A consumer's position: saved in a transaction, never moved back.
     assert_eq!(
-        feed::position_of(&app.state.db, "segments").await.unwrap(),
+        feed::position_of(&app.state.db, "a-module").await.unwrap(),
         Position::START
     );
     let mut w = app.state.db.write().await.unwrap();
-    feed::save_position(&mut w, "segments", positions[2], 1)
+    feed::save_position(&mut w, "a-module", positions[2], 1)
         .await
         .unwrap();
     w.commit().await.unwrap();
     let mut w = app.state.db.write().await.unwrap();
-    feed::save_position(&mut w, "segments", positions[0], 2)
+    feed::save_position(&mut w, "a-module", positions[0], 2)
         .await
         .unwrap();
     w.commit().await.unwrap();
     assert_eq!(
-        feed::position_of(&app.state.db, "segments").await.unwrap(),
+        feed::position_of(&app.state.db, "a-module").await.unwrap(),
         positions[2]
     );
     // A rolled-back save is no save.
     let mut w = app.state.db.write().await.unwrap();
-    feed::save_position(&mut w, "segments", positions[4], 3)
+    feed::save_position(&mut w, "a-module", positions[4], 3)
         .await
         .unwrap();
     drop(w);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
-        feed::position_of(&app.state.db, "segments").await.unwrap(),
+        feed::position_of(&app.state.db, "a-module").await.unwrap(),
         positions[2]
     );
     settle(&app.state.db).await;
@@ -138,7 +138,7 @@ pub async fn the_feed_carries_events_consent_and_erasures_in_commit_order(b: Bac
     let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("assent_feed_lag{consumer=\"segments\"}"))
+        .find(|l| l.starts_with("assent_feed_lag{consumer=\"a-module\"}"))
         .unwrap_or_else(|| panic!("no lag line: {metrics}"));
     let lag: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     // Two committed items after its position: the withdrawal and the erasure.

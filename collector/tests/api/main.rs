@@ -3,6 +3,7 @@
 mod feed;
 mod helpers;
 mod security;
+mod segments;
 mod suite;
 
 macro_rules! on_both_backends {
@@ -84,6 +85,21 @@ macro_rules! feed_on_both_backends {
         }
     };
 }
+
+macro_rules! segments_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod segments_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::segments::$name(crate::helpers::Backend::Sqlite).await })*
+        }
+        mod segments_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { crate::segments::$name(crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+
+segments_on_both_backends!(profiles_follow_personalization_and_go_on_withdrawal_and_erasure);
 
 feed_on_both_backends!(
     the_feed_carries_events_consent_and_erasures_in_commit_order,

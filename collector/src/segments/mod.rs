@@ -1,0 +1,279 @@
+//! Segmentation in the collector: profiles kept from the feed for the subjects who
+//! granted `personalization` at a source, and read back. The algorithms (profiles,
+//! features, rules, models) are the `assent-segmentation` crate; this folds feed items
+//! into stored profiles and answers for them.
+//!
+//! One consumer of the feed (`segments`), run by one process per database (the lease of
+//! [`crate::storage::Db::try_session_lock`]): each batch of items is applied, and its
+//! position saved, in one transaction, so each item takes effect exactly once. An event
+//! is folded into the profile at its source only if the subject's consent in force there
+//! granted `personalization` at the event's time and still does; a consent record that
+//! does not grant it deletes the subject's profiles in the source's consent scope; an
+//! erasure deletes them everywhere.
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use assent_segmentation::profile::{Context, Event, Features, Kind, Profile, Vocabulary};
+use serde_json::Value;
+
+use crate::{
+    clock::Clock,
+    error::{Error, Result},
+    feed::{self, EventItem, Follower, Item, Position},
+    ids::{Pseudonym, SourceId},
+    keys::sources::Sources,
+    pseudonym::Pseudonymizer,
+    storage::{self, Db, WriteTx},
+};
+
+/// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
+pub const CONSUMER: &str = "segments";
+
+/// Lock id of the consumer's lease across PostgreSQL replicas.
+const LEASE: i64 = 0x0053_4547_4d45_4e54; // "SEGMENT"
+
+/// Items per transaction.
+const BATCH: usize = 1_000;
+
+/// How often a process without the lease tries to take it, and how often the follower
+/// looks for other processes' commits.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The purpose a profile needs.
+const PURPOSE: &str = "personalization";
+
+/// Profiles as handlers read them.
+#[derive(Clone)]
+pub struct Segments {
+    db: Db,
+    pseudonymizer: Arc<Pseudonymizer>,
+    vocabulary: Vocabulary,
+}
+
+impl std::fmt::Debug for Segments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Segments(***)")
+    }
+}
+
+impl Segments {
+    pub fn new(db: Db, pseudonymizer: Arc<Pseudonymizer>) -> Segments {
+        Segments {
+            db,
+            pseudonymizer,
+            vocabulary: Vocabulary::default(),
+        }
+    }
+
+    /// The profile at `source` of the subject whose raw id is `raw` (under any key it may
+    /// be stored with): its events and its features at `now_ms`.
+    pub async fn profile(
+        &self,
+        source: &SourceId,
+        raw: &str,
+        now_ms: i64,
+    ) -> Result<Option<(Profile, Features)>> {
+        let all = self.pseudonymizer.all_pseudonyms(raw);
+        let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
+            return Ok(None);
+        };
+        let profile: Profile = serde_json::from_str(&stored)
+            .map_err(|e| Error::Internal(format!("a stored profile does not parse: {e}")))?;
+        let features = profile.features(now_ms, &self.vocabulary);
+        Ok(Some((profile, features)))
+    }
+}
+
+/// Runs the consumer for good: takes the lease, follows the feed, applies each batch;
+/// after an error, waits and starts again from the saved position.
+pub async fn run(db: Db, sources: Arc<Sources>, clock: Arc<dyn Clock>) {
+    loop {
+        if let Err(e) = follow(&db, &sources, clock.as_ref()).await {
+            tracing::warn!(error = %e, "segmentation consumer stopped; will start again");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+async fn follow(db: &Db, sources: &Sources, clock: &dyn Clock) -> Result<()> {
+    let mut lease = loop {
+        if let Some(lock) = db.try_session_lock(LEASE).await? {
+            break lock;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
+    loop {
+        let items = follower.next().await?;
+        lease.check().await?;
+        let to = apply(db, sources, &items, clock).await?;
+        follower.advance(to);
+    }
+}
+
+/// Applies a batch of feed items (in feed order) in one transaction with the consumer's
+/// position; returns the position after them.
+pub async fn apply(
+    db: &Db,
+    sources: &Sources,
+    items: &[Item],
+    clock: &dyn Clock,
+) -> Result<Position> {
+    let Some(last) = items.last().map(Item::position) else {
+        return feed::position_of(db, CONSUMER).await;
+    };
+    let consent = Consent::load(db, sources, items).await?;
+    let now = clock.now();
+    let mut w = db.write().await?;
+    // Profiles touched by this batch, read once and written once.
+    let mut touched: BTreeMap<(SourceId, Pseudonym), Option<Profile>> = BTreeMap::new();
+    for item in items {
+        match item {
+            Item::Event(e) => {
+                if !consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) {
+                    continue;
+                }
+                let key = (e.source_id.clone(), e.subject.clone());
+                if !touched.contains_key(&key) {
+                    let stored = load(&mut w, &key.0, &key.1).await?;
+                    touched.insert(key.clone(), Some(stored));
+                }
+                touched
+                    .get_mut(&key)
+                    .expect("just inserted")
+                    .get_or_insert_with(Profile::default)
+                    .fold(event_of(e));
+            }
+            Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
+                let members = sources.get(&c.source_id).scope.members.clone();
+                for m in &members {
+                    touched.insert((m.clone(), c.subject.clone()), None);
+                }
+                storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
+            }
+            Item::Consent(_) => {}
+            Item::Erasure(x) => {
+                touched.retain(|(_, s), _| s != &x.subject);
+                storage::profiles::delete_everywhere(&mut w, &x.subject).await?;
+            }
+        }
+    }
+    for ((source, subject), profile) in &touched {
+        if let Some(p) = profile {
+            let json = serde_json::to_string(p).expect("serializes");
+            storage::profiles::save(&mut w, source, subject, &json, now).await?;
+        }
+    }
+    feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
+    w.commit().await?;
+    Ok(last)
+}
+
+async fn load(w: &mut WriteTx, source: &SourceId, subject: &Pseudonym) -> Result<Profile> {
+    match storage::profiles::load(w, source, subject).await? {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| Error::Internal(format!("a stored profile does not parse: {e}"))),
+        None => Ok(Profile::default()),
+    }
+}
+
+/// The consent records of a batch's subjects, per consent scope, oldest first.
+struct Consent {
+    /// (scope id, subject) → (time in force, personalization granted).
+    records: BTreeMap<(String, String), Vec<(i64, bool)>>,
+}
+
+impl Consent {
+    async fn load(db: &Db, sources: &Sources, items: &[Item]) -> Result<Consent> {
+        let mut wanted: BTreeMap<String, (Vec<SourceId>, Vec<String>)> = BTreeMap::new();
+        for item in items {
+            if let Item::Event(e) = item {
+                let scope = sources.get(&e.source_id).scope.clone();
+                let entry = wanted
+                    .entry(scope.id.clone())
+                    .or_insert_with(|| (scope.members.clone(), Vec::new()));
+                entry.1.push(e.subject.to_string());
+            }
+        }
+        let mut records: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
+        for (scope, (members, mut subjects)) in wanted {
+            subjects.sort();
+            subjects.dedup();
+            let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
+            for r in storage::consent::records_of(db, &members, &refs).await? {
+                let purposes: BTreeMap<String, bool> =
+                    serde_json::from_str(&r.purposes).unwrap_or_default();
+                let granted = purposes.get(PURPOSE).copied().unwrap_or(false);
+                records
+                    .entry((scope.clone(), r.subject))
+                    .or_default()
+                    .push((r.timestamp_ms, granted));
+            }
+        }
+        records.values_mut().for_each(|list| list.sort());
+        Ok(Consent { records })
+    }
+
+    /// Whether `personalization` was granted at `at_ms` and still is, in the consent
+    /// scope of `source`.
+    fn allows(
+        &self,
+        sources: &Sources,
+        source: &SourceId,
+        subject: &Pseudonym,
+        at_ms: i64,
+    ) -> bool {
+        let scope = sources.get(source).scope.id.clone();
+        let Some(list) = self.records.get(&(scope, subject.to_string())) else {
+            return false;
+        };
+        let then = list
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at_ms)
+            .is_some_and(|r| r.1);
+        let now = list.last().is_some_and(|r| r.1);
+        then && now
+    }
+}
+
+/// A feed event as a profile takes it: the kind and name, the properties and what the
+/// context says of the device, the visit and the place.
+fn event_of(e: &EventItem) -> Event {
+    let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
+    let context = &payload["context"];
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let kind = match e.kind.as_str() {
+        "page" => Kind::Page,
+        "screen" => Kind::Screen,
+        "identify" => Kind::Identify,
+        "group" => Kind::Group,
+        "alias" => Kind::Alias,
+        _ => Kind::Track,
+    };
+    let properties = payload["properties"]
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let referrer = context["page"]["referrer"]
+        .as_str()
+        .and_then(|r| r.split("://").nth(1))
+        .and_then(|r| r.split('/').next())
+        .map(str::to_owned);
+    Event {
+        message_id: e.message_id.clone(),
+        at_ms: e.timestamp_ms,
+        kind,
+        name: e.name.clone(),
+        properties,
+        context: Context {
+            device_type: text(&context["device"]["type"]),
+            referrer,
+            utm_source: text(&context["campaign"]["source"]),
+            utm_medium: text(&context["campaign"]["medium"]),
+            utm_campaign: text(&context["campaign"]["name"]),
+            country: text(&context["location"]["country"]),
+            locale: text(&context["locale"]),
+            utc_offset_minutes: None,
+        },
+    }
+}
