@@ -95,6 +95,32 @@ async fn start(
     tokio::task::JoinHandle<std::io::Result<()>>,
     tempfile::TempDir,
 )> {
+    start_with(
+        kind,
+        feed,
+        consent_cache,
+        true,
+        SUBJECTS,
+        json!({"analytics": true}),
+    )
+    .await
+}
+
+/// [`start`] with segmentation on or off, and `subjects` subjects granting `purposes`.
+async fn start_with(
+    kind: &str,
+    feed: bool,
+    consent_cache: bool,
+    segmentation: bool,
+    subjects: usize,
+    purposes: serde_json::Value,
+) -> Option<(
+    Arc<assent_collector::AppState>,
+    String,
+    reqwest::Client,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tempfile::TempDir,
+)> {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_db(kind, dir.path()).await?;
     let config = Config {
@@ -109,6 +135,7 @@ async fn start(
         consent_records_per_second: 1_000_000,
         consent_records_burst: 1_000_000,
         consent_cache,
+        segmentation,
         ..Config::default()
     };
     let app = Application::build(config).await.unwrap();
@@ -123,9 +150,9 @@ async fn start(
         .build()
         .unwrap();
 
-    // Every subject consents to analytics first.
-    let records: Vec<_> = (0..SUBJECTS)
-        .map(|s| json!({"consentId": format!("c{s}"), "subjectId": format!("subject-{s}"), "purposes": {"analytics": true},
+    // Every subject consents first.
+    let records: Vec<_> = (0..subjects)
+        .map(|s| json!({"consentId": format!("c{s}"), "subjectId": format!("subject-{s}"), "purposes": purposes,
             "policyVersion": "1", "method": "custom", "source": "sdk", "timestamp": "2026-11-29T10:00:00.000Z"}))
         .collect();
     for chunk in records.chunks(500) {
@@ -242,6 +269,9 @@ enum Switch {
     Feed,
     /// The consent cache (off: consent read from the database for every batch).
     ConsentCache,
+    /// The segmentation consumer following the feed beside ingest (on by default; the
+    /// load's subjects did not grant personalization, so it reads and skips).
+    Segmentation,
 }
 
 impl Switch {
@@ -249,6 +279,7 @@ impl Switch {
         match self {
             Switch::Feed => "the feed",
             Switch::ConsentCache => "the consent cache",
+            Switch::Segmentation => "segmentation",
         }
     }
 }
@@ -266,11 +297,14 @@ async fn ab(kind: &str, switch: Switch, connections: usize, seconds: u64) {
             [true, false]
         };
         for enabled in order {
-            let (feed, cache) = match switch {
-                Switch::Feed => (enabled, true),
-                Switch::ConsentCache => (true, enabled),
+            let (feed, cache, segmentation) = match switch {
+                Switch::Feed => (enabled, true, false),
+                Switch::ConsentCache => (true, enabled, false),
+                Switch::Segmentation => (true, true, enabled),
             };
-            let Some((state, base, client, server, _dir)) = start(kind, feed, cache).await else {
+            let purposes = json!({"analytics": true});
+            let started = start_with(kind, feed, cache, segmentation, SUBJECTS, purposes).await;
+            let Some((state, base, client, server, _dir)) = started else {
                 return;
             };
             let (total, elapsed, _) = drive(&base, &client, connections, seconds, "ab").await;
@@ -388,6 +422,136 @@ async fn relay(kind: &str, state: &Arc<assent_collector::AppState>) {
         "{kind:8} relay to JetStream: {:>9.0} items/s ({items} items, nats-server 2.9 -js file store, same machine)",
         items as f64 / elapsed
     );
+}
+
+/// Segmentation: how fast the `segments` consumer folds a feed of events into profiles
+/// (each subject granted personalization; PROFILE_SUBJECTS subjects, 10 events each,
+/// interleaved), then the time from an event's 2xx to its profile showing it, with the
+/// consumer running in the collector.
+async fn segmentation(kind: &str) {
+    let subjects = arg("PROFILE_SUBJECTS", 20_000) as usize;
+    let purposes = json!({"analytics": true, "personalization": true});
+    let Some((state, base, client, server, _dir)) =
+        start_with(kind, true, true, false, subjects, purposes).await
+    else {
+        return;
+    };
+    let events = subjects * 10;
+    for first in (0..events).step_by(BATCH) {
+        let batch: Vec<_> = (first..first + BATCH)
+            .map(|n| json!({"messageId": format!("s-{n}"), "type": if n % 3 == 0 { "page" } else { "track" },
+                "event": "Product Viewed", "name": "Product", "anonymousId": format!("subject-{}", n % subjects),
+                "properties": {"price": 19.99}, "timestamp": "2026-11-29T10:00:05.000Z"}))
+            .collect();
+        let r = client
+            .post(format!("{base}/v1/batch"))
+            .bearer_auth(WRITE_KEY)
+            .json(&json!({"batch": batch}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let clock = assent_collector::SystemClock;
+    let sources = state.keys.sources.clone();
+    let t = Instant::now();
+    let (mut at, mut folded) = (assent_collector::feed::Position::START, 0usize);
+    loop {
+        let items = assent_collector::feed::read(&state.db, at, 1000)
+            .await
+            .unwrap();
+        if items.is_empty() {
+            break;
+        }
+        folded += items
+            .iter()
+            .filter(|i| matches!(i, assent_collector::feed::Item::Event(_)))
+            .count();
+        at = assent_collector::segments::apply(
+            &state.db,
+            &sources,
+            &state.consent_cache,
+            &items,
+            &clock,
+            true,
+        )
+        .await
+        .unwrap()
+        .0;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles")
+        .fetch_one(&state.db.pool)
+        .await
+        .unwrap();
+    println!(
+        "{kind:8} profile updates from the feed: {:>9.0} events/s ({folded} events into {profiles} profiles, 10 each, in {secs:.1} s)",
+        folded as f64 / secs
+    );
+
+    // Event to profile: the consumer runs in the collector as it does by default.
+    let consumer = tokio::spawn(assent_collector::segments::run(
+        state.db.clone(),
+        sources,
+        state.consent_cache.clone(),
+        Arc::new(assent_collector::SystemClock),
+    ));
+    let mut latencies = Vec::new();
+    for n in 0..200 {
+        let subject = format!("subject-{}", n % subjects);
+        let url = format!("{base}/v1/profiles/{subject}?source=default");
+        let events_now = |body: serde_json::Value| body["events"].as_u64().unwrap_or(0);
+        let before = events_now(
+            client
+                .get(&url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap(),
+        );
+        let event = json!({"batch": [{"messageId": format!("late-{n}"), "type": "track", "event": "Product Viewed",
+            "anonymousId": subject, "timestamp": "2026-11-29T10:00:09.000Z"}]});
+        let r = client
+            .post(format!("{base}/v1/batch"))
+            .bearer_auth(WRITE_KEY)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let acknowledged = Instant::now();
+        loop {
+            let body = client
+                .get(&url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if events_now(body) > before {
+                break;
+            }
+            if acknowledged.elapsed() > Duration::from_secs(10) {
+                panic!("the profile of {subject} did not show its event within 10 s");
+            }
+        }
+        latencies.push(acknowledged.elapsed());
+    }
+    consumer.abort();
+    server.abort();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "{kind:8} event to profile: p50 {:.1} ms, p99 {:.1} ms (200 events, from the 2xx until GET /v1/profiles shows it)",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    state.db.pool.close().await;
 }
 
 async fn run(kind: &str) {
@@ -561,7 +725,9 @@ async fn run(kind: &str) {
         "{kind:8} bare bulk insert: {bare:>9.0} rows/s ({rows} rows); collector/bare = {:.2}",
         rate / bare
     );
+    segmentation(kind).await;
     ab(kind, Switch::Feed, connections, seconds).await;
+    ab(kind, Switch::Segmentation, connections, seconds).await;
     if kind == "postgres" {
         ab(kind, Switch::ConsentCache, connections, seconds).await;
     }

@@ -94,6 +94,7 @@ impl Application {
             tokio::spawn(crate::segments::run(
                 state.db.clone(),
                 state.keys.sources.clone(),
+                state.consent_cache.clone(),
                 state.clock.clone(),
             ));
         }

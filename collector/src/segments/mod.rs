@@ -4,8 +4,12 @@
 //! into stored profiles and answers for them.
 //!
 //! One consumer of the feed (`segments`), run by one process per database (the lease of
-//! [`crate::storage::Db::try_session_lock`]): each batch of items is applied, and its
-//! position saved, in one transaction, so each item takes effect exactly once. An event
+//! [`crate::storage::Db::try_session_lock`]): each batch of items that changes a profile
+//! is applied, and its position saved, in one transaction, so each item takes effect
+//! exactly once; a batch that changes nothing writes nothing (on SQLite every write
+//! transaction takes the one writer from ingest), and the position is saved with the next
+//! change or within [`SAVE_IDLE_POSITION`] (items read again after a crash change
+//! nothing either). Items are gathered for up to [`GATHER`] before a batch. An event
 //! is folded into the profile at its source only if the subject's consent in force there
 //! granted `personalization` at the event's time and still does; a consent record that
 //! does not grant it deletes the subject's profiles in the source's consent scope; an
@@ -15,12 +19,15 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use assent_segmentation::profile::{Context, Event, Features, Kind, Profile, Vocabulary};
 use serde_json::Value;
 
+use assent_protocol::Purpose;
+
 use crate::{
     clock::Clock,
+    consent::cache::ConsentCache,
     error::{Error, Result},
     feed::{self, EventItem, Follower, Item, Position},
     ids::{Pseudonym, SourceId},
-    keys::sources::Sources,
+    keys::sources::{ConsentScope, Sources},
     pseudonym::Pseudonymizer,
     storage::{self, Db, WriteTx},
 };
@@ -40,6 +47,13 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// The purpose a profile needs.
 const PURPOSE: &str = "personalization";
+
+/// How long the consumer waits for more items after a batch smaller than [`BATCH`]: fewer,
+/// larger batches, at that cost in latency.
+pub const GATHER: Duration = Duration::from_millis(20);
+
+/// How often the position of batches that changed nothing is saved.
+pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 
 /// Profiles as handlers read them.
 #[derive(Clone)]
@@ -85,16 +99,21 @@ impl Segments {
 
 /// Runs the consumer for good: takes the lease, follows the feed, applies each batch;
 /// after an error, waits and starts again from the saved position.
-pub async fn run(db: Db, sources: Arc<Sources>, clock: Arc<dyn Clock>) {
+pub async fn run(db: Db, sources: Arc<Sources>, consent: Arc<ConsentCache>, clock: Arc<dyn Clock>) {
     loop {
-        if let Err(e) = follow(&db, &sources, clock.as_ref()).await {
+        if let Err(e) = follow(&db, &sources, &consent, clock.as_ref()).await {
             tracing::warn!(error = %e, "segmentation consumer stopped; will start again");
             tokio::time::sleep(POLL).await;
         }
     }
 }
 
-async fn follow(db: &Db, sources: &Sources, clock: &dyn Clock) -> Result<()> {
+async fn follow(
+    db: &Db,
+    sources: &Sources,
+    consent: &ConsentCache,
+    clock: &dyn Clock,
+) -> Result<()> {
     let mut lease = loop {
         if let Some(lock) = db.try_session_lock(LEASE).await? {
             break lock;
@@ -102,26 +121,71 @@ async fn follow(db: &Db, sources: &Sources, clock: &dyn Clock) -> Result<()> {
         tokio::time::sleep(POLL).await;
     };
     let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
+    let mut saved = std::time::Instant::now();
+    let mut unsaved: Option<Position> = None;
     loop {
-        let items = follower.next().await?;
+        let items = match unsaved {
+            // Nothing new for a while: the position of what changed nothing is saved.
+            Some(at) => match tokio::time::timeout(SAVE_IDLE_POSITION, follower.next()).await {
+                Ok(items) => items?,
+                Err(_) => {
+                    save_position(db, at, clock).await?;
+                    unsaved = None;
+                    saved = std::time::Instant::now();
+                    continue;
+                }
+            },
+            None => follower.next().await?,
+        };
         lease.check().await?;
-        let to = apply(db, sources, &items, clock).await?;
+        let full = items.len() >= BATCH;
+        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
         follower.advance(to);
+        if wrote {
+            unsaved = None;
+            saved = std::time::Instant::now();
+        } else if saved.elapsed() >= SAVE_IDLE_POSITION {
+            save_position(db, to, clock).await?;
+            unsaved = None;
+            saved = std::time::Instant::now();
+        } else {
+            unsaved = Some(to);
+        }
+        if !full {
+            tokio::time::sleep(GATHER).await;
+        }
     }
 }
 
+async fn save_position(db: &Db, at: Position, clock: &dyn Clock) -> Result<()> {
+    let mut w = db.write().await?;
+    feed::save_position(&mut w, CONSUMER, at, clock.now_ms()).await?;
+    w.commit().await
+}
+
 /// Applies a batch of feed items (in feed order) in one transaction with the consumer's
-/// position; returns the position after them.
+/// position, when they change a profile (or `save` says to save the position anyway);
+/// returns the position after them and whether it wrote.
 pub async fn apply(
     db: &Db,
     sources: &Sources,
+    cache: &ConsentCache,
     items: &[Item],
     clock: &dyn Clock,
-) -> Result<Position> {
+    save: bool,
+) -> Result<(Position, bool)> {
     let Some(last) = items.last().map(Item::position) else {
-        return feed::position_of(db, CONSUMER).await;
+        return Ok((feed::position_of(db, CONSUMER).await?, false));
     };
-    let consent = Consent::load(db, sources, items).await?;
+    let consent = Consent::load(db, sources, cache, items).await?;
+    let changes = items.iter().any(|item| match item {
+        Item::Event(e) => consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms),
+        Item::Consent(c) => !c.purposes.get(PURPOSE).copied().unwrap_or(false),
+        Item::Erasure(_) => true,
+    });
+    if !changes && !save {
+        return Ok((last, false));
+    }
     let now = clock.now();
     let mut w = db.write().await?;
     // Profiles touched by this batch, read once and written once.
@@ -165,7 +229,7 @@ pub async fn apply(
     }
     feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
     w.commit().await?;
-    Ok(last)
+    Ok((last, true))
 }
 
 async fn load(w: &mut WriteTx, source: &SourceId, subject: &Pseudonym) -> Result<Profile> {
@@ -183,33 +247,41 @@ struct Consent {
 }
 
 impl Consent {
-    async fn load(db: &Db, sources: &Sources, items: &[Item]) -> Result<Consent> {
-        let mut wanted: BTreeMap<String, (Vec<SourceId>, Vec<String>)> = BTreeMap::new();
+    /// Through the consent cache ingest uses (kept right across processes and replicas),
+    /// so following the feed asks the database for little.
+    async fn load(
+        db: &Db,
+        sources: &Sources,
+        cache: &ConsentCache,
+        items: &[Item],
+    ) -> Result<Consent> {
+        let mut wanted: BTreeMap<String, (Arc<ConsentScope>, Vec<&str>)> = BTreeMap::new();
         for item in items {
             if let Item::Event(e) = item {
                 let scope = sources.get(&e.source_id).scope.clone();
-                let entry = wanted
+                wanted
                     .entry(scope.id.clone())
-                    .or_insert_with(|| (scope.members.clone(), Vec::new()));
-                entry.1.push(e.subject.to_string());
+                    .or_insert_with(|| (scope, Vec::new()))
+                    .1
+                    .push(e.subject.as_str());
             }
         }
+        cache.follow_scope_changes(sources.scope_changes());
         let mut records: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
-        for (scope, (members, mut subjects)) in wanted {
-            subjects.sort();
+        for (id, (scope, mut subjects)) in wanted {
+            subjects.sort_unstable();
             subjects.dedup();
-            let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
-            for r in storage::consent::records_of(db, &members, &refs).await? {
-                let purposes: BTreeMap<String, bool> =
-                    serde_json::from_str(&r.purposes).unwrap_or_default();
-                let granted = purposes.get(PURPOSE).copied().unwrap_or(false);
-                records
-                    .entry((scope.clone(), r.subject))
-                    .or_default()
-                    .push((r.timestamp_ms, granted));
+            for (subject, list) in cache.records_of(db, &scope, &subjects).await? {
+                let granted: Vec<(i64, bool)> = list
+                    .iter()
+                    .map(|e| {
+                        let yes = e.purposes.get(&Purpose::Personalization).copied();
+                        (e.at, yes.unwrap_or(false))
+                    })
+                    .collect();
+                records.insert((id.clone(), subject), granted);
             }
         }
-        records.values_mut().for_each(|list| list.sort());
         Ok(Consent { records })
     }
 
