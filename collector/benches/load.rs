@@ -456,6 +456,7 @@ async fn segmentation(kind: &str) {
     let sources = state.keys.sources.clone();
     let t = Instant::now();
     let (mut at, mut folded) = (assent_collector::feed::Position::START, 0usize);
+    let mut cache = assent_collector::segments::ProfileCache::default();
     loop {
         let items = assent_collector::feed::read(&state.db, at, 1000)
             .await
@@ -471,6 +472,7 @@ async fn segmentation(kind: &str) {
             &state.db,
             &sources,
             &state.consent_cache,
+            &mut cache,
             &items,
             &clock,
             true,

@@ -45,21 +45,36 @@ pub enum Kind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// `mobile`, `tablet`, `desktop`, `tv`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_type: Option<String>,
     /// The referring host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
     /// UTM source, medium and campaign of the visit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_source: Option<String>,
     /// UTM medium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_medium: Option<String>,
     /// UTM campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utm_campaign: Option<String>,
     /// ISO 3166-1 alpha-2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     /// BCP 47.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     /// The device's offset from UTC, in minutes, for the local hour of day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utc_offset_minutes: Option<i32>,
+}
+
+impl Context {
+    /// Whether it says nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Context::default()
+    }
 }
 
 /// One event as a profile takes it (already pseudonymized, its consent already checked).
@@ -72,10 +87,13 @@ pub struct Event {
     /// What kind of event.
     pub kind: Kind,
     /// The event's name (track) or the page's / screen's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Its properties, as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, Value>,
     /// Where it came from.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
     pub context: Context,
 }
 

@@ -55,6 +55,51 @@ pub const GATHER: Duration = Duration::from_millis(20);
 /// How often the position of batches that changed nothing is saved.
 pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 
+/// Profiles the consumer keeps in memory between batches, and for how long.
+const CACHED_PROFILES: usize = 50_000;
+const CACHE_FOR: Duration = Duration::from_secs(600);
+
+/// The profiles this consumer wrote lately, so a profile folded batch after batch is not
+/// read and parsed again each time. Only the lease holder writes profiles, so what it
+/// wrote is what is stored, with two exceptions it follows: the erasure endpoint deletes
+/// rows directly (it deletes the subject's consent first, so no event of the subject is
+/// folded afterwards, and the feed's erasure item then drops the entry), and retention
+/// removes profiles not updated for days (entries live minutes). A new lease starts with
+/// an empty cache (another process may have written meanwhile).
+#[derive(Default)]
+pub struct ProfileCache {
+    entries: std::collections::HashMap<(SourceId, Pseudonym), (Profile, std::time::Instant)>,
+}
+
+impl ProfileCache {
+    fn get(&mut self, key: &(SourceId, Pseudonym)) -> Option<Profile> {
+        match self.entries.get(key) {
+            Some((p, at)) if at.elapsed() < CACHE_FOR => Some(p.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&mut self, key: (SourceId, Pseudonym), profile: Profile) {
+        if self.entries.len() >= CACHED_PROFILES {
+            self.entries.clear();
+        }
+        self.entries
+            .insert(key, (profile, std::time::Instant::now()));
+    }
+
+    fn forget_subject(&mut self, subject: &Pseudonym) {
+        self.entries.retain(|(_, s), _| s != subject);
+    }
+
+    fn forget(&mut self, key: &(SourceId, Pseudonym)) {
+        self.entries.remove(key);
+    }
+}
+
 /// Profiles as handlers read them.
 #[derive(Clone)]
 pub struct Segments {
@@ -121,6 +166,7 @@ async fn follow(
         tokio::time::sleep(POLL).await;
     };
     let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
+    let mut profiles = ProfileCache::default();
     let mut saved = std::time::Instant::now();
     let mut unsaved: Option<Position> = None;
     loop {
@@ -139,7 +185,7 @@ async fn follow(
         };
         lease.check().await?;
         let full = items.len() >= BATCH;
-        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
+        let (to, wrote) = apply(db, sources, consent, &mut profiles, &items, clock, false).await?;
         follower.advance(to);
         if wrote {
             unsaved = None;
@@ -170,6 +216,7 @@ pub async fn apply(
     db: &Db,
     sources: &Sources,
     cache: &ConsentCache,
+    profiles: &mut ProfileCache,
     items: &[Item],
     clock: &dyn Clock,
     save: bool,
@@ -198,7 +245,10 @@ pub async fn apply(
                 }
                 let key = (e.source_id.clone(), e.subject.clone());
                 if !touched.contains_key(&key) {
-                    let stored = load(&mut w, &key.0, &key.1).await?;
+                    let stored = match profiles.get(&key) {
+                        Some(p) => p,
+                        None => load(&mut w, &key.0, &key.1).await?,
+                    };
                     touched.insert(key.clone(), Some(stored));
                 }
                 touched
@@ -210,25 +260,40 @@ pub async fn apply(
             Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
                 let members = sources.get(&c.source_id).scope.members.clone();
                 for m in &members {
-                    touched.insert((m.clone(), c.subject.clone()), None);
+                    let key = (m.clone(), c.subject.clone());
+                    profiles.forget(&key);
+                    touched.insert(key, None);
                 }
                 storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
             }
             Item::Consent(_) => {}
             Item::Erasure(x) => {
                 touched.retain(|(_, s), _| s != &x.subject);
+                profiles.forget_subject(&x.subject);
                 storage::profiles::delete_everywhere(&mut w, &x.subject).await?;
             }
         }
     }
-    for ((source, subject), profile) in &touched {
-        if let Some(p) = profile {
-            let json = serde_json::to_string(p).expect("serializes");
-            storage::profiles::save(&mut w, source, subject, &json, now).await?;
-        }
-    }
+    let rows: Vec<(&SourceId, &Pseudonym, String)> = touched
+        .iter()
+        .filter_map(|((source, subject), p)| {
+            let p = p.as_ref()?;
+            Some((
+                source,
+                subject,
+                serde_json::to_string(p).expect("serializes"),
+            ))
+        })
+        .collect();
+    storage::profiles::save_many(&mut w, &rows, now).await?;
     feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
     w.commit().await?;
+    // Cached once committed: a failed batch leaves the cache as the database is.
+    for (key, p) in touched {
+        if let Some(p) = p {
+            profiles.put(key, p);
+        }
+    }
     Ok((last, true))
 }
 

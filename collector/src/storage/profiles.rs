@@ -21,25 +21,44 @@ pub async fn load(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-/// Stores a profile (its events as JSON), replacing the one there.
-pub async fn save(
+/// Rows per statement of [`save_many`].
+const SAVE_ROWS: usize = 100;
+
+/// Stores many profiles (source, subject, events as JSON), replacing those there, a
+/// hundred per statement.
+pub async fn save_many(
     w: &mut WriteTx,
-    source: &SourceId,
-    subject: &Pseudonym,
-    events: &str,
+    rows: &[(&SourceId, &Pseudonym, String)],
     now: UnixMs,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO profiles (source_id, subject, events, received_at_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (source_id, subject) DO UPDATE SET events = excluded.events,
-             received_at_ms = excluded.received_at_ms",
-    )
-    .bind(source.as_str())
-    .bind(subject.as_str())
-    .bind(events)
-    .bind(now.millis())
-    .execute(&mut *w.tx)
-    .await?;
+    for chunk in rows.chunks(SAVE_ROWS) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO profiles (source_id, subject, events, received_at_ms) VALUES {values}
+             ON CONFLICT (source_id, subject) DO UPDATE SET events = excluded.events,
+                 received_at_ms = excluded.received_at_ms"
+        );
+        let mut q = sqlx::query(&sql);
+        for (source, subject, events) in chunk {
+            q = q
+                .bind(source.as_str())
+                .bind(subject.as_str())
+                .bind(events.as_str())
+                .bind(now.millis());
+        }
+        q.execute(&mut *w.tx).await?;
+    }
     Ok(())
 }
 
