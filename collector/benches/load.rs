@@ -456,7 +456,6 @@ async fn segmentation(kind: &str) {
     let sources = state.keys.sources.clone();
     let t = Instant::now();
     let (mut at, mut folded) = (assent_collector::feed::Position::START, 0usize);
-    let mut cache = assent_collector::segments::ProfileCache::default();
     loop {
         let items = assent_collector::feed::read(&state.db, at, 1000)
             .await
@@ -472,7 +471,6 @@ async fn segmentation(kind: &str) {
             &state.db,
             &sources,
             &state.consent_cache,
-            &mut cache,
             &items,
             &clock,
             true,
@@ -482,7 +480,7 @@ async fn segmentation(kind: &str) {
         .0;
     }
     let secs = t.elapsed().as_secs_f64();
-    let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles")
+    let profiles: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT subject) FROM profile_events")
         .fetch_one(&state.db.pool)
         .await
         .unwrap();

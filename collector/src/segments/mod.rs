@@ -29,7 +29,7 @@ use crate::{
     ids::{Pseudonym, SourceId},
     keys::sources::{ConsentScope, Sources},
     pseudonym::Pseudonymizer,
-    storage::{self, Db, WriteTx},
+    storage::{self, Db},
 };
 
 /// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
@@ -54,51 +54,6 @@ pub const GATHER: Duration = Duration::from_millis(20);
 
 /// How often the position of batches that changed nothing is saved.
 pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
-
-/// Profiles the consumer keeps in memory between batches, and for how long.
-const CACHED_PROFILES: usize = 50_000;
-const CACHE_FOR: Duration = Duration::from_secs(600);
-
-/// The profiles this consumer wrote lately, so a profile folded batch after batch is not
-/// read and parsed again each time. Only the lease holder writes profiles, so what it
-/// wrote is what is stored, with two exceptions it follows: the erasure endpoint deletes
-/// rows directly (it deletes the subject's consent first, so no event of the subject is
-/// folded afterwards, and the feed's erasure item then drops the entry), and retention
-/// removes profiles not updated for days (entries live minutes). A new lease starts with
-/// an empty cache (another process may have written meanwhile).
-#[derive(Default)]
-pub struct ProfileCache {
-    entries: std::collections::HashMap<(SourceId, Pseudonym), (Profile, std::time::Instant)>,
-}
-
-impl ProfileCache {
-    fn get(&mut self, key: &(SourceId, Pseudonym)) -> Option<Profile> {
-        match self.entries.get(key) {
-            Some((p, at)) if at.elapsed() < CACHE_FOR => Some(p.clone()),
-            Some(_) => {
-                self.entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn put(&mut self, key: (SourceId, Pseudonym), profile: Profile) {
-        if self.entries.len() >= CACHED_PROFILES {
-            self.entries.clear();
-        }
-        self.entries
-            .insert(key, (profile, std::time::Instant::now()));
-    }
-
-    fn forget_subject(&mut self, subject: &Pseudonym) {
-        self.entries.retain(|(_, s), _| s != subject);
-    }
-
-    fn forget(&mut self, key: &(SourceId, Pseudonym)) {
-        self.entries.remove(key);
-    }
-}
 
 /// Profiles as handlers read them.
 #[derive(Clone)]
@@ -135,8 +90,13 @@ impl Segments {
         let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
             return Ok(None);
         };
-        let profile: Profile = serde_json::from_str(&stored)
-            .map_err(|e| Error::Internal(format!("a stored profile does not parse: {e}")))?;
+        let mut profile = Profile::default();
+        for json in stored {
+            let event: Event = serde_json::from_str(&json).map_err(|e| {
+                Error::Internal(format!("a stored profile event does not parse: {e}"))
+            })?;
+            profile.fold(event);
+        }
         let features = profile.features(now_ms, &self.vocabulary);
         Ok(Some((profile, features)))
     }
@@ -166,7 +126,6 @@ async fn follow(
         tokio::time::sleep(POLL).await;
     };
     let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
-    let mut profiles = ProfileCache::default();
     let mut saved = std::time::Instant::now();
     let mut unsaved: Option<Position> = None;
     loop {
@@ -185,7 +144,7 @@ async fn follow(
         };
         lease.check().await?;
         let full = items.len() >= BATCH;
-        let (to, wrote) = apply(db, sources, consent, &mut profiles, &items, clock, false).await?;
+        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
         follower.advance(to);
         if wrote {
             unsaved = None;
@@ -216,7 +175,6 @@ pub async fn apply(
     db: &Db,
     sources: &Sources,
     cache: &ConsentCache,
-    profiles: &mut ProfileCache,
     items: &[Item],
     clock: &dyn Clock,
     save: bool,
@@ -235,74 +193,55 @@ pub async fn apply(
     }
     let now = clock.now();
     let mut w = db.write().await?;
-    // Profiles touched by this batch, read once and written once.
-    let mut touched: BTreeMap<(SourceId, Pseudonym), Option<Profile>> = BTreeMap::new();
+    // A profile is its events, one row each: folding is an insert that skips an event
+    // already there. Inserts wait for the end of the batch; a deletion drops those of
+    // its subject pending before it.
+    let mut pending: Vec<(SourceId, Pseudonym, i64, String, String)> = Vec::new();
     for item in items {
         match item {
             Item::Event(e) => {
                 if !consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) {
                     continue;
                 }
-                let key = (e.source_id.clone(), e.subject.clone());
-                if !touched.contains_key(&key) {
-                    let stored = match profiles.get(&key) {
-                        Some(p) => p,
-                        None => load(&mut w, &key.0, &key.1).await?,
-                    };
-                    touched.insert(key.clone(), Some(stored));
-                }
-                touched
-                    .get_mut(&key)
-                    .expect("just inserted")
-                    .get_or_insert_with(Profile::default)
-                    .fold(event_of(e));
+                let event = serde_json::to_string(&event_of(e)).expect("serializes");
+                pending.push((
+                    e.source_id.clone(),
+                    e.subject.clone(),
+                    e.timestamp_ms,
+                    e.message_id.clone(),
+                    event,
+                ));
             }
             Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
                 let members = sources.get(&c.source_id).scope.members.clone();
-                for m in &members {
-                    let key = (m.clone(), c.subject.clone());
-                    profiles.forget(&key);
-                    touched.insert(key, None);
-                }
+                pending.retain(|(source, subject, ..)| {
+                    subject != &c.subject || !members.contains(source)
+                });
                 storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
             }
             Item::Consent(_) => {}
             Item::Erasure(x) => {
-                touched.retain(|(_, s), _| s != &x.subject);
-                profiles.forget_subject(&x.subject);
+                pending.retain(|(_, subject, ..)| subject != &x.subject);
                 storage::profiles::delete_everywhere(&mut w, &x.subject).await?;
             }
         }
     }
-    let rows: Vec<(&SourceId, &Pseudonym, String)> = touched
+    let rows: Vec<storage::profiles::ProfileEvent<'_>> = pending
         .iter()
-        .filter_map(|((source, subject), p)| {
-            let p = p.as_ref()?;
-            Some((
+        .map(
+            |(source, subject, at_ms, message_id, event)| storage::profiles::ProfileEvent {
                 source,
                 subject,
-                serde_json::to_string(p).expect("serializes"),
-            ))
-        })
+                at_ms: *at_ms,
+                message_id,
+                event: event.clone(),
+            },
+        )
         .collect();
-    storage::profiles::save_many(&mut w, &rows, now).await?;
+    storage::profiles::insert(&mut w, &rows, now).await?;
     feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
     w.commit().await?;
-    // Cached once committed: a failed batch leaves the cache as the database is.
-    for (key, p) in touched {
-        if let Some(p) = p {
-            profiles.put(key, p);
-        }
-    }
     Ok((last, true))
-}
-
-async fn load(w: &mut WriteTx, source: &SourceId, subject: &Pseudonym) -> Result<Profile> {
-    match storage::profiles::load(w, source, subject).await? {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|e| Error::Internal(format!("a stored profile does not parse: {e}"))),
-        None => Ok(Profile::default()),
-    }
 }
 
 /// The consent records of a batch's subjects, per consent scope, oldest first.

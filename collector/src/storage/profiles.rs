@@ -1,4 +1,4 @@
-//! The statements on `profiles` (`crate::segments` decides what goes in them).
+//! The statements on `profile_events` (`crate::segments` decides what goes in them).
 use sqlx::Row;
 
 use crate::{
@@ -7,54 +7,44 @@ use crate::{
     storage::{numbered, Db, WriteTx},
 };
 
-/// The stored profile (its events as JSON) of `subject` at `source`, inside a write.
-pub async fn load(
-    w: &mut WriteTx,
-    source: &SourceId,
-    subject: &Pseudonym,
-) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT events FROM profiles WHERE source_id = $1 AND subject = $2")
-        .bind(source.as_str())
-        .bind(subject.as_str())
-        .fetch_optional(&mut *w.tx)
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+/// One event of a profile to store.
+#[derive(Debug, Clone)]
+pub struct ProfileEvent<'a> {
+    pub source: &'a SourceId,
+    pub subject: &'a Pseudonym,
+    pub at_ms: i64,
+    pub message_id: &'a str,
+    /// The event as the profile keeps it (JSON).
+    pub event: String,
 }
 
-/// Rows per statement of [`save_many`].
-const SAVE_ROWS: usize = 100;
+const COLUMNS: [&str; 6] = [
+    "source_id",
+    "subject",
+    "at_ms",
+    "message_id",
+    "event",
+    "received_at_ms",
+];
 
-/// Stores many profiles (source, subject, events as JSON), replacing those there, a
-/// hundred per statement.
-pub async fn save_many(
-    w: &mut WriteTx,
-    rows: &[(&SourceId, &Pseudonym, String)],
-    now: UnixMs,
-) -> Result<()> {
-    for chunk in rows.chunks(SAVE_ROWS) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    4 * i + 1,
-                    4 * i + 2,
-                    4 * i + 3,
-                    4 * i + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO profiles (source_id, subject, events, received_at_ms) VALUES {values}
-             ON CONFLICT (source_id, subject) DO UPDATE SET events = excluded.events,
-                 received_at_ms = excluded.received_at_ms"
-        );
+/// Rows per INSERT.
+const ROWS: usize = 100;
+
+/// Stores events of profiles, skipping those already there (the same source, subject,
+/// time and message id).
+pub async fn insert(w: &mut WriteTx, events: &[ProfileEvent<'_>], now: UnixMs) -> Result<()> {
+    for chunk in events.chunks(ROWS) {
+        let sql = w
+            .backend()
+            .insert_skipping_duplicates("profile_events", &COLUMNS, chunk.len());
         let mut q = sqlx::query(&sql);
-        for (source, subject, events) in chunk {
+        for e in chunk {
             q = q
-                .bind(source.as_str())
-                .bind(subject.as_str())
-                .bind(events.as_str())
+                .bind(e.source.as_str())
+                .bind(e.subject.as_str())
+                .bind(e.at_ms)
+                .bind(e.message_id)
+                .bind(e.event.as_str())
                 .bind(now.millis());
         }
         q.execute(&mut *w.tx).await?;
@@ -62,10 +52,10 @@ pub async fn save_many(
     Ok(())
 }
 
-/// Deletes the subject's profiles at the given sources; returns how many.
+/// Deletes the subject's profiles at the given sources; returns how many events went.
 pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<u64> {
     let sql = format!(
-        "DELETE FROM profiles WHERE subject = $1 AND source_id IN ({})",
+        "DELETE FROM profile_events WHERE subject = $1 AND source_id IN ({})",
         numbered(2, sources.len())
     );
     let mut q = sqlx::query(&sql).bind(subject.as_str());
@@ -75,26 +65,37 @@ pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudony
     Ok(q.execute(&mut *w.tx).await?.rows_affected())
 }
 
-/// Deletes the subject's profiles everywhere; returns how many.
+/// Deletes the subject's profiles everywhere; returns how many events went.
 pub async fn delete_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM profiles WHERE subject = $1")
+    Ok(sqlx::query("DELETE FROM profile_events WHERE subject = $1")
         .bind(subject.as_str())
         .execute(&mut *w.tx)
         .await?
         .rows_affected())
 }
 
-/// The stored profile of the first of `subjects` (a subject's pseudonyms under each key)
-/// that has one at `source`.
-pub async fn find(db: &Db, source: &SourceId, subjects: &[Pseudonym]) -> Result<Option<String>> {
+/// The events (JSON, oldest first) of the profile at `source` of the first of
+/// `subjects` (a subject's pseudonyms under each key) that has one.
+pub async fn find(
+    db: &Db,
+    source: &SourceId,
+    subjects: &[Pseudonym],
+) -> Result<Option<Vec<String>>> {
     for subject in subjects {
-        let row = sqlx::query("SELECT events FROM profiles WHERE source_id = $1 AND subject = $2")
-            .bind(source.as_str())
-            .bind(subject.as_str())
-            .fetch_optional(&db.pool)
-            .await?;
-        if let Some(r) = row {
-            return Ok(Some(r.try_get(0)?));
+        let rows = sqlx::query(
+            "SELECT event FROM profile_events WHERE source_id = $1 AND subject = $2
+             ORDER BY at_ms, message_id",
+        )
+        .bind(source.as_str())
+        .bind(subject.as_str())
+        .fetch_all(&db.pool)
+        .await?;
+        if !rows.is_empty() {
+            return rows
+                .into_iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect::<Result<Vec<String>>>()
+                .map(Some);
         }
     }
     Ok(None)

@@ -84,12 +84,12 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         expiry: Expiry::AuditEntry(|c| c.audit_retention_days),
     },
     SubjectTable {
-        table: "profiles",
-        name: "profiles",
+        table: "profile_events",
+        name: "profileEvents",
         access_section: "profiles",
         subject_columns: &["subject"],
         lookup: Lookup::Columns,
-        key: &["source_id", "subject"],
+        key: &["source_id", "subject", "at_ms", "message_id"],
         expiry: Expiry::Received(|c| c.event_retention_days),
     },
     SubjectTable {

@@ -150,12 +150,13 @@ pub async fn audit_entries(db: &Db, all: &[Pseudonym]) -> Result<Vec<AuditOfSubj
         .collect()
 }
 
-/// The subject's segmentation profile at each source: (source, the folded events as
-/// JSON, when last updated).
-pub async fn profiles(db: &Db, all: &[Pseudonym]) -> Result<Vec<(String, String, i64)>> {
+/// The events of the subject's segmentation profiles: (source, the event as JSON, when
+/// it was folded in), by source then time.
+pub async fn profile_events(db: &Db, all: &[Pseudonym]) -> Result<Vec<(String, String, i64)>> {
     let l = numbered(1, all.len());
     let sql = format!(
-        "SELECT source_id, events, received_at_ms FROM profiles WHERE subject IN ({l}) ORDER BY source_id"
+        "SELECT source_id, event, received_at_ms FROM profile_events WHERE subject IN ({l})
+         ORDER BY source_id, at_ms, message_id"
     );
     let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
     rows.into_iter()

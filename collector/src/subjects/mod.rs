@@ -141,17 +141,25 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         .into_iter()
         .map(|at| json!({"erasedAt": time(at)}))
         .collect();
-    let profiles: Vec<Value> = stored::profiles(db, &all)
-        .await?
-        .into_iter()
-        .map(|(source, events, at)| {
-            json!({
-                "source": source,
-                "events": serde_json::from_str::<Value>(&events).unwrap_or(Value::Null),
-                "updatedAt": time(at),
-            })
-        })
-        .collect();
+    // One entry per source: the events its profile holds, and when it was last updated.
+    let mut profiles: Vec<Value> = Vec::new();
+    for (source, event, at) in stored::profile_events(db, &all).await? {
+        let event = serde_json::from_str::<Value>(&event).unwrap_or(Value::Null);
+        match profiles.last_mut() {
+            Some(p) if p["source"] == source.as_str() => {
+                p["events"].as_array_mut().expect("a list").push(event);
+                if p["updatedMs"].as_i64() < Some(at) {
+                    p["updatedMs"] = at.into();
+                }
+            }
+            _ => profiles.push(json!({"source": source, "events": [event], "updatedMs": at})),
+        }
+    }
+    for p in &mut profiles {
+        let at = p["updatedMs"].as_i64().unwrap_or_default();
+        p.as_object_mut().expect("an object").remove("updatedMs");
+        p["updatedAt"] = time(at).into();
+    }
     answer["profiles"] = profiles.into();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();

@@ -118,5 +118,5 @@ pub async fn profiles_follow_personalization_and_go_on_withdrawal_and_erasure(b:
     assert_eq!(app.admin_delete("/v1/subjects/pia").await.status(), 200);
     let (status, _) = profile_when(&app, "pia", |s, _| s == 404).await;
     assert_eq!(status, 404);
-    assert_eq!(app.count("profiles").await, 0);
+    assert_eq!(app.count("profile_events").await, 0);
 }
