@@ -46,9 +46,10 @@ impl Pseudonym {
         Pseudonym(text)
     }
 
-    /// The pseudonym of `digest` (its first 16 bytes) under `key_id`.
-    pub(crate) fn from_digest(key_id: &str, digest: &[u8]) -> Pseudonym {
-        Pseudonym(format!("{key_id}.{}", crate::pseudonym::hex(&digest[..16])))
+    /// The pseudonym `<key_id>.<digits>` (`digits`: 32 lowercase hex, as the
+    /// pseudonymizer makes them).
+    pub(crate) fn from_parts(key_id: &str, digits: &str) -> Pseudonym {
+        Pseudonym(format!("{key_id}.{digits}"))
     }
 
     /// The id of the key it was made with.

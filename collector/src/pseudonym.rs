@@ -67,7 +67,7 @@ impl Pseudonymizer {
         // 128 bits: ample against collisions, and half the index size of 256.
         let mut mac = self.pseudonym_mac.clone();
         mac.update(raw.as_bytes());
-        Pseudonym::from_digest(&self.key_id, &mac.finalize().into_bytes())
+        Pseudonym::from_parts(&self.key_id, &hex(&mac.finalize().into_bytes()[..16]))
     }
 
     /// Whether `text` has the form of a pseudonym under one of our keys
@@ -89,10 +89,8 @@ impl Pseudonymizer {
     pub fn all_pseudonyms(&self, raw: &str) -> Vec<Pseudonym> {
         let mut all = vec![self.pseudonym(raw)];
         for (id, key) in &self.previous {
-            all.push(Pseudonym::from_digest(
-                id,
-                &mac_with(key, LABEL, raw.as_bytes()),
-            ));
+            let digest = mac_with(key, LABEL, raw.as_bytes());
+            all.push(Pseudonym::from_parts(id, &hex(&digest[..16])));
         }
         all
     }
