@@ -16,10 +16,9 @@
 //! erasure deletes them everywhere.
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use assent_protocol::Purpose;
 use assent_segmentation::profile::{Context, Event, Features, Kind, Profile, Vocabulary};
 use serde_json::Value;
-
-use assent_protocol::Purpose;
 
 use crate::{
     clock::Clock,
