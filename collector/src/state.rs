@@ -106,7 +106,7 @@ impl AppState {
             config.clone(),
         ));
         let pseudonymizer = Arc::new(pseudonymizer);
-        let segments = Arc::new(Segments::new(db.clone(), pseudonymizer.clone()));
+        let segments = Arc::new(Segments::new(trail.clone(), pseudonymizer.clone()));
         let state = AppState {
             segments,
             trail: Arc::new(trail),

@@ -70,6 +70,9 @@ pub enum Kind {
     EventsExport,
     SubjectAccess,
     Erasure,
+    /// An audience created or changed.
+    AudienceSet,
+    AudienceDeleted,
 }
 
 impl Kind {
@@ -86,6 +89,8 @@ impl Kind {
             Kind::EventsExport => "events_export",
             Kind::SubjectAccess => "subject_access",
             Kind::Erasure => "erasure",
+            Kind::AudienceSet => "audience_set",
+            Kind::AudienceDeleted => "audience_deleted",
         }
     }
 }

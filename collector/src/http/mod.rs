@@ -22,7 +22,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
     Json, Router,
 };
 use serde::Deserialize;
@@ -115,6 +115,15 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             get(subjects::access).delete(subjects::erase),
         )
         .route("/v1/profiles/{subject_id}", get(profiles::profile))
+        .route(
+            "/v1/profiles/{subject_id}/segments",
+            get(profiles::segments_of),
+        )
+        .route("/v1/audiences", get(profiles::list_audiences))
+        .route(
+            "/v1/audiences/{name}",
+            put(profiles::put_audience).delete(profiles::delete_audience),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -155,6 +155,8 @@ error_statuses! {
     ConsentReadErrors = [400, 401, 403, 404, 405, 429, 503];
     /// The compliance routes (audit, subjects).
     ComplianceErrors = [400, 401, 405, 429, 503];
+    /// Setting and deleting audiences.
+    AudienceWriteErrors = [400, 401, 404, 405, 408, 413, 415, 429, 503];
     /// `/metrics`.
     MetricsErrors = [401, 405, 429];
     /// `/readyz`.

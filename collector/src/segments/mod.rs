@@ -17,10 +17,14 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use assent_protocol::Purpose;
-use assent_segmentation::profile::{Context, Event, Features, Kind, Profile, Vocabulary};
+use assent_segmentation::{
+    profile::{Context, Event, Features, Kind, Profile, Vocabulary},
+    rules::{Rule, Subject},
+};
 use serde_json::Value;
 
 use crate::{
+    audit::{self, NewEntry, Trail},
     clock::Clock,
     consent::cache::ConsentCache,
     error::{Error, Result},
@@ -54,12 +58,31 @@ pub const GATHER: Duration = Duration::from_millis(20);
 /// How often the position of batches that changed nothing is saved.
 pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 
-/// Profiles as handlers read them.
+/// Profiles and audiences as handlers read and set them.
 #[derive(Clone)]
 pub struct Segments {
     db: Db,
+    trail: Trail,
     pseudonymizer: Arc<Pseudonymizer>,
     vocabulary: Vocabulary,
+}
+
+/// An audience: a name and a rule ([`Rule`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audience {
+    pub name: String,
+    pub rule: Value,
+    /// When it was last set, ISO 8601.
+    pub updated_at: String,
+}
+
+/// An audience's name: 1 to 64 lowercase letters, digits, `_` or `-`.
+fn audience_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 impl std::fmt::Debug for Segments {
@@ -69,12 +92,105 @@ impl std::fmt::Debug for Segments {
 }
 
 impl Segments {
-    pub fn new(db: Db, pseudonymizer: Arc<Pseudonymizer>) -> Segments {
+    pub fn new(trail: Trail, pseudonymizer: Arc<Pseudonymizer>) -> Segments {
         Segments {
-            db,
+            db: trail.db().clone(),
+            trail,
             pseudonymizer,
             vocabulary: Vocabulary::default(),
         }
+    }
+
+    /// Creates or replaces audience `name` (audited). A rule that does not parse is
+    /// refused with the JSON path of its fault, and nothing is stored.
+    pub async fn set_audience(&self, name: &str, rule: &Value, actor: String) -> Result<Audience> {
+        if !audience_name_ok(name) {
+            return Err(Error::BadRequest(
+                "an audience name is 1 to 64 lowercase letters, digits, '_' or '-'".into(),
+            ));
+        }
+        Rule::parse(rule).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let now = self.trail.now();
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        storage::audiences::put(&mut w, name, &rule.to_string(), now).await?;
+        let entry = NewEntry {
+            kind: audit::Kind::AudienceSet,
+            actor,
+            subject: None,
+            data: serde_json::json!({"name": name, "rule": rule}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        Ok(Audience {
+            name: name.to_owned(),
+            rule: rule.clone(),
+            updated_at: now.to_string(),
+        })
+    }
+
+    /// Deletes audience `name` (audited); `NotFound` when there is none.
+    pub async fn delete_audience(&self, name: &str, actor: String) -> Result<()> {
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        if !storage::audiences::delete(&mut w, name).await? {
+            return Err(Error::NotFound);
+        }
+        let entry = NewEntry {
+            kind: audit::Kind::AudienceDeleted,
+            actor,
+            subject: None,
+            data: serde_json::json!({"name": name}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await
+    }
+
+    /// Every audience, by name.
+    pub async fn audiences(&self) -> Result<Vec<Audience>> {
+        storage::audiences::list(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| {
+                Ok(Audience {
+                    rule: serde_json::from_str(&a.rule).map_err(|e| {
+                        Error::Internal(format!("a stored rule does not parse: {e}"))
+                    })?,
+                    name: a.name,
+                    updated_at: crate::ids::UnixMs::from_millis(a.updated_at_ms).to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The audiences the profile at `source` of the subject whose raw id is `raw` is in
+    /// at `now_ms`, by name; None without a profile (a subject who did not grant
+    /// `personalization` is in none).
+    pub async fn segments_of(
+        &self,
+        source: &SourceId,
+        raw: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let Some((profile, features)) = self.profile(source, raw, now_ms).await? else {
+            return Ok(None);
+        };
+        let traits = BTreeMap::new();
+        let subject = Subject {
+            profile: &profile,
+            features: &features,
+            traits: &traits,
+            now_ms,
+        };
+        let mut names = Vec::new();
+        for a in self.audiences().await? {
+            let rule = Rule::parse(&a.rule)
+                .map_err(|e| Error::Internal(format!("a stored rule does not parse: {e}")))?;
+            if rule.matches(&subject) {
+                names.push(a.name);
+            }
+        }
+        Ok(Some(names))
     }
 
     /// The profile at `source` of the subject whose raw id is `raw` (under any key it may

@@ -2,6 +2,7 @@
 //! transactions (`writer`: group commit; on SQLite one writing connection), and the SQLite
 //! subject index (`subject_index`); the same SQL for both where it can be, and the few
 //! places where they differ.
+pub mod audiences;
 pub mod audit;
 pub mod consent;
 pub mod feed;

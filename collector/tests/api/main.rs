@@ -99,7 +99,10 @@ macro_rules! segments_on_both_backends {
     };
 }
 
-segments_on_both_backends!(profiles_follow_personalization_and_go_on_withdrawal_and_erasure);
+segments_on_both_backends!(
+    profiles_follow_personalization_and_go_on_withdrawal_and_erasure,
+    audiences_are_checked_stored_and_matched_as_events_arrive,
+);
 
 feed_on_both_backends!(
     the_feed_carries_events_consent_and_erasures_in_commit_order,

@@ -120,3 +120,120 @@ pub async fn profiles_follow_personalization_and_go_on_withdrawal_and_erasure(b:
     assert_eq!(status, 404);
     assert_eq!(app.count("profile_events").await, 0);
 }
+
+pub async fn audiences_are_checked_stored_and_matched_as_events_arrive(b: Backend) {
+    let app = spawn_app(b).await;
+    let put = |name: &str, body: Value| {
+        let url = format!("{}/v1/audiences/{name}", app.url);
+        let client = app.client.clone();
+        async move {
+            let r = client
+                .put(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let frequent =
+        json!({"performed": {"event": "Order Completed", "at_least": 6, "within_days": 30}});
+    let (status, stored) = put("frequent_buyers", json!({"rule": frequent})).await;
+    assert_eq!(status, 200, "{stored}");
+    // A bad rule is refused with the path of its fault, and nothing is stored.
+    let bad =
+        json!({"rule": {"all": [{"performed": {"event": "Order Completed", "within_days": 0}}]}});
+    let (status, err) = put("broken", bad).await;
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$.all[0].performed.within_days"),
+        "{err}"
+    );
+    assert_eq!(put("Not A Name", json!({"rule": frequent})).await.0, 400);
+    let list = app.admin_json("/v1/audiences").await;
+    assert_eq!(
+        list["audiences"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    assert_eq!(list["audiences"][0]["rule"], frequent);
+    // Write keys cannot set audiences.
+    let r = app
+        .client
+        .put(format!("{}/v1/audiences/x", app.url))
+        .bearer_auth(WRITE_KEY)
+        .json(&json!({"rule": frequent}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    let orders: Vec<Value> = (0..5)
+        .map(|i| order(&format!("o-{i}"), "rosa", &at(50 - i), 10.0))
+        .collect();
+    let first = json!({"consent": [consent("c-r", "rosa", grant, &at(60))], "batch": orders});
+    assert_eq!(app.post("/v1/batch", &first).await.0, 200);
+    let segments = |subject: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .admin_get(&format!("/v1/profiles/{subject}/segments?source=default"))
+                .await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let started = Instant::now();
+    let mut seen = segments("rosa").await;
+    while seen.0 != 200 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = segments("rosa").await;
+    }
+    assert_eq!(
+        seen,
+        (
+            200,
+            json!({"subjectId": "rosa", "source": seen.1["source"], "segments": []})
+        )
+    );
+    // The sixth order puts her in, as soon as the feed has folded it in.
+    let sixth = json!({"batch": [order("o-5", "rosa", &at(1), 10.0)]});
+    assert_eq!(app.post("/v1/batch", &sixth).await.0, 200);
+    let started = Instant::now();
+    loop {
+        let (_, body) = segments("rosa").await;
+        if body["segments"] == json!(["frequent_buyers"]) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // No profile, no audience.
+    assert_eq!(segments("nobody").await.0, 404);
+    // Deleting the audience takes her out; a second delete finds nothing.
+    let delete = || app.admin_delete("/v1/audiences/frequent_buyers");
+    assert_eq!(delete().await.status(), 200);
+    assert_eq!(delete().await.status(), 404);
+    assert_eq!(segments("rosa").await.1["segments"], json!([]));
+    // Both changes are in the audit trail.
+    let export = app
+        .admin_get("/v1/audit/export")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(export.contains("\"audience_set\"") && export.contains("\"audience_deleted\""));
+}

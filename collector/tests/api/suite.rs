@@ -1192,7 +1192,7 @@ pub async fn openapi_matches_the_router(b: Backend) {
         let raw_path = chunk[1..].split('"').next().unwrap();
         let rest = &chunk[1 + raw_path.len()..];
         let path = raw_path.replace("{subject_id}", "{subjectId}");
-        for method in ["get", "post", "delete"] {
+        for method in ["get", "post", "put", "delete"] {
             if rest.starts_with(&format!("\",{method}(")) || rest.contains(&format!(").{method}("))
             {
                 served.push((path.clone(), method.to_owned()));
@@ -1205,7 +1205,9 @@ pub async fn openapi_matches_the_router(b: Backend) {
         let url = format!(
             "{}{}",
             app.url,
-            path.replace("{subjectId}", "x").replace("{id}", "x")
+            path.replace("{subjectId}", "x")
+                .replace("{id}", "x")
+                .replace("{name}", "x")
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = app
