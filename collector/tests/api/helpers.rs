@@ -154,14 +154,24 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.try_raw(path, headers, body).await.unwrap()
+    }
+
+    /// [`TestApp::raw`], with the transport's error when the request did not complete.
+    pub async fn try_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Value, reqwest::header::HeaderMap), reqwest::Error> {
         let mut req = self.client.post(format!("{}{path}", self.url)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let r = req.send().await.unwrap();
+        let r = req.send().await?;
         let status = r.status().as_u16();
         let h = r.headers().clone();
-        (status, r.json().await.unwrap_or(Value::Null), h)
+        Ok((status, r.json().await.unwrap_or(Value::Null), h))
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {

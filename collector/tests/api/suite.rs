@@ -317,7 +317,15 @@ pub async fn bad_input_gets_its_4xx_and_changes_nothing(b: Backend) {
             }
         }
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, answer, _) = app.raw("/v1/batch", &h, body).await;
+        let (status, answer, _) = match app.try_raw("/v1/batch", &h, body).await {
+            Ok(answer) => answer,
+            // A body refused for its size is not read to its end: the connection closes
+            // with the rest unread, and the client, still sending, may see the reset
+            // before the 413. Refused either way; the counts below check nothing was
+            // stored.
+            Err(e) if want == 413 && e.is_request() => continue,
+            Err(e) => panic!("{name}: {e}"),
+        };
         assert_eq!(status, want, "{name}: {answer}");
         assert!(answer["error"]["code"].is_string(), "{name}: {answer}");
         assert!(answer["error"]["message"].is_string(), "{name}: {answer}");
