@@ -28,7 +28,7 @@ use crate::{
     clock::Clock,
     consent::cache::ConsentCache,
     error::{Error, Result},
-    feed::{self, EventItem, Follower, Item, Position},
+    feed::{self, ConsentItem, EventItem, Follower, Item, Position},
     ids::{Pseudonym, SourceId},
     keys::sources::{ConsentScope, Sources},
     pseudonym::Pseudonymizer,
@@ -298,12 +298,22 @@ pub async fn apply(
         return Ok((feed::position_of(db, CONSUMER).await?, false));
     };
     let consent = Consent::load(db, sources, cache, items).await?;
-    let changes = items.iter().any(|item| match item {
-        Item::Event(e) => consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms),
-        Item::Consent(c) => !c.purposes.get(PURPOSE).copied().unwrap_or(false),
-        Item::Erasure(_) => true,
-    });
-    if !changes && !save {
+    // What each item does, decided once: the check for "nothing to write" and the writes
+    // below follow the same list.
+    let effects: Vec<Effect<'_>> = items
+        .iter()
+        .map(|item| match item {
+            Item::Event(e) if consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) => {
+                Effect::Fold(e)
+            }
+            Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
+                Effect::DeleteInScope(c)
+            }
+            Item::Erasure(x) => Effect::Erase(&x.subject),
+            Item::Event(_) | Item::Consent(_) => Effect::Nothing,
+        })
+        .collect();
+    if !save && effects.iter().all(|e| matches!(e, Effect::Nothing)) {
         return Ok((last, false));
     }
     let now = clock.now();
@@ -311,52 +321,43 @@ pub async fn apply(
     // A profile is its events, one row each: folding is an insert that skips an event
     // already there. Inserts wait for the end of the batch; a deletion drops those of
     // its subject pending before it.
-    let mut pending: Vec<(SourceId, Pseudonym, i64, String, String)> = Vec::new();
-    for item in items {
-        match item {
-            Item::Event(e) => {
-                if !consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) {
-                    continue;
-                }
-                let event = serde_json::to_string(&event_of(e)).expect("serializes");
-                pending.push((
-                    e.source_id.clone(),
-                    e.subject.clone(),
-                    e.timestamp_ms,
-                    e.message_id.clone(),
-                    event,
-                ));
-            }
-            Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
+    let mut rows: Vec<storage::profiles::ProfileEvent<'_>> = Vec::new();
+    for effect in effects {
+        match effect {
+            Effect::Fold(e) => rows.push(storage::profiles::ProfileEvent {
+                source: &e.source_id,
+                subject: &e.subject,
+                at_ms: e.timestamp_ms,
+                message_id: &e.message_id,
+                event: serde_json::to_string(&event_of(e)).expect("serializes"),
+            }),
+            Effect::DeleteInScope(c) => {
                 let members = sources.get(&c.source_id).scope.members.clone();
-                pending.retain(|(source, subject, ..)| {
-                    subject != &c.subject || !members.contains(source)
-                });
+                rows.retain(|r| r.subject != &c.subject || !members.contains(r.source));
                 storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
             }
-            Item::Consent(_) => {}
-            Item::Erasure(x) => {
-                pending.retain(|(_, subject, ..)| subject != &x.subject);
-                storage::profiles::delete_everywhere(&mut w, &x.subject).await?;
+            Effect::Erase(subject) => {
+                rows.retain(|r| r.subject != subject);
+                storage::profiles::delete_everywhere(&mut w, subject).await?;
             }
+            Effect::Nothing => {}
         }
     }
-    let rows: Vec<storage::profiles::ProfileEvent<'_>> = pending
-        .iter()
-        .map(
-            |(source, subject, at_ms, message_id, event)| storage::profiles::ProfileEvent {
-                source,
-                subject,
-                at_ms: *at_ms,
-                message_id,
-                event: event.clone(),
-            },
-        )
-        .collect();
     storage::profiles::insert(&mut w, &rows, now).await?;
     feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
     w.commit().await?;
     Ok((last, true))
+}
+
+/// What one feed item does to the profiles.
+enum Effect<'a> {
+    /// An event of a subject who granted personalization, then and now.
+    Fold(&'a EventItem),
+    /// A consent record that does not grant it: the profiles in its scope go.
+    DeleteInScope(&'a ConsentItem),
+    /// An erasure: the subject's profiles go everywhere.
+    Erase(&'a Pseudonym),
+    Nothing,
 }
 
 /// The consent records of a batch's subjects, per consent scope, oldest first.
