@@ -321,6 +321,17 @@ fn least<const P: usize>(mut v: [f64; P]) -> f64 {
     v[0]
 }
 
+/// The least value of `d` and the first place it stands, without a branch per value.
+#[inline(always)]
+fn first_least<const P: usize>(d: &[f64; P]) -> (usize, f64) {
+    let d1 = least(*d);
+    let mut a = 0;
+    for l in (0..P).rev() {
+        a = if d[l] == d1 { l } else { a };
+    }
+    (a, d1)
+}
+
 impl<'c> Nearest<'c> {
     fn new(centroids: &'c [f64], k: usize, dim: usize) -> Nearest<'c> {
         let padded = match k {
@@ -362,24 +373,13 @@ impl<'c> Nearest<'c> {
 
     #[inline(always)]
     fn nearest_in<const P: usize>(&self, x: &[f64]) -> (usize, f64) {
-        let d = self.distances::<P>(x);
-        let d1 = least(d);
-        // The first centroid at that distance, without a branch per centroid.
-        let mut a = 0;
-        for l in (0..P).rev() {
-            a = if d[l] == d1 { l } else { a };
-        }
-        (a, d1)
+        first_least(&self.distances::<P>(x))
     }
 
     #[inline(always)]
     fn two_nearest_in<const P: usize>(&self, x: &[f64]) -> (usize, f64, f64) {
         let mut d = self.distances::<P>(x);
-        let d1 = least(d);
-        let mut a = 0;
-        for l in (0..P).rev() {
-            a = if d[l] == d1 { l } else { a };
-        }
+        let (a, d1) = first_least(&d);
         d[a] = f64::INFINITY;
         (a, d1.sqrt(), least(d).sqrt())
     }
