@@ -467,7 +467,7 @@ async fn segmentation(kind: &str) {
             .iter()
             .filter(|i| matches!(i, assent_collector::feed::Item::Event(_)))
             .count();
-        at = assent_collector::segments::apply(
+        at = assent_collector::segments::consumer::apply(
             &state.db,
             &sources,
             &state.consent_cache,
@@ -490,11 +490,12 @@ async fn segmentation(kind: &str) {
     );
 
     // Event to profile: the consumer runs in the collector as it does by default.
-    let consumer = tokio::spawn(assent_collector::segments::run(
+    let consumer = tokio::spawn(assent_collector::segments::consumer::run(
         state.db.clone(),
         sources,
         state.consent_cache.clone(),
         Arc::new(assent_collector::SystemClock),
+        std::time::Duration::from_secs(3600),
     ));
     let mut latencies = Vec::new();
     for n in 0..200 {

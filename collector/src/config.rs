@@ -119,6 +119,9 @@ pub struct Config {
     /// Keep segmentation profiles from the feed (subjects who granted `personalization`);
     /// false leaves the feed's items waiting, and they are caught up when it is true again.
     pub segmentation: bool,
+    /// How often every audience is evaluated again over every profile, so that rules over
+    /// time windows ("within 30 days") let members go without a new event.
+    pub segmentation_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Default for Config {
             warehouse_every_secs: 60,
             consent_cache: true,
             segmentation: true,
+            segmentation_sweep_secs: 3600,
         }
     }
 }
@@ -285,6 +289,7 @@ impl Config {
                     Error::Config("ASSENT_SEGMENTATION must be true or false".into())
                 })?
             }
+            "SEGMENTATION_SWEEP_SECS" => self.segmentation_sweep_secs = num(key, value)?,
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

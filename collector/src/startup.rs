@@ -1,6 +1,6 @@
 //! Startup in one place: connect, migrate, bootstrap, bind; then serve with the
 //! background jobs beside.
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 
@@ -91,11 +91,12 @@ impl Application {
         let state = self.state.clone();
         tokio::spawn(subjects::retention::run(state.subjects.clone()));
         if state.config.segmentation {
-            tokio::spawn(crate::segments::run(
+            tokio::spawn(crate::segments::consumer::run(
                 state.db.clone(),
                 state.keys.sources.clone(),
                 state.consent_cache.clone(),
                 state.clock.clone(),
+                Duration::from_secs(state.config.segmentation_sweep_secs.max(1)),
             ));
         }
         if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {

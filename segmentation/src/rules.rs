@@ -161,6 +161,23 @@ impl Rule {
         parse_at(rule, "$", 0)
     }
 
+    /// The computed traits the rule reads, by name, each once.
+    pub fn traits(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        let mut stack = vec![self];
+        while let Some(rule) = stack.pop() {
+            match rule {
+                Rule::All(rules) | Rule::Any(rules) => stack.extend(rules),
+                Rule::Not(rule) => stack.push(rule),
+                Rule::Trait(name, _, _) | Rule::Exists(name) => names.push(name.as_str()),
+                Rule::Performed { .. } | Rule::Feature(..) => {}
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Whether the subject matches.
     pub fn matches(&self, s: &Subject<'_>) -> bool {
         match self {
@@ -674,6 +691,11 @@ mod tests {
         assert!(m(
             json!({"not": {"any": [{"exists": "nope"}, {"trait": "brand", "op": "!=", "value": "acme"}]}})
         ));
+        let nested = Rule::parse(&json!({"all": [{"exists": "b"}, {"not": {"any": [
+            {"trait": "a", "op": "=", "value": 1}, {"exists": "b"},
+            {"feature": "recency_days", "op": "<", "value": 6}]}}]}))
+        .unwrap();
+        assert_eq!(nested.traits(), ["a", "b"]);
     }
 
     #[test]

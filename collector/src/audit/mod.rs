@@ -73,6 +73,9 @@ pub enum Kind {
     /// An audience created or changed.
     AudienceSet,
     AudienceDeleted,
+    /// A computed trait created or changed.
+    TraitSet,
+    TraitDeleted,
 }
 
 impl Kind {
@@ -91,6 +94,8 @@ impl Kind {
             Kind::Erasure => "erasure",
             Kind::AudienceSet => "audience_set",
             Kind::AudienceDeleted => "audience_deleted",
+            Kind::TraitSet => "trait_set",
+            Kind::TraitDeleted => "trait_deleted",
         }
     }
 }

@@ -119,10 +119,24 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             "/v1/profiles/{subject_id}/segments",
             get(profiles::segments_of),
         )
-        .route("/v1/audiences", get(profiles::list_audiences))
+        .route(
+            "/v1/audiences",
+            get(profiles::list_audiences).post(profiles::create_audience),
+        )
         .route(
             "/v1/audiences/{name}",
             put(profiles::put_audience).delete(profiles::delete_audience),
+        )
+        .route("/v1/audiences/{name}/members", get(profiles::members))
+        .route(
+            "/v1/audiences/{name}/members/{subject_id}",
+            get(profiles::member),
+        )
+        .route("/v1/audiences/{name}/changes", get(profiles::changes))
+        .route("/v1/traits", get(profiles::list_traits))
+        .route(
+            "/v1/traits/{name}",
+            put(profiles::put_trait).delete(profiles::delete_trait),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,6 +1,8 @@
-//! `/v1/profiles/{subjectId}`: a subject's segmentation profile at one source (the work
-//! is in `segments/`).
+//! `/v1/profiles`, `/v1/audiences`, `/v1/traits`: segmentation profiles, audiences and
+//! their members, computed traits (the work is in `segments/`).
 use std::sync::Arc;
+
+use serde::Deserialize;
 
 use axum::{
     extract::State,
@@ -35,7 +37,7 @@ use crate::{
     tag = "segmentation",
     params(("subjectId" = String, Path, description = "The subject's raw id."), ConsentQuery),
     responses(
-        (status = 200, description = "The profile: events folded in, and features over 1, 7, 30 and 90 days.", body = Object),
+        (status = 200, description = "The profile: events folded in, features over 1, 7, 30 and 90 days, computed traits, and audiences with the time each was entered (`segments: [{audience, since}]`).", body = Object),
         ConsentReadErrors,
     ),
     security(("bearer" = []))
@@ -49,7 +51,7 @@ pub async fn profile(
     headers: HeaderMap,
 ) -> Result<Response> {
     let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
-    let Some((profile, features)) = segments
+    let Some(view) = segments
         .profile(&source, &subject_id, clock.now_ms())
         .await?
     else {
@@ -58,18 +60,20 @@ pub async fn profile(
     Ok(Json(serde_json::json!({
         "subjectId": subject_id,
         "source": source,
-        "events": profile.len(),
-        "features": features,
+        "events": view.profile.len(),
+        "features": view.features,
+        "traits": view.traits,
+        "segments": view.segments,
     }))
     .into_response())
 }
 
 /// The audiences a subject's profile at one source is in now, by name.
 ///
-/// Every stored audience's rule is evaluated against the profile as it is now (real time:
-/// each event counts once the feed has folded it in). A subject without a profile there
-/// (who did not grant `personalization`) is 404: in no audience. Who may ask: as for the
-/// profile.
+/// Membership is decided as each event is folded in from the feed (real time), when an
+/// audience or computed trait is set (backfilled from stored history), and by a periodic
+/// sweep that lets time windows lapse. A subject without a profile there (who did not
+/// grant `personalization`) is 404: in no audience. Who may ask: as for the profile.
 #[utoipa::path(
     get,
     path = "/v1/profiles/{subjectId}/segments",
@@ -84,18 +88,15 @@ pub async fn profile(
 pub async fn segments_of(
     State(keys): State<Arc<Keys>>,
     State(segments): State<Arc<Segments>>,
-    State(clock): State<Arc<dyn Clock>>,
     PathParam(subject_id): PathParam<String>,
     QueryParams(query): QueryParams<ConsentQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
-    let Some(names) = segments
-        .segments_of(&source, &subject_id, clock.now_ms())
-        .await?
-    else {
+    let Some(memberships) = segments.segments_of(&source, &subject_id).await? else {
         return Err(Error::NotFound);
     };
+    let names: Vec<String> = memberships.into_iter().map(|m| m.audience).collect();
     Ok(
         Json(serde_json::json!({"subjectId": subject_id, "source": source, "segments": names}))
             .into_response(),
@@ -126,9 +127,11 @@ pub async fn list_audiences(
 /// Creates or replaces an audience: `{"rule": RULE}` (compliance token; audited).
 ///
 /// A rule is `all` / `any` / `not`, `performed` (an event at least / at most so many times
-/// within days or between dates), `feature` (`purchases_30d`, `first_touch.medium`…) or
-/// `exists`. A rule that does not parse is refused with the JSON path of its fault, and
-/// nothing is stored.
+/// within days or between dates), `feature` (`purchases_30d`, `first_touch.medium`…),
+/// `trait` (a computed trait compares so) or `exists` (a computed trait has a value). A
+/// rule that does not parse, or reads a computed trait not defined, is refused with the
+/// JSON path of its fault, and nothing is stored. Its members are decided from stored
+/// history before the answer, which says how many entered and left (`backfill`).
 #[utoipa::path(
     put,
     path = "/v1/audiences/{name}",
@@ -158,8 +161,243 @@ pub async fn put_audience(
     else {
         return Err(Error::BadRequest("the body is {\"rule\": RULE}".into()));
     };
-    let audience = segments.set_audience(&name, rule, caller.actor()).await?;
+    let audience = segments
+        .set_audience(&name, rule, caller.actor(), false)
+        .await?;
     Ok(Json(audience).into_response())
+}
+
+/// Creates an audience: `{"name": NAME, "rule": RULE}` (compliance token; audited);
+/// refused when one of that name exists (`PUT /v1/audiences/{name}` replaces).
+#[utoipa::path(
+    post,
+    path = "/v1/audiences",
+    tag = "segmentation",
+    request_body(description = "`{\"name\": NAME, \"rule\": RULE}`.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "The audience as stored, and its backfill.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_audience(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let fields = body.as_object().filter(|o| o.len() == 2);
+    let (Some(name), Some(rule)) = (
+        fields.and_then(|o| o.get("name")).and_then(|n| n.as_str()),
+        fields.and_then(|o| o.get("rule")),
+    ) else {
+        return Err(Error::BadRequest(
+            "the body is {\"name\": NAME, \"rule\": RULE}".into(),
+        ));
+    };
+    let audience = segments
+        .set_audience(name, rule, caller.actor(), true)
+        .await?;
+    Ok(Json(audience).into_response())
+}
+
+/// `?source=&after=&limit=`: a page of a list at one source.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The source (id or name): required with the compliance token; with a server key,
+    /// its own source or absent.
+    pub source: Option<String>,
+    /// Where the page starts: the `next` of the page before.
+    pub after: Option<String>,
+    /// How many (1 to 1000; 100 unless given).
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<u32> {
+        match self.limit.unwrap_or(100) {
+            n @ 1..=1000 => Ok(n),
+            _ => Err(Error::BadRequest("limit: from 1 to 1000".into())),
+        }
+    }
+}
+
+/// A page of an audience's members at one source, by pseudonym.
+///
+/// `{members: [{subject, since}], next}`: `next` is the `after` of the next page (null at
+/// the end). Who may ask: as for a profile.
+#[utoipa::path(
+    get,
+    path = "/v1/audiences/{name}/members",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "The audience's name."), PageQuery),
+    responses(
+        (status = 200, description = "`{members: [{subject, since}], next}`.", body = Object),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn members(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let page = segments
+        .members(&name, &source, query.after.as_deref(), query.limit()?)
+        .await?;
+    Ok(Json(serde_json::json!({"members": page.items, "next": page.next})).into_response())
+}
+
+/// Whether one subject is in an audience at one source, and since when: the point lookup
+/// for flags and experiments.
+///
+/// `{subjectId, audience, member, since}` (`since` null when not a member). Raw subject id
+/// in, looked up by pseudonym. Who may ask: as for a profile.
+#[utoipa::path(
+    get,
+    path = "/v1/audiences/{name}/members/{subjectId}",
+    tag = "segmentation",
+    params(
+        ("name" = String, Path, description = "The audience's name."),
+        ("subjectId" = String, Path, description = "The subject's raw id."),
+        ConsentQuery
+    ),
+    responses(
+        (status = 200, description = "`{subjectId, audience, member, since}`.", body = Object),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn member(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    PathParam((name, subject_id)): PathParam<(String, String)>,
+    QueryParams(query): QueryParams<ConsentQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let found = segments.membership(&name, &source, &subject_id).await?;
+    Ok(Json(serde_json::json!({
+        "subjectId": subject_id,
+        "audience": name,
+        "member": found.is_some(),
+        "since": found.map(|m| m.since),
+    }))
+    .into_response())
+}
+
+/// A page of an audience's entries and exits at one source, oldest first.
+///
+/// `{changes: [{subject, change: "entered" | "exited", at}], next}`. A withdrawal of
+/// `personalization` or an erasure deletes the subject's history with the rest. Who may
+/// ask: as for a profile.
+#[utoipa::path(
+    get,
+    path = "/v1/audiences/{name}/changes",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "The audience's name."), PageQuery),
+    responses(
+        (status = 200, description = "`{changes: [{subject, change, at}], next}`.", body = Object),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn changes(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    PathParam(name): PathParam<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let page = segments
+        .changes(&name, &source, query.after.as_deref(), query.limit()?)
+        .await?;
+    Ok(Json(serde_json::json!({"changes": page.items, "next": page.next})).into_response())
+}
+
+/// Every computed trait (compliance token).
+#[utoipa::path(
+    get,
+    path = "/v1/traits",
+    tag = "segmentation",
+    responses(
+        (status = 200, description = "`{traits: [{definition, updatedAt}]}`.", body = Object),
+        ComplianceErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_traits(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    let traits = segments.traits().await?;
+    Ok(Json(serde_json::json!({ "traits": traits })).into_response())
+}
+
+/// Creates or replaces a computed trait (compliance token; audited).
+///
+/// The body is its definition, as Segment Engage's kinds: `{"name", "kind": "count" |
+/// "sum" | "average" | "min" | "max" | "most_frequent" | "first" | "last" | "unique_list" |
+/// "unique_count", "property", "event", "window_days"}`. Audiences are decided again
+/// (their rules may read it). A definition that does not parse is refused, nothing stored.
+#[utoipa::path(
+    put,
+    path = "/v1/traits/{name}",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "1 to 64 lowercase letters, digits, '_' or '-'; the definition's name.")),
+    request_body(description = "The definition.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "The trait as stored.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_trait(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    PathParam(name): PathParam<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let stored = segments.set_trait(&name, &body, caller.actor()).await?;
+    Ok(Json(stored).into_response())
+}
+
+/// Deletes a computed trait (compliance token; audited); refused while an audience reads it.
+#[utoipa::path(
+    delete,
+    path = "/v1/traits/{name}",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "The trait's name.")),
+    responses(
+        (status = 200, description = "`{deleted: name}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_trait(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    PathParam(name): PathParam<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    segments.delete_trait(&name, caller.actor()).await?;
+    Ok(Json(serde_json::json!({ "deleted": name })).into_response())
 }
 
 /// Deletes an audience (compliance token; audited).

@@ -1,64 +1,29 @@
 //! Segmentation in the collector: profiles kept from the feed for the subjects who
-//! granted `personalization` at a source, and read back. The algorithms (profiles,
-//! features, rules, models) are the `assent-segmentation` crate; this folds feed items
-//! into stored profiles and answers for them.
-//!
-//! One consumer of the feed (`segments`), run by one process per database (the lease of
-//! [`crate::storage::Db::try_session_lock`]): each batch of items that changes a profile
-//! is applied, and its position saved, in one transaction, so each item takes effect
-//! exactly once; a batch that changes nothing writes nothing (on SQLite every write
-//! transaction takes the one writer from ingest), and the position is saved with the next
-//! change or within [`SAVE_IDLE_POSITION`] (items read again after a crash change
-//! nothing either). Items are gathered for up to [`GATHER`] before a batch. An event
-//! is folded into the profile at its source only if the subject's consent in force there
-//! granted `personalization` at the event's time and still does; a consent record that
-//! does not grant it deletes the subject's profiles in the source's consent scope; an
-//! erasure deletes them everywhere.
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+//! granted `personalization` at a source, their computed traits and audiences, and who is
+//! in each audience. The algorithms (profiles, features, traits, rules, models) are the
+//! `assent-segmentation` crate; [`consumer`] folds feed items into stored profiles,
+//! [`membership`] decides who is in each audience, and [`Segments`] answers for them.
+pub mod consumer;
+pub mod membership;
 
-use assent_protocol::Purpose;
+use std::{collections::BTreeMap, sync::Arc};
+
 use assent_segmentation::{
-    profile::{Context, Event, Features, Kind, Profile, Vocabulary},
-    rules::{Rule, Subject},
+    profile::{ComputedTrait, Features, Profile, Vocabulary},
+    rules::Rule,
 };
 use serde_json::Value;
 
 use crate::{
     audit::{self, NewEntry, Trail},
-    clock::Clock,
-    consent::cache::ConsentCache,
     error::{Error, Result},
-    feed::{self, ConsentItem, EventItem, Follower, Item, Position},
-    ids::{Pseudonym, SourceId},
-    keys::sources::{ConsentScope, Sources},
+    ids::{Pseudonym, SourceId, UnixMs},
     pseudonym::Pseudonymizer,
-    storage::{self, Db},
+    storage::{self, Db, WriteTx},
 };
+use membership::{Backfilled, Definitions};
 
-/// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
-pub const CONSUMER: &str = "segments";
-
-/// Lock id of the consumer's lease across PostgreSQL replicas.
-const LEASE: i64 = 0x0053_4547_4d45_4e54; // "SEGMENT"
-
-/// Items per transaction.
-const BATCH: usize = 1_000;
-
-/// How often a process without the lease tries to take it, and how often the follower
-/// looks for other processes' commits.
-const POLL: Duration = Duration::from_secs(1);
-
-/// The purpose a profile needs.
-const PURPOSE: &str = "personalization";
-
-/// How long the consumer waits for more items after a batch smaller than [`BATCH`]: fewer,
-/// larger batches, at that cost in latency.
-pub const GATHER: Duration = Duration::from_millis(20);
-
-/// How often the position of batches that changed nothing is saved.
-pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
-
-/// Profiles and audiences as handlers read and set them.
+/// Profiles, computed traits and audiences as handlers read and set them.
 #[derive(Clone)]
 pub struct Segments {
     db: Db,
@@ -77,12 +42,79 @@ pub struct Audience {
     pub updated_at: String,
 }
 
-/// An audience's name: 1 to 64 lowercase letters, digits, `_` or `-`.
-fn audience_name_ok(name: &str) -> bool {
+/// An audience as set: the audience, and what backfilling it from stored history did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudienceSet {
+    #[serde(flatten)]
+    pub audience: Audience,
+    pub backfill: Backfilled,
+}
+
+/// A computed trait: its definition ([`ComputedTrait`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraitDefinition {
+    pub definition: Value,
+    /// When it was last set, ISO 8601.
+    pub updated_at: String,
+}
+
+/// A subject's membership of an audience.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub audience: String,
+    /// When the subject entered, ISO 8601.
+    pub since: String,
+}
+
+/// A profile as read: its events, what they make of it now, and its memberships.
+#[derive(Debug, Clone)]
+pub struct ProfileView {
+    pub profile: Profile,
+    pub features: Features,
+    pub traits: BTreeMap<String, Value>,
+    pub segments: Vec<Membership>,
+}
+
+/// A member of an audience, by pseudonym (members are listed, never by raw id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub subject: Pseudonym,
+    pub since: String,
+}
+
+/// An entry into or exit from an audience.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub subject: Pseudonym,
+    /// `entered` or `exited`.
+    pub change: &'static str,
+    pub at: String,
+}
+
+/// A page of a list and where the next one starts (None at the end).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A name of an audience or trait: 1 to 64 lowercase letters, digits, `_` or `-`.
+fn name_ok(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+const NAME_RULE: &str = "1 to 64 lowercase letters, digits, '_' or '-'";
+
+fn iso(ms: i64) -> String {
+    UnixMs::from_millis(ms).to_string()
 }
 
 impl std::fmt::Debug for Segments {
@@ -101,19 +133,60 @@ impl Segments {
         }
     }
 
-    /// Creates or replaces audience `name` (audited). A rule that does not parse is
-    /// refused with the JSON path of its fault, and nothing is stored.
-    pub async fn set_audience(&self, name: &str, rule: &Value, actor: String) -> Result<Audience> {
-        if !audience_name_ok(name) {
-            return Err(Error::BadRequest(
-                "an audience name is 1 to 64 lowercase letters, digits, '_' or '-'".into(),
-            ));
-        }
-        Rule::parse(rule).map_err(|e| Error::BadRequest(e.to_string()))?;
-        let now = self.trail.now();
+    /// A write transaction that may decide memberships, with the definitions it sees.
+    async fn deciding(&self) -> Result<(WriteTx, Definitions)> {
         let mut w = self.db.write().await?;
         w.lock_audit_chain().await?;
+        w.lock(membership::LOCK).await?;
+        let definitions = Definitions::load_in(&mut w).await?;
+        Ok((w, definitions))
+    }
+
+    /// Creates or replaces audience `name` (audited) and decides its members from stored
+    /// history in the same transaction. A rule that does not parse is refused with the
+    /// JSON path of its fault, as is one reading a computed trait not defined; nothing is
+    /// stored then. With `create`, one of that name already there is refused too.
+    pub async fn set_audience(
+        &self,
+        name: &str,
+        rule: &Value,
+        actor: String,
+        create: bool,
+    ) -> Result<AudienceSet> {
+        if !name_ok(name) {
+            return Err(Error::BadRequest(format!(
+                "an audience name is {NAME_RULE}"
+            )));
+        }
+        let parsed = Rule::parse(rule).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let now = self.trail.now();
+        let (mut w, mut definitions) = self.deciding().await?;
+        if create && definitions.audiences.iter().any(|(n, _)| n == name) {
+            return Err(Error::BadRequest(format!(
+                "audience `{name}` exists: PUT /v1/audiences/{name} replaces it"
+            )));
+        }
+        if let Some(missing) = parsed
+            .traits()
+            .into_iter()
+            .find(|t| !definitions.traits.iter().any(|d| d.name == *t))
+        {
+            return Err(Error::BadRequest(format!(
+                "rule: the computed trait `{missing}` is not defined (PUT /v1/traits/{missing})"
+            )));
+        }
         storage::audiences::put(&mut w, name, &rule.to_string(), now).await?;
+        definitions.audiences.retain(|(n, _)| n != name);
+        definitions.audiences.push((name.to_owned(), parsed));
+        let backfill = membership::backfill(
+            &mut w,
+            &definitions,
+            &self.vocabulary,
+            Some(name),
+            now,
+            &|_| {},
+        )
+        .await?;
         let entry = NewEntry {
             kind: audit::Kind::AudienceSet,
             actor,
@@ -122,20 +195,24 @@ impl Segments {
         };
         self.trail.record(&mut w, entry).await?;
         w.commit().await?;
-        Ok(Audience {
-            name: name.to_owned(),
-            rule: rule.clone(),
-            updated_at: now.to_string(),
+        Ok(AudienceSet {
+            audience: Audience {
+                name: name.to_owned(),
+                rule: rule.clone(),
+                updated_at: now.to_string(),
+            },
+            backfill,
         })
     }
 
-    /// Deletes audience `name` (audited); `NotFound` when there is none.
+    /// Deletes audience `name` with its members and their history (audited); `NotFound`
+    /// when there is none.
     pub async fn delete_audience(&self, name: &str, actor: String) -> Result<()> {
-        let mut w = self.db.write().await?;
-        w.lock_audit_chain().await?;
+        let (mut w, _) = self.deciding().await?;
         if !storage::audiences::delete(&mut w, name).await? {
             return Err(Error::NotFound);
         }
+        storage::audiences::delete_members(&mut w, name).await?;
         let entry = NewEntry {
             kind: audit::Kind::AudienceDeleted,
             actor,
@@ -157,315 +234,268 @@ impl Segments {
                         Error::Internal(format!("a stored rule does not parse: {e}"))
                     })?,
                     name: a.name,
-                    updated_at: crate::ids::UnixMs::from_millis(a.updated_at_ms).to_string(),
+                    updated_at: iso(a.updated_at_ms),
                 })
             })
             .collect()
     }
 
-    /// The audiences the profile at `source` of the subject whose raw id is `raw` is in
-    /// at `now_ms`, by name; None without a profile (a subject who did not grant
+    /// Decides every audience's members again from stored history (what the sweep does),
+    /// reporting each profile read to `progress`.
+    pub async fn backfill(&self, progress: &(dyn Fn(u64) + Send + Sync)) -> Result<Backfilled> {
+        let (mut w, definitions) = self.deciding().await?;
+        let now = self.trail.now();
+        let done =
+            membership::backfill(&mut w, &definitions, &self.vocabulary, None, now, progress)
+                .await?;
+        w.commit().await?;
+        Ok(done)
+    }
+
+    /// How many profiles there are (for a progress bar).
+    pub async fn profile_count(&self) -> Result<u64> {
+        let mut w = self.db.write().await?;
+        let n = storage::profiles::count_in(&mut w).await?;
+        w.commit().await?;
+        Ok(n)
+    }
+
+    /// Creates or replaces computed trait `name` (audited): `definition` is a
+    /// [`ComputedTrait`] whose `name` is `name`. The audiences are decided again, since a
+    /// rule may read it. A definition that does not parse is refused, nothing stored.
+    pub async fn set_trait(
+        &self,
+        name: &str,
+        definition: &Value,
+        actor: String,
+    ) -> Result<TraitDefinition> {
+        if !name_ok(name) {
+            return Err(Error::BadRequest(format!("a trait name is {NAME_RULE}")));
+        }
+        let parsed =
+            ComputedTrait::parse(definition).map_err(|e| Error::BadRequest(e.to_string()))?;
+        if parsed.name != name {
+            return Err(Error::BadRequest(format!(
+                "computed trait: name: `{}` is not the name in the path, `{name}`",
+                parsed.name
+            )));
+        }
+        let now = self.trail.now();
+        let (mut w, mut definitions) = self.deciding().await?;
+        storage::traits::put(&mut w, name, &definition.to_string(), now).await?;
+        definitions.traits.retain(|t| t.name != name);
+        definitions.traits.push(parsed);
+        if !definitions.audiences.is_empty() {
+            membership::backfill(&mut w, &definitions, &self.vocabulary, None, now, &|_| {})
+                .await?;
+        }
+        let entry = NewEntry {
+            kind: audit::Kind::TraitSet,
+            actor,
+            subject: None,
+            data: serde_json::json!({"name": name, "definition": definition}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        Ok(TraitDefinition {
+            definition: definition.clone(),
+            updated_at: now.to_string(),
+        })
+    }
+
+    /// Deletes computed trait `name` (audited); `NotFound` when there is none, refused
+    /// while an audience's rule reads it.
+    pub async fn delete_trait(&self, name: &str, actor: String) -> Result<()> {
+        let (mut w, definitions) = self.deciding().await?;
+        if let Some((audience, _)) = definitions
+            .audiences
+            .iter()
+            .find(|(_, rule)| rule.traits().contains(&name))
+        {
+            return Err(Error::BadRequest(format!(
+                "the computed trait `{name}` is read by audience `{audience}`"
+            )));
+        }
+        if !storage::traits::delete(&mut w, name).await? {
+            return Err(Error::NotFound);
+        }
+        let entry = NewEntry {
+            kind: audit::Kind::TraitDeleted,
+            actor,
+            subject: None,
+            data: serde_json::json!({"name": name}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await
+    }
+
+    /// Every computed trait, by name.
+    pub async fn traits(&self) -> Result<Vec<TraitDefinition>> {
+        storage::traits::list(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| {
+                Ok(TraitDefinition {
+                    definition: serde_json::from_str(&t.definition).map_err(|e| {
+                        Error::Internal(format!("a stored trait does not parse: {e}"))
+                    })?,
+                    updated_at: iso(t.updated_at_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// The audiences the profile at `source` of the subject whose raw id is `raw` is in,
+    /// as kept by the consumer; None without a profile (a subject who did not grant
     /// `personalization` is in none).
     pub async fn segments_of(
         &self,
         source: &SourceId,
         raw: &str,
-        now_ms: i64,
-    ) -> Result<Option<Vec<String>>> {
-        let Some((profile, features)) = self.profile(source, raw, now_ms).await? else {
+    ) -> Result<Option<Vec<Membership>>> {
+        let all = self.pseudonymizer.all_pseudonyms(raw);
+        if storage::profiles::find(&self.db, source, &all)
+            .await?
+            .is_none()
+        {
             return Ok(None);
-        };
-        let traits = BTreeMap::new();
-        let subject = Subject {
-            profile: &profile,
-            features: &features,
-            traits: &traits,
-            now_ms,
-        };
-        let mut names = Vec::new();
-        for a in self.audiences().await? {
-            let rule = Rule::parse(&a.rule)
-                .map_err(|e| Error::Internal(format!("a stored rule does not parse: {e}")))?;
-            if rule.matches(&subject) {
-                names.push(a.name);
-            }
         }
-        Ok(Some(names))
+        let members = storage::audiences::audiences_of(&self.db, source, &all).await?;
+        Ok(Some(
+            members
+                .into_iter()
+                .map(|m| Membership {
+                    audience: m.audience,
+                    since: iso(m.since_ms),
+                })
+                .collect(),
+        ))
     }
 
     /// The profile at `source` of the subject whose raw id is `raw` (under any key it may
-    /// be stored with): its events and its features at `now_ms`.
+    /// be stored with): its events, features and computed traits at `now_ms`, and its
+    /// audiences.
     pub async fn profile(
         &self,
         source: &SourceId,
         raw: &str,
         now_ms: i64,
-    ) -> Result<Option<(Profile, Features)>> {
+    ) -> Result<Option<ProfileView>> {
         let all = self.pseudonymizer.all_pseudonyms(raw);
         let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
             return Ok(None);
         };
-        let mut profile = Profile::default();
-        for json in stored {
-            let event: Event = serde_json::from_str(&json).map_err(|e| {
-                Error::Internal(format!("a stored profile event does not parse: {e}"))
-            })?;
-            profile.fold(event);
-        }
-        let features = profile.features(now_ms, &self.vocabulary);
-        Ok(Some((profile, features)))
-    }
-}
-
-/// Runs the consumer for good: takes the lease, follows the feed, applies each batch;
-/// after an error, waits and starts again from the saved position.
-pub async fn run(db: Db, sources: Arc<Sources>, consent: Arc<ConsentCache>, clock: Arc<dyn Clock>) {
-    loop {
-        if let Err(e) = follow(&db, &sources, &consent, clock.as_ref()).await {
-            tracing::warn!(error = %e, "segmentation consumer stopped; will start again");
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-async fn follow(
-    db: &Db,
-    sources: &Sources,
-    consent: &ConsentCache,
-    clock: &dyn Clock,
-) -> Result<()> {
-    let mut lease = loop {
-        if let Some(lock) = db.try_session_lock(LEASE).await? {
-            break lock;
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
-    let mut saved = std::time::Instant::now();
-    let mut unsaved: Option<Position> = None;
-    loop {
-        let items = match unsaved {
-            // Nothing new for a while: the position of what changed nothing is saved.
-            Some(at) => match tokio::time::timeout(SAVE_IDLE_POSITION, follower.next()).await {
-                Ok(items) => items?,
-                Err(_) => {
-                    save_position(db, at, clock).await?;
-                    unsaved = None;
-                    saved = std::time::Instant::now();
-                    continue;
-                }
-            },
-            None => follower.next().await?,
-        };
-        lease.check().await?;
-        let full = items.len() >= BATCH;
-        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
-        follower.advance(to);
-        if wrote {
-            unsaved = None;
-            saved = std::time::Instant::now();
-        } else if saved.elapsed() >= SAVE_IDLE_POSITION {
-            save_position(db, to, clock).await?;
-            unsaved = None;
-            saved = std::time::Instant::now();
-        } else {
-            unsaved = Some(to);
-        }
-        if !full {
-            tokio::time::sleep(GATHER).await;
-        }
-    }
-}
-
-async fn save_position(db: &Db, at: Position, clock: &dyn Clock) -> Result<()> {
-    let mut w = db.write().await?;
-    feed::save_position(&mut w, CONSUMER, at, clock.now_ms()).await?;
-    w.commit().await
-}
-
-/// Applies a batch of feed items (in feed order) in one transaction with the consumer's
-/// position, when they change a profile (or `save` says to save the position anyway);
-/// returns the position after them and whether it wrote.
-pub async fn apply(
-    db: &Db,
-    sources: &Sources,
-    cache: &ConsentCache,
-    items: &[Item],
-    clock: &dyn Clock,
-    save: bool,
-) -> Result<(Position, bool)> {
-    let Some(last) = items.last().map(Item::position) else {
-        return Ok((feed::position_of(db, CONSUMER).await?, false));
-    };
-    let consent = Consent::load(db, sources, cache, items).await?;
-    // What each item does, decided once: the check for "nothing to write" and the writes
-    // below follow the same list.
-    let effects: Vec<Effect<'_>> = items
-        .iter()
-        .map(|item| match item {
-            Item::Event(e) if consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) => {
-                Effect::Fold(e)
-            }
-            Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
-                Effect::DeleteInScope(c)
-            }
-            Item::Erasure(x) => Effect::Erase(&x.subject),
-            Item::Event(_) | Item::Consent(_) => Effect::Nothing,
-        })
-        .collect();
-    if !save && effects.iter().all(|e| matches!(e, Effect::Nothing)) {
-        return Ok((last, false));
-    }
-    let now = clock.now();
-    let mut w = db.write().await?;
-    // A profile is its events, one row each: folding is an insert that skips an event
-    // already there. Inserts wait for the end of the batch; a deletion drops those of
-    // its subject pending before it.
-    let mut rows: Vec<storage::profiles::ProfileEvent<'_>> = Vec::new();
-    for effect in effects {
-        match effect {
-            Effect::Fold(e) => rows.push(storage::profiles::ProfileEvent {
-                source: &e.source_id,
-                subject: &e.subject,
-                at_ms: e.timestamp_ms,
-                message_id: &e.message_id,
-                event: serde_json::to_string(&event_of(e)).expect("serializes"),
-            }),
-            Effect::DeleteInScope(c) => {
-                let members = sources.get(&c.source_id).scope.members.clone();
-                rows.retain(|r| r.subject != &c.subject || !members.contains(r.source));
-                storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
-            }
-            Effect::Erase(subject) => {
-                rows.retain(|r| r.subject != subject);
-                storage::profiles::delete_everywhere(&mut w, subject).await?;
-            }
-            Effect::Nothing => {}
-        }
-    }
-    storage::profiles::insert(&mut w, &rows, now).await?;
-    feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
-    w.commit().await?;
-    Ok((last, true))
-}
-
-/// What one feed item does to the profiles.
-enum Effect<'a> {
-    /// An event of a subject who granted personalization, then and now.
-    Fold(&'a EventItem),
-    /// A consent record that does not grant it: the profiles in its scope go.
-    DeleteInScope(&'a ConsentItem),
-    /// An erasure: the subject's profiles go everywhere.
-    Erase(&'a Pseudonym),
-    Nothing,
-}
-
-/// The consent records of a batch's subjects, per consent scope, oldest first.
-struct Consent {
-    /// (scope id, subject) → (time in force, personalization granted).
-    records: BTreeMap<(String, String), Vec<(i64, bool)>>,
-}
-
-impl Consent {
-    /// Through the consent cache ingest uses (kept right across processes and replicas),
-    /// so following the feed asks the database for little.
-    async fn load(
-        db: &Db,
-        sources: &Sources,
-        cache: &ConsentCache,
-        items: &[Item],
-    ) -> Result<Consent> {
-        let mut wanted: BTreeMap<String, (Arc<ConsentScope>, Vec<&str>)> = BTreeMap::new();
-        for item in items {
-            if let Item::Event(e) = item {
-                let scope = sources.get(&e.source_id).scope.clone();
-                wanted
-                    .entry(scope.id.clone())
-                    .or_insert_with(|| (scope, Vec::new()))
-                    .1
-                    .push(e.subject.as_str());
-            }
-        }
-        cache.follow_scope_changes(sources.scope_changes());
-        let mut records: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
-        for (id, (scope, mut subjects)) in wanted {
-            subjects.sort_unstable();
-            subjects.dedup();
-            for (subject, list) in cache.records_of(db, &scope, &subjects).await? {
-                let granted: Vec<(i64, bool)> = list
-                    .iter()
-                    .map(|e| {
-                        let yes = e.purposes.get(&Purpose::Personalization).copied();
-                        (e.at, yes.unwrap_or(false))
-                    })
-                    .collect();
-                records.insert((id.clone(), subject), granted);
-            }
-        }
-        Ok(Consent { records })
+        let profile = membership::profile_of(&stored)?;
+        let definitions = Definitions::parse(Vec::new(), storage::traits::list(&self.db).await?)?;
+        let decided = definitions.decide(&profile, now_ms, &self.vocabulary);
+        let segments = self.segments_of(source, raw).await?.unwrap_or_default();
+        Ok(Some(ProfileView {
+            profile,
+            features: decided.features,
+            traits: decided.traits,
+            segments,
+        }))
     }
 
-    /// Whether `personalization` was granted at `at_ms` and still is, in the consent
-    /// scope of `source`.
-    fn allows(
+    /// Whether the subject whose raw id is `raw` is in audience `name` at `source`, and
+    /// since when: the point lookup flags and experiments use. `NotFound` for an audience
+    /// that does not exist.
+    pub async fn membership(
         &self,
-        sources: &Sources,
+        name: &str,
         source: &SourceId,
-        subject: &Pseudonym,
-        at_ms: i64,
-    ) -> bool {
-        let scope = sources.get(source).scope.id.clone();
-        let Some(list) = self.records.get(&(scope, subject.to_string())) else {
-            return false;
-        };
-        let then = list
-            .iter()
-            .rev()
-            .find(|(t, _)| *t <= at_ms)
-            .is_some_and(|r| r.1);
-        let now = list.last().is_some_and(|r| r.1);
-        then && now
+        raw: &str,
+    ) -> Result<Option<Membership>> {
+        self.require_audience(name).await?;
+        let all = self.pseudonymizer.all_pseudonyms(raw);
+        Ok(storage::audiences::member(&self.db, name, source, &all)
+            .await?
+            .map(|m| Membership {
+                audience: m.audience,
+                since: iso(m.since_ms),
+            }))
     }
-}
 
-/// A feed event as a profile takes it: the kind and name, the properties and what the
-/// context says of the device, the visit and the place.
-fn event_of(e: &EventItem) -> Event {
-    let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
-    let context = &payload["context"];
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let kind = match e.kind.as_str() {
-        "page" => Kind::Page,
-        "screen" => Kind::Screen,
-        "identify" => Kind::Identify,
-        "group" => Kind::Group,
-        "alias" => Kind::Alias,
-        _ => Kind::Track,
-    };
-    let properties = payload["properties"]
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    let referrer = context["page"]["referrer"]
-        .as_str()
-        .and_then(|r| r.split("://").nth(1))
-        .and_then(|r| r.split('/').next())
-        .map(str::to_owned);
-    Event {
-        message_id: e.message_id.clone(),
-        at_ms: e.timestamp_ms,
-        kind,
-        name: e.name.clone(),
-        properties,
-        context: Context {
-            device_type: text(&context["device"]["type"]),
-            referrer,
-            utm_source: text(&context["campaign"]["source"]),
-            utm_medium: text(&context["campaign"]["medium"]),
-            utm_campaign: text(&context["campaign"]["name"]),
-            country: text(&context["location"]["country"]),
-            locale: text(&context["locale"]),
-            utc_offset_minutes: None,
-        },
+    async fn require_audience(&self, name: &str) -> Result<()> {
+        if storage::audiences::list(&self.db)
+            .await?
+            .iter()
+            .any(|a| a.name == name)
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// A page of audience `name`'s members at `source`, by pseudonym, after `after`.
+    pub async fn members(
+        &self,
+        name: &str,
+        source: &SourceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Member>> {
+        self.require_audience(name).await?;
+        let rows =
+            storage::audiences::members_page(&self.db, name, source, after.unwrap_or(""), limit)
+                .await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|m| m.subject.to_string()))
+            .flatten();
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|m| Member {
+                    subject: m.subject,
+                    since: iso(m.since_ms),
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    /// A page of audience `name`'s entries and exits at `source`, oldest first, after the
+    /// cursor `after` (a page's `next`).
+    pub async fn changes(
+        &self,
+        name: &str,
+        source: &SourceId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Change>> {
+        self.require_audience(name).await?;
+        let bad = || Error::BadRequest("after: not a cursor this list gave".into());
+        let after = match after {
+            None => None,
+            Some(cursor) => {
+                let mut parts = cursor.splitn(3, '.');
+                let at: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let entered = match parts.next() {
+                    Some("1") => true,
+                    Some("0") => false,
+                    _ => return Err(bad()),
+                };
+                Some((at, parts.next().ok_or_else(bad)?, entered))
+            }
+        };
+        let rows = storage::audiences::changes_page(&self.db, name, source, after, limit).await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| {
+                rows.last()
+                    .map(|c| format!("{}.{}.{}", c.at_ms, u8::from(c.entered), c.subject))
+            })
+            .flatten();
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|c| Change {
+                    subject: c.subject,
+                    change: if c.entered { "entered" } else { "exited" },
+                    at: iso(c.at_ms),
+                })
+                .collect(),
+            next,
+        })
     }
 }

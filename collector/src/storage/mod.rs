@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod subject_data;
 pub mod subject_index;
 pub mod subjects;
+pub mod traits;
 pub mod writer;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -286,6 +287,19 @@ impl WriteTx {
                 .execute(&mut *self.tx)
                 .await?;
             self.chain_locked = true;
+        }
+        Ok(())
+    }
+
+    /// Serializes the transactions that take lock `id` until they end (a no-op on SQLite,
+    /// which has one writer): for work that reads what it then writes, such as audience
+    /// membership.
+    pub async fn lock(&mut self, id: i64) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }

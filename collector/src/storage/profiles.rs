@@ -100,3 +100,113 @@ pub async fn find(
     }
     Ok(None)
 }
+
+/// The stored events (JSON) of these subjects' profiles at any source, read in the write
+/// transaction: (source, subject, event), each profile's oldest first.
+pub async fn events_of(
+    w: &mut WriteTx,
+    subjects: &[&Pseudonym],
+) -> Result<Vec<(SourceId, Pseudonym, String)>> {
+    let mut out = Vec::new();
+    for chunk in subjects.chunks(ROWS) {
+        let sql = format!(
+            "SELECT source_id, subject, event FROM profile_events WHERE subject IN ({})
+             ORDER BY source_id, subject, at_ms, message_id",
+            numbered(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = q.bind(s.as_str());
+        }
+        for r in q.fetch_all(&mut *w.tx).await? {
+            out.push((
+                SourceId::from_stored(r.try_get(0)?),
+                Pseudonym::from_stored(r.try_get(1)?),
+                r.try_get(2)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// How many profiles (source and subject) there are, read in the write transaction.
+pub async fn count_in(w: &mut WriteTx) -> Result<u64> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT source_id, subject FROM profile_events) p",
+    )
+    .fetch_one(&mut *w.tx)
+    .await?
+    .try_get(0)?;
+    Ok(n as u64)
+}
+
+/// Calls `each` with every profile's events (JSON, oldest first), profile by profile,
+/// read in the write transaction a page of profiles at a time.
+pub async fn for_each_in(
+    w: &mut WriteTx,
+    mut each: impl FnMut(SourceId, Pseudonym, Vec<String>) -> Result<()>,
+) -> Result<()> {
+    // Keyset pages over the primary key's order, so memory holds one page.
+    const PAGE: i64 = 20_000;
+    let mut after = (String::new(), String::new());
+    loop {
+        let rows = sqlx::query(
+            "SELECT source_id, subject, event FROM profile_events
+             WHERE source_id > $1 OR (source_id = $1 AND subject > $2)
+             ORDER BY source_id, subject, at_ms, message_id LIMIT $3",
+        )
+        .bind(after.0.as_str())
+        .bind(after.1.as_str())
+        .bind(PAGE)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let full = rows.len() as i64 == PAGE;
+        let mut current: Option<(String, String, Vec<String>)> = None;
+        let mut done = Vec::new();
+        for r in rows {
+            let (source, subject, event): (String, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            match &mut current {
+                Some((s, p, events)) if *s == source && *p == subject => events.push(event),
+                _ => {
+                    done.extend(current.take());
+                    current = Some((source, subject, vec![event]));
+                }
+            }
+        }
+        // A full page may have cut its last profile short: that one is read whole with
+        // the next page.
+        if let Some(last) = current {
+            if !full {
+                done.push(last);
+            } else if let Some(previous) = done.last() {
+                after = (previous.0.clone(), previous.1.clone());
+            } else {
+                // One profile longer than a page: read on its own.
+                let events = sqlx::query(
+                    "SELECT event FROM profile_events WHERE source_id = $1 AND subject = $2
+                     ORDER BY at_ms, message_id",
+                )
+                .bind(last.0.as_str())
+                .bind(last.1.as_str())
+                .fetch_all(&mut *w.tx)
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect::<Result<Vec<String>>>()?;
+                after = (last.0.clone(), last.1.clone());
+                done.push((last.0, last.1, events));
+            }
+        }
+        for (source, subject, events) in done {
+            each(
+                SourceId::from_stored(source),
+                Pseudonym::from_stored(subject),
+                events,
+            )?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}

@@ -164,6 +164,46 @@ pub async fn profile_events(db: &Db, all: &[Pseudonym]) -> Result<Vec<(String, S
         .collect()
 }
 
+/// The subject's audience memberships: (audience, source, since), by audience.
+pub async fn audience_memberships(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, i64)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT audience, source_id, since_ms FROM audience_members WHERE subject IN ({l})
+         ORDER BY audience, source_id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// The subject's entries into and exits from audiences: (audience, source, at, entered),
+/// oldest first.
+pub async fn audience_changes(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, i64, bool)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT audience, source_id, at_ms, entered FROM audience_changes WHERE subject IN ({l})
+         ORDER BY at_ms, audience, source_id, entered"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get::<i64, _>(3)? != 0,
+            ))
+        })
+        .collect()
+}
+
 /// When the subject was erased before (the erasure notices kept for the feed's
 /// consumers), oldest first.
 pub async fn erasure_notices(db: &Db, all: &[Pseudonym]) -> Result<Vec<i64>> {

@@ -161,6 +161,23 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         p["updatedAt"] = time(at).into();
     }
     answer["profiles"] = profiles.into();
+    let memberships: Vec<Value> = stored::audience_memberships(db, &all)
+        .await?
+        .into_iter()
+        .map(|(audience, source, since)| {
+            json!({"audience": audience, "source": source, "since": time(since)})
+        })
+        .collect();
+    answer["audienceMemberships"] = memberships.into();
+    let changes: Vec<Value> = stored::audience_changes(db, &all)
+        .await?
+        .into_iter()
+        .map(|(audience, source, at, entered)| {
+            let change = if entered { "entered" } else { "exited" };
+            json!({"audience": audience, "source": source, "change": change, "at": time(at)})
+        })
+        .collect();
+    answer["audienceChanges"] = changes.into();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();

@@ -188,6 +188,21 @@ impl TestApp {
         self.admin_get(path).await.json().await.unwrap()
     }
 
+    /// A JSON body sent with the compliance token by `method`: the status and the answer.
+    pub async fn admin_send(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(format!("{}{path}", self.url))

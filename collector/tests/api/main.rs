@@ -102,6 +102,7 @@ macro_rules! segments_on_both_backends {
 segments_on_both_backends!(
     profiles_follow_personalization_and_go_on_withdrawal_and_erasure,
     audiences_are_checked_stored_and_matched_as_events_arrive,
+    audiences_backfill_keep_members_and_their_history_and_read_traits,
 );
 
 feed_on_both_backends!(

@@ -237,3 +237,247 @@ pub async fn audiences_are_checked_stored_and_matched_as_events_arrive(b: Backen
         .unwrap();
     assert!(export.contains("\"audience_set\"") && export.contains("\"audience_deleted\""));
 }
+
+/// Waits (up to 10 s) until `GET path` with the compliance token answers what `ready`
+/// accepts; returns the last answer.
+async fn admin_when(app: &TestApp, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let body: Value = app
+            .admin_get(path)
+            .await
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if ready(&body) || started.elapsed() > Duration::from_secs(10) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn audiences_backfill_keep_members_and_their_history_and_read_traits(b: Backend) {
+    let app = spawn_app(b).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    let coupon = |id: &str, subject: &str, minutes_ago: i64| {
+        json!({"messageId": id, "type": "track", "event": "Order Completed", "anonymousId": subject,
+               "timestamp": at(minutes_ago), "properties": {"revenue": 20.0, "coupon": "WINTER"}})
+    };
+    // History first: two coupon orders for ana, one for ben, none for cy.
+    let history = json!({
+        "consent": [consent("c-a", "ana", grant.clone(), &at(90)), consent("c-b", "ben", grant.clone(), &at(90)),
+                    consent("c-c", "cy", grant, &at(90))],
+        "batch": [coupon("a-1", "ana", 60), coupon("a-2", "ana", 50), coupon("b-1", "ben", 40),
+                  page("c-1", "cy", &at(30))]
+    });
+    assert_eq!(app.post("/v1/batch", &history).await.0, 200);
+    for s in ["ana", "ben", "cy"] {
+        let (status, _) = profile_when(&app, s, |s, _| s == 200).await;
+        assert_eq!(status, 200, "{s}");
+    }
+
+    // A rule reading a trait not defined is refused, and nothing is stored.
+    let rule = json!({"trait": "coupon_orders", "op": ">=", "value": 2});
+    let (status, err) = app
+        .admin_send("PUT", "/v1/audiences/coupon_fans", &json!({"rule": rule}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("coupon_orders"));
+    assert_eq!(app.count("audiences").await, 0);
+    // A bad trait names its fault.
+    let bad =
+        json!({"name": "coupon_orders", "kind": "count", "property": "coupon", "window_days": 30});
+    let (status, err) = app
+        .admin_send("PUT", "/v1/traits/coupon_orders", &bad)
+        .await;
+    assert_eq!(status, 400);
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("property"));
+    let counter = json!({"name": "coupon_orders", "kind": "count", "event": "Order Completed", "window_days": 30});
+    let (status, stored) = app
+        .admin_send("PUT", "/v1/traits/coupon_orders", &counter)
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    let spend = json!({"name": "spend", "kind": "sum", "property": "revenue", "window_days": 90});
+    assert_eq!(
+        app.admin_send("PUT", "/v1/traits/spend", &spend).await.0,
+        200
+    );
+    assert_eq!(
+        app.admin_json("/v1/traits").await["traits"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let (_, p) = profile_when(&app, "ana", |_, _| true).await;
+    assert_eq!(
+        p["traits"],
+        json!({"coupon_orders": 2, "spend": 40.0}),
+        "{p}"
+    );
+
+    // Created: its members come from stored history at once.
+    let (status, set) = app
+        .admin_send(
+            "POST",
+            "/v1/audiences",
+            &json!({"name": "coupon_fans", "rule": rule}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        set["backfill"],
+        json!({"profiles": 3, "entered": 1, "exited": 0})
+    );
+    let (status, _) = app
+        .admin_send(
+            "POST",
+            "/v1/audiences",
+            &json!({"name": "coupon_fans", "rule": rule}),
+        )
+        .await;
+    assert_eq!(status, 400, "a second create is refused");
+    let lookup = |s: &str| format!("/v1/audiences/coupon_fans/members/{s}?source=default");
+    let ana = app.admin_json(&lookup("ana")).await;
+    assert_eq!(ana["member"], true, "{ana}");
+    assert!(ana["since"].is_string());
+    assert_eq!(app.admin_json(&lookup("ben")).await["member"], false);
+    // The trait cannot go while the audience reads it.
+    assert_eq!(
+        app.admin_delete("/v1/traits/coupon_orders").await.status(),
+        400
+    );
+
+    // Ben's second coupon order puts him in as the feed folds it.
+    let more = json!({"batch": [coupon("b-2", "ben", 1)]});
+    assert_eq!(app.post("/v1/batch", &more).await.0, 200);
+    let ben = admin_when(&app, &lookup("ben"), |v| v["member"] == true).await;
+    assert_eq!(ben["member"], true, "{ben}");
+    let segments = app
+        .admin_json("/v1/profiles/ben/segments?source=default")
+        .await;
+    assert_eq!(segments["segments"], json!(["coupon_fans"]));
+
+    // Members are listed by pseudonym, a page at a time; no raw id.
+    let first = app
+        .admin_json("/v1/audiences/coupon_fans/members?source=default&limit=1")
+        .await;
+    assert_eq!(
+        first["members"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let second = app
+        .admin_json(&format!(
+            "/v1/audiences/coupon_fans/members?source=default&limit=1&after={next}"
+        ))
+        .await;
+    assert_eq!(second["members"].as_array().map(Vec::len), Some(1));
+    let third = app
+        .admin_json(&format!(
+            "/v1/audiences/coupon_fans/members?source=default&limit=1&after={}",
+            second["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(third["members"], json!([]));
+    let listed = format!("{first}{second}");
+    assert!(
+        !listed.contains("ana") && !listed.contains("ben"),
+        "{listed}"
+    );
+    let limit = app
+        .admin_get("/v1/audiences/coupon_fans/members?source=default&limit=0")
+        .await;
+    assert_eq!(limit.status(), 400);
+    assert_eq!(
+        app.admin_get("/v1/audiences/nope/members?source=default")
+            .await
+            .status(),
+        404
+    );
+
+    // Editing the rule backfills again: ana and ben leave, cy (no order) enters.
+    let edit = json!({"rule": {"trait": "spend", "op": "=", "value": 0}});
+    let (status, set) = app
+        .admin_send("PUT", "/v1/audiences/coupon_fans", &edit)
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["backfill"]["entered"], 1, "{set}");
+    assert_eq!(set["backfill"]["exited"], 2, "{set}");
+    assert_eq!(app.admin_json(&lookup("cy")).await["member"], true);
+
+    // The history: every entry and exit, oldest first, a page at a time.
+    let changes = app
+        .admin_json("/v1/audiences/coupon_fans/changes?source=default&limit=3")
+        .await;
+    let kinds: Vec<&str> = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    // Ana's and ben's entries, then the edit's two exits and one entry (at one time).
+    assert_eq!(kinds[..2], ["entered", "entered"], "{changes}");
+    let rest = app
+        .admin_json(&format!(
+            "/v1/audiences/coupon_fans/changes?source=default&limit=3&after={}",
+            changes["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rest["changes"].as_array().map(Vec::len), Some(2), "{rest}");
+    assert_eq!(
+        app.admin_get("/v1/audiences/coupon_fans/changes?source=default&after=x")
+            .await
+            .status(),
+        400
+    );
+
+    // Subject access shows cy's membership and history; a withdrawal removes both.
+    let access = app.admin_json("/v1/subjects/cy").await;
+    assert_eq!(
+        access["audienceMemberships"][0]["audience"], "coupon_fans",
+        "{access}"
+    );
+    assert_eq!(access["audienceChanges"][0]["change"], "entered");
+    let withdraw = json!({"consent": [consent("c-c2", "cy", json!({"analytics": true}), &at(0))]});
+    assert_eq!(app.post("/v1/batch", &withdraw).await.0, 200);
+    let cy = admin_when(&app, &lookup("cy"), |v| v["member"] == false).await;
+    assert_eq!(cy["member"], false);
+    let access = app.admin_json("/v1/subjects/cy").await;
+    assert_eq!(access["audienceMemberships"], json!([]), "{access}");
+    assert_eq!(access["audienceChanges"], json!([]));
+    // An erasure removes ana's history everywhere.
+    assert_eq!(app.admin_delete("/v1/subjects/ana").await.status(), 200);
+    let access = admin_when(&app, "/v1/subjects/ana", |v| {
+        v["audienceChanges"] == json!([])
+    })
+    .await;
+    assert_eq!(access["audienceChanges"], json!([]), "{access}");
+    // Deleting the audience deletes its members.
+    assert_eq!(
+        app.admin_delete("/v1/audiences/coupon_fans").await.status(),
+        200
+    );
+    assert_eq!(app.count("audience_members").await, 0);
+    assert_eq!(
+        app.admin_delete("/v1/traits/coupon_orders").await.status(),
+        200
+    );
+    assert_eq!(
+        app.admin_delete("/v1/traits/coupon_orders").await.status(),
+        404
+    );
+}

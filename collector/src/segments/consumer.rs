@@ -1,0 +1,362 @@
+//! The segmentation consumer of the feed (`segments`), run by one process per database
+//! (the lease of [`crate::storage::Db::try_session_lock`]): each batch of items that
+//! changes a profile is applied, its audience memberships decided again, and its position
+//! saved, in one transaction, so each item takes effect exactly once; a batch that
+//! changes nothing writes nothing (on SQLite every write transaction takes the one writer
+//! from ingest), and the position is saved with the next change or within
+//! [`SAVE_IDLE_POSITION`] (items read again after a crash change nothing either). Items
+//! are gathered for up to [`GATHER`] before a batch. An event is folded into the profile
+//! at its source only if the subject's consent in force there granted `personalization`
+//! at the event's time and still does; a consent record that does not grant it deletes
+//! the subject's profiles and memberships in the source's consent scope; an erasure
+//! deletes them everywhere. Every `segmentation_sweep_secs` the consumer decides every
+//! membership again (time windows lapse without events).
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use assent_protocol::Purpose;
+use assent_segmentation::profile::{Context, Event, Kind, Vocabulary};
+use serde_json::Value;
+
+use crate::{
+    clock::Clock,
+    consent::cache::ConsentCache,
+    error::Result,
+    feed::{self, ConsentItem, EventItem, Follower, Item, Position},
+    ids::{Pseudonym, SourceId},
+    keys::sources::{ConsentScope, Sources},
+    segments::membership::{self, Definitions},
+    storage::{self, Db},
+};
+
+/// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
+pub const CONSUMER: &str = "segments";
+
+/// Lock id of the consumer's lease across PostgreSQL replicas.
+const LEASE: i64 = 0x0053_4547_4d45_4e54; // "SEGMENT"
+
+/// Items per transaction.
+const BATCH: usize = 1_000;
+
+/// How often a process without the lease tries to take it, and how often the follower
+/// looks for other processes' commits.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The purpose a profile needs.
+const PURPOSE: &str = "personalization";
+
+/// How long the consumer waits for more items after a batch smaller than [`BATCH`]: fewer,
+/// larger batches, at that cost in latency.
+pub const GATHER: Duration = Duration::from_millis(20);
+
+/// How often the position of batches that changed nothing is saved.
+pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
+
+/// Runs the consumer for good: takes the lease, follows the feed, applies each batch;
+/// after an error, waits and starts again from the saved position.
+pub async fn run(
+    db: Db,
+    sources: Arc<Sources>,
+    consent: Arc<ConsentCache>,
+    clock: Arc<dyn Clock>,
+    sweep_every: Duration,
+) {
+    loop {
+        if let Err(e) = follow(&db, &sources, &consent, clock.as_ref(), sweep_every).await {
+            tracing::warn!(error = %e, "segmentation consumer stopped; will start again");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+async fn follow(
+    db: &Db,
+    sources: &Sources,
+    consent: &ConsentCache,
+    clock: &dyn Clock,
+    sweep_every: Duration,
+) -> Result<()> {
+    let mut lease = loop {
+        if let Some(lock) = db.try_session_lock(LEASE).await? {
+            break lock;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
+    let mut saved = Instant::now();
+    let mut swept = Instant::now();
+    let mut unsaved: Option<Position> = None;
+    loop {
+        if swept.elapsed() >= sweep_every {
+            sweep(db, clock).await?;
+            swept = Instant::now();
+        }
+        let items = match unsaved {
+            // Nothing new for a while: the position of what changed nothing is saved.
+            Some(at) => match tokio::time::timeout(SAVE_IDLE_POSITION, follower.next()).await {
+                Ok(items) => items?,
+                Err(_) => {
+                    save_position(db, at, clock).await?;
+                    unsaved = None;
+                    saved = Instant::now();
+                    continue;
+                }
+            },
+            None => follower.next().await?,
+        };
+        lease.check().await?;
+        let full = items.len() >= BATCH;
+        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
+        follower.advance(to);
+        if wrote {
+            unsaved = None;
+            saved = Instant::now();
+        } else if saved.elapsed() >= SAVE_IDLE_POSITION {
+            save_position(db, to, clock).await?;
+            unsaved = None;
+            saved = Instant::now();
+        } else {
+            unsaved = Some(to);
+        }
+        if !full {
+            tokio::time::sleep(GATHER).await;
+        }
+    }
+}
+
+/// Decides every membership again over stored history.
+async fn sweep(db: &Db, clock: &dyn Clock) -> Result<()> {
+    let mut w = db.write().await?;
+    w.lock(membership::LOCK).await?;
+    let definitions = Definitions::load_in(&mut w).await?;
+    if definitions.audiences.is_empty() {
+        return Ok(());
+    }
+    let vocabulary = Vocabulary::default();
+    let done = membership::backfill(
+        &mut w,
+        &definitions,
+        &vocabulary,
+        None,
+        clock.now(),
+        &|_| {},
+    )
+    .await?;
+    w.commit().await?;
+    tracing::info!(
+        profiles = done.profiles,
+        entered = done.entered,
+        exited = done.exited,
+        "audience sweep"
+    );
+    Ok(())
+}
+
+async fn save_position(db: &Db, at: Position, clock: &dyn Clock) -> Result<()> {
+    let mut w = db.write().await?;
+    feed::save_position(&mut w, CONSUMER, at, clock.now_ms()).await?;
+    w.commit().await
+}
+
+/// Applies a batch of feed items (in feed order) in one transaction with the consumer's
+/// position, when they change a profile (or `save` says to save the position anyway);
+/// returns the position after them and whether it wrote.
+pub async fn apply(
+    db: &Db,
+    sources: &Sources,
+    cache: &ConsentCache,
+    items: &[Item],
+    clock: &dyn Clock,
+    save: bool,
+) -> Result<(Position, bool)> {
+    let Some(last) = items.last().map(Item::position) else {
+        return Ok((feed::position_of(db, CONSUMER).await?, false));
+    };
+    let consent = Consent::load(db, sources, cache, items).await?;
+    // What each item does, decided once: the check for "nothing to write" and the writes
+    // below follow the same list.
+    let effects: Vec<Effect<'_>> = items
+        .iter()
+        .map(|item| match item {
+            Item::Event(e) if consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) => {
+                Effect::Fold(e)
+            }
+            Item::Consent(c) if !c.purposes.get(PURPOSE).copied().unwrap_or(false) => {
+                Effect::DeleteInScope(c)
+            }
+            Item::Erasure(x) => Effect::Erase(&x.subject),
+            Item::Event(_) | Item::Consent(_) => Effect::Nothing,
+        })
+        .collect();
+    if !save && effects.iter().all(|e| matches!(e, Effect::Nothing)) {
+        return Ok((last, false));
+    }
+    let now = clock.now();
+    let mut w = db.write().await?;
+    // A profile is its events, one row each: folding is an insert that skips an event
+    // already there. Inserts wait for the end of the batch; a deletion drops those of
+    // its subject pending before it.
+    let mut rows: Vec<storage::profiles::ProfileEvent<'_>> = Vec::new();
+    for effect in effects {
+        match effect {
+            Effect::Fold(e) => rows.push(storage::profiles::ProfileEvent {
+                source: &e.source_id,
+                subject: &e.subject,
+                at_ms: e.timestamp_ms,
+                message_id: &e.message_id,
+                event: serde_json::to_string(&event_of(e)).expect("serializes"),
+            }),
+            Effect::DeleteInScope(c) => {
+                let members = sources.get(&c.source_id).scope.members.clone();
+                rows.retain(|r| r.subject != &c.subject || !members.contains(r.source));
+                storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
+                storage::audiences::forget_at(&mut w, &members, &c.subject).await?;
+            }
+            Effect::Erase(subject) => {
+                rows.retain(|r| r.subject != subject);
+                storage::profiles::delete_everywhere(&mut w, subject).await?;
+                storage::audiences::forget_everywhere(&mut w, subject).await?;
+            }
+            Effect::Nothing => {}
+        }
+    }
+    storage::profiles::insert(&mut w, &rows, now).await?;
+    if !rows.is_empty() {
+        w.lock(membership::LOCK).await?;
+        let definitions = Definitions::load_in(&mut w).await?;
+        if !definitions.audiences.is_empty() {
+            let mut touched: Vec<&Pseudonym> = rows.iter().map(|r| r.subject).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            let vocabulary = Vocabulary::default();
+            membership::refresh(&mut w, &definitions, &vocabulary, &touched, now).await?;
+        }
+    }
+    feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
+    w.commit().await?;
+    Ok((last, true))
+}
+
+/// What one feed item does to the profiles.
+enum Effect<'a> {
+    /// An event of a subject who granted personalization, then and now.
+    Fold(&'a EventItem),
+    /// A consent record that does not grant it: the profiles in its scope go.
+    DeleteInScope(&'a ConsentItem),
+    /// An erasure: the subject's profiles go everywhere.
+    Erase(&'a Pseudonym),
+    Nothing,
+}
+
+/// The consent records of a batch's subjects, per consent scope, oldest first.
+struct Consent {
+    /// (scope id, subject) → (time in force, personalization granted).
+    records: BTreeMap<(String, String), Vec<(i64, bool)>>,
+}
+
+impl Consent {
+    /// Through the consent cache ingest uses (kept right across processes and replicas),
+    /// so following the feed asks the database for little.
+    async fn load(
+        db: &Db,
+        sources: &Sources,
+        cache: &ConsentCache,
+        items: &[Item],
+    ) -> Result<Consent> {
+        let mut wanted: BTreeMap<String, (Arc<ConsentScope>, Vec<&str>)> = BTreeMap::new();
+        for item in items {
+            if let Item::Event(e) = item {
+                let scope = sources.get(&e.source_id).scope.clone();
+                wanted
+                    .entry(scope.id.clone())
+                    .or_insert_with(|| (scope, Vec::new()))
+                    .1
+                    .push(e.subject.as_str());
+            }
+        }
+        cache.follow_scope_changes(sources.scope_changes());
+        let mut records: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
+        for (id, (scope, mut subjects)) in wanted {
+            subjects.sort_unstable();
+            subjects.dedup();
+            for (subject, list) in cache.records_of(db, &scope, &subjects).await? {
+                let granted: Vec<(i64, bool)> = list
+                    .iter()
+                    .map(|e| {
+                        let yes = e.purposes.get(&Purpose::Personalization).copied();
+                        (e.at, yes.unwrap_or(false))
+                    })
+                    .collect();
+                records.insert((id.clone(), subject), granted);
+            }
+        }
+        Ok(Consent { records })
+    }
+
+    /// Whether `personalization` was granted at `at_ms` and still is, in the consent
+    /// scope of `source`.
+    fn allows(
+        &self,
+        sources: &Sources,
+        source: &SourceId,
+        subject: &Pseudonym,
+        at_ms: i64,
+    ) -> bool {
+        let scope = sources.get(source).scope.id.clone();
+        let Some(list) = self.records.get(&(scope, subject.to_string())) else {
+            return false;
+        };
+        let then = list
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at_ms)
+            .is_some_and(|r| r.1);
+        let now = list.last().is_some_and(|r| r.1);
+        then && now
+    }
+}
+
+/// A feed event as a profile takes it: the kind and name, the properties and what the
+/// context says of the device, the visit and the place.
+fn event_of(e: &EventItem) -> Event {
+    let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
+    let context = &payload["context"];
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let kind = match e.kind.as_str() {
+        "page" => Kind::Page,
+        "screen" => Kind::Screen,
+        "identify" => Kind::Identify,
+        "group" => Kind::Group,
+        "alias" => Kind::Alias,
+        _ => Kind::Track,
+    };
+    let properties = payload["properties"]
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let referrer = context["page"]["referrer"]
+        .as_str()
+        .and_then(|r| r.split("://").nth(1))
+        .and_then(|r| r.split('/').next())
+        .map(str::to_owned);
+    Event {
+        message_id: e.message_id.clone(),
+        at_ms: e.timestamp_ms,
+        kind,
+        name: e.name.clone(),
+        properties,
+        context: Context {
+            device_type: text(&context["device"]["type"]),
+            referrer,
+            utm_source: text(&context["campaign"]["source"]),
+            utm_medium: text(&context["campaign"]["medium"]),
+            utm_campaign: text(&context["campaign"]["name"]),
+            country: text(&context["location"]["country"]),
+            locale: text(&context["locale"]),
+            utc_offset_minutes: None,
+        },
+    }
+}
