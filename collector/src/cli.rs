@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `keys`, `sources`, `audit`,
-//! `subject`.
+//! `subject`, `export`, `segments`.
 use std::{io::Write, path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -51,6 +51,77 @@ pub enum Command {
     /// Write stored data out for a warehouse.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Segmentation: train, list, promote and roll back models; backfill audiences.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentsCommand {
+    /// Train a new model version of a segmentation on every stored profile; it becomes
+    /// active if its silhouette is not worse than the active one's.
+    Train {
+        /// The segmentation's name.
+        name: String,
+        /// Numeric features, comma-separated (`purchases_30d,views_30d,engagement`).
+        #[arg(long, value_delimiter = ',', required = true)]
+        features: Vec<String>,
+        /// Clusters: a number (`8`) or a range chosen by silhouette (`2..8`).
+        #[arg(long, default_value = "2..8")]
+        k: String,
+        /// k-means runs per k.
+        #[arg(long, default_value_t = 3)]
+        n_init: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Outlier fences: `robust-z:3.5` or `iqr:1.5`.
+        #[arg(long, default_value = "iqr:3")]
+        outliers: String,
+    },
+    /// Every segmentation's model versions, newest first (JSON lines).
+    Models,
+    /// Make a version the active one.
+    Promote { name: String, version: i64 },
+    /// Bring back the version active before the active one.
+    Rollback { name: String },
+    /// Decide every audience's members again from stored history.
+    Backfill,
+}
+
+/// The training request the CLI's arguments make (the same JSON the API takes).
+fn training_of(
+    features: &[String],
+    k: &str,
+    n_init: usize,
+    seed: u64,
+    outliers: &str,
+) -> Result<crate::segments::models::Training> {
+    let bad = |what: &str| Error::BadRequest(what.into());
+    let clusters = match k.split_once("..") {
+        Some((from, to)) => {
+            let n = |v: &str| {
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| bad("--k: N or FROM..TO"))
+            };
+            serde_json::json!({"best": {"from": n(from)?, "to": n(to)?}})
+        }
+        None => {
+            serde_json::json!({"fixed": k.trim().parse::<usize>().map_err(|_| bad("--k: N or FROM..TO"))?})
+        }
+    };
+    let fences = match outliers.split_once(':') {
+        Some(("robust-z", v)) => {
+            serde_json::json!({"robust_z": {"threshold": v.parse::<f64>().map_err(|_| bad("--outliers: robust-z:NUMBER"))?}})
+        }
+        Some(("iqr", v)) => {
+            serde_json::json!({"iqr": {"k": v.parse::<f64>().map_err(|_| bad("--outliers: iqr:NUMBER"))?}})
+        }
+        _ => return Err(bad("--outliers: robust-z:NUMBER or iqr:NUMBER")),
+    };
+    crate::segments::models::Training::parse(&serde_json::json!({
+        "features": features, "clusters": clusters, "n_init": n_init, "seed": seed, "outliers": fences,
+    }))
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +423,66 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 done.files,
                 out.display()
             );
+        }
+        Some(Command::Segments(cmd)) => {
+            use crate::segments::models::Progress;
+            let state = open(&cli).await?;
+            let bar = |template: &str| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(template).expect("a valid template"),
+                );
+                bar
+            };
+            match cmd {
+                SegmentsCommand::Train {
+                    name,
+                    features,
+                    k,
+                    n_init,
+                    seed,
+                    outliers,
+                } => {
+                    let training = training_of(features, k, *n_init, *seed, outliers)?;
+                    let bar = bar("{msg} {bar:40} {pos}/{len} profiles ({per_sec}, {eta} left)");
+                    bar.set_message("reading");
+                    let version = state
+                        .segments
+                        .train(name, &training, "cli".into(), &|p| match p {
+                            Progress::Profiles(n) => bar.set_length(n),
+                            Progress::Read(n) => bar.set_position(n),
+                            Progress::Fitting => {
+                                bar.set_message("fitting");
+                                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                            }
+                        })
+                        .await?;
+                    bar.finish_and_clear();
+                    println!("{}", serde_json::to_string(&version).expect("serializes"));
+                }
+                SegmentsCommand::Models => {
+                    for versions in state.segments.models().await?.into_values() {
+                        for v in versions {
+                            println!("{}", serde_json::to_string(&v).expect("serializes"));
+                        }
+                    }
+                }
+                SegmentsCommand::Promote { name, version } => {
+                    let v = state.segments.promote(name, *version, "cli".into()).await?;
+                    println!("{}", serde_json::to_string(&v).expect("serializes"));
+                }
+                SegmentsCommand::Rollback { name } => {
+                    let v = state.segments.rollback(name, "cli".into()).await?;
+                    println!("{}", serde_json::to_string(&v).expect("serializes"));
+                }
+                SegmentsCommand::Backfill => {
+                    let bar = bar("{bar:40} {pos}/{len} profiles ({per_sec}, {eta} left)");
+                    bar.set_length(state.segments.profile_count().await?);
+                    let done = state.segments.backfill(&|n| bar.set_position(n)).await?;
+                    bar.finish_and_clear();
+                    println!("{}", serde_json::to_string(&done).expect("serializes"));
+                }
+            }
         }
         Some(Command::Subject(SubjectCommand::Lookup { raw_id })) => {
             let state = open(&cli).await?;

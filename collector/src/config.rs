@@ -122,6 +122,9 @@ pub struct Config {
     /// How often every audience is evaluated again over every profile, so that rules over
     /// time windows ("within 30 days") let members go without a new event.
     pub segmentation_sweep_secs: u64,
+    /// How old an active segmentation model may grow before it is trained again with its
+    /// spec (7 days; 0: never on a schedule).
+    pub segmentation_retrain_secs: u64,
 }
 
 impl Default for Config {
@@ -165,6 +168,7 @@ impl Default for Config {
             consent_cache: true,
             segmentation: true,
             segmentation_sweep_secs: 3600,
+            segmentation_retrain_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -290,6 +294,7 @@ impl Config {
                 })?
             }
             "SEGMENTATION_SWEEP_SECS" => self.segmentation_sweep_secs = num(key, value)?,
+            "SEGMENTATION_RETRAIN_SECS" => self.segmentation_retrain_secs = num(key, value)?,
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

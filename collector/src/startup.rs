@@ -98,6 +98,13 @@ impl Application {
                 state.clock.clone(),
                 Duration::from_secs(state.config.segmentation_sweep_secs.max(1)),
             ));
+            if state.config.segmentation_retrain_secs > 0 {
+                tokio::spawn(crate::segments::models::retrain_on_schedule(
+                    state.segments.clone(),
+                    state.db.clone(),
+                    Duration::from_secs(state.config.segmentation_retrain_secs),
+                ));
+            }
         }
         if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {
             tokio::spawn(crate::feed::nats::run(

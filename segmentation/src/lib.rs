@@ -9,6 +9,7 @@
 //! ([`kmeans::KMeansParams::check`]), `fit` on data gives a model, the model predicts.
 #![deny(missing_docs)]
 
+pub mod clean;
 pub mod error;
 pub mod impute;
 pub mod kmeans;

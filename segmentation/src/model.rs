@@ -33,15 +33,22 @@ pub enum Clusters {
 
 /// What to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Numeric features by name ([`feature_names`]): `purchases_30d`, `engagement`…
     pub features: Vec<String>,
     /// How many clusters.
     pub clusters: Clusters,
-    /// k-means runs per k.
+    /// k-means runs per k (3 unless given).
+    #[serde(default = "three")]
     pub n_init: usize,
-    /// The seed.
+    /// The seed (0 unless given).
+    #[serde(default)]
     pub seed: u64,
+}
+
+fn three() -> usize {
+    3
 }
 
 impl Spec {

@@ -76,6 +76,8 @@ pub enum Kind {
     /// A computed trait created or changed.
     TraitSet,
     TraitDeleted,
+    /// A segmentation model trained, promoted or rolled back.
+    SegmentModel,
 }
 
 impl Kind {
@@ -96,6 +98,7 @@ impl Kind {
             Kind::AudienceDeleted => "audience_deleted",
             Kind::TraitSet => "trait_set",
             Kind::TraitDeleted => "trait_deleted",
+            Kind::SegmentModel => "segment_model",
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use axum::{
     extract::State,
@@ -22,7 +23,7 @@ use crate::{
         ConsentQuery,
     },
     keys::Keys,
-    segments::Segments,
+    segments::{models::Training, Segments},
 };
 
 /// A subject's profile at one source: what it is built from and its features now.
@@ -80,7 +81,7 @@ pub async fn profile(
     tag = "segmentation",
     params(("subjectId" = String, Path, description = "The subject's raw id."), ConsentQuery),
     responses(
-        (status = 200, description = "`{subjectId, source, segments: [name]}`.", body = Object),
+        (status = 200, description = "`{subjectId, source, segments: [audience], clusters: {segmentation: cluster}}`: the audiences, and the cluster of each active segmentation model (none for a sparse profile).", body = Object),
         ConsentReadErrors,
     ),
     security(("bearer" = []))
@@ -88,6 +89,7 @@ pub async fn profile(
 pub async fn segments_of(
     State(keys): State<Arc<Keys>>,
     State(segments): State<Arc<Segments>>,
+    State(clock): State<Arc<dyn Clock>>,
     PathParam(subject_id): PathParam<String>,
     QueryParams(query): QueryParams<ConsentQuery>,
     headers: HeaderMap,
@@ -97,10 +99,14 @@ pub async fn segments_of(
         return Err(Error::NotFound);
     };
     let names: Vec<String> = memberships.into_iter().map(|m| m.audience).collect();
-    Ok(
-        Json(serde_json::json!({"subjectId": subject_id, "source": source, "segments": names}))
-            .into_response(),
-    )
+    let clusters = segments
+        .clusters_of(&source, &subject_id, clock.now_ms())
+        .await?
+        .unwrap_or_default();
+    Ok(Json(serde_json::json!({
+        "subjectId": subject_id, "source": source, "segments": names, "clusters": clusters,
+    }))
+    .into_response())
 }
 
 /// Every audience (compliance token).
@@ -421,4 +427,120 @@ pub async fn delete_audience(
     let caller = require_admin(&keys, &headers).await?;
     segments.delete_audience(&name, caller.actor()).await?;
     Ok(Json(serde_json::json!({ "deleted": name })).into_response())
+}
+
+/// Every segmentation and its model versions, newest first (compliance token).
+#[utoipa::path(
+    get,
+    path = "/v1/segmentations",
+    tag = "segmentation",
+    responses(
+        (status = 200, description = "`{segmentations: {name: [{version, status, training, report, trainedAt, promotedAt}]}}`.", body = Object),
+        ComplianceErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn segmentations(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    let models = segments.models().await?;
+    Ok(Json(serde_json::json!({ "segmentations": models })).into_response())
+}
+
+/// Trains a new model version of a segmentation on every stored profile (compliance
+/// token; audited).
+///
+/// The body: `{"features": [numeric feature], "clusters": {"fixed": K} | {"best": {"from",
+/// "to"}}, "n_init", "seed", "outliers": {"robust_z": {"threshold"}} | {"iqr": {"k"}}}`.
+/// Sparse, bot-like and outlying profiles are left out. The version becomes active if its
+/// silhouette is not worse than the active one's, else stays a candidate. Large
+/// trainings belong to `assent-collector segments train`, which shows progress.
+#[utoipa::path(
+    post,
+    path = "/v1/segmentations/{name}/models",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "1 to 64 lowercase letters, digits, '_' or '-'.")),
+    request_body(description = "The training spec.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "The version: `{version, status, training, report, trainedAt, promotedAt}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn train(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    PathParam(name): PathParam<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let training = Training::parse(&body)?;
+    let version = segments
+        .train(&name, &training, caller.actor(), &|_| {})
+        .await?;
+    Ok(Json(version).into_response())
+}
+
+/// Makes a version the active one: `{"version": N}` (compliance token; audited).
+#[utoipa::path(
+    post,
+    path = "/v1/segmentations/{name}/promote",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "The segmentation.")),
+    request_body(description = "`{\"version\": N}`.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "The version now active.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn promote(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    PathParam(name): PathParam<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let Some(version) = body
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("version"))
+        .and_then(Value::as_i64)
+    else {
+        return Err(Error::BadRequest("the body is {\"version\": N}".into()));
+    };
+    let done = segments.promote(&name, version, caller.actor()).await?;
+    Ok(Json(done).into_response())
+}
+
+/// Brings back the version active before the active one (compliance token; audited).
+#[utoipa::path(
+    post,
+    path = "/v1/segmentations/{name}/rollback",
+    tag = "segmentation",
+    params(("name" = String, Path, description = "The segmentation.")),
+    responses(
+        (status = 200, description = "The version now active.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rollback(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    PathParam(name): PathParam<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let done = segments.rollback(&name, caller.actor()).await?;
+    Ok(Json(done).into_response())
 }

@@ -198,7 +198,7 @@ pub async fn backfill(
     };
     let mut wanted = BTreeSet::new();
     let mut profiles = 0u64;
-    storage::profiles::for_each_in(w, |source, subject, events| {
+    storage::profiles::for_each(&mut w.tx, |source, subject, events| {
         let decided = chosen.decide(&profile_of(&events)?, now.millis(), vocabulary);
         for audience in decided.audiences {
             wanted.insert((audience, source.clone(), subject.clone()));

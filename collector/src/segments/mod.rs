@@ -5,6 +5,7 @@
 //! [`membership`] decides who is in each audience, and [`Segments`] answers for them.
 pub mod consumer;
 pub mod membership;
+pub mod models;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -104,16 +105,16 @@ pub struct Page<T> {
 }
 
 /// A name of an audience or trait: 1 to 64 lowercase letters, digits, `_` or `-`.
-fn name_ok(name: &str) -> bool {
+pub(crate) fn name_ok(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-const NAME_RULE: &str = "1 to 64 lowercase letters, digits, '_' or '-'";
+pub(crate) const NAME_RULE: &str = "1 to 64 lowercase letters, digits, '_' or '-'";
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     UnixMs::from_millis(ms).to_string()
 }
 
@@ -254,10 +255,7 @@ impl Segments {
 
     /// How many profiles there are (for a progress bar).
     pub async fn profile_count(&self) -> Result<u64> {
-        let mut w = self.db.write().await?;
-        let n = storage::profiles::count_in(&mut w).await?;
-        w.commit().await?;
-        Ok(n)
+        storage::profiles::count(&self.db).await
     }
 
     /// Creates or replaces computed trait `name` (audited): `definition` is a

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod feed;
 pub mod ingest;
 pub mod keys;
+pub mod models;
 pub mod profiles;
 pub mod secrets;
 pub mod subject_data;

@@ -129,21 +129,21 @@ pub async fn events_of(
     Ok(out)
 }
 
-/// How many profiles (source and subject) there are, read in the write transaction.
-pub async fn count_in(w: &mut WriteTx) -> Result<u64> {
+/// How many profiles (source and subject) there are.
+pub async fn count(db: &Db) -> Result<u64> {
     let n: i64 = sqlx::query(
         "SELECT COUNT(*) FROM (SELECT DISTINCT source_id, subject FROM profile_events) p",
     )
-    .fetch_one(&mut *w.tx)
+    .fetch_one(&db.pool)
     .await?
     .try_get(0)?;
     Ok(n as u64)
 }
 
 /// Calls `each` with every profile's events (JSON, oldest first), profile by profile,
-/// read in the write transaction a page of profiles at a time.
-pub async fn for_each_in(
-    w: &mut WriteTx,
+/// read on `conn` (a write transaction's, or any) a page of profiles at a time.
+pub async fn for_each(
+    conn: &mut sqlx::AnyConnection,
     mut each: impl FnMut(SourceId, Pseudonym, Vec<String>) -> Result<()>,
 ) -> Result<()> {
     // Keyset pages over the primary key's order, so memory holds one page.
@@ -158,7 +158,7 @@ pub async fn for_each_in(
         .bind(after.0.as_str())
         .bind(after.1.as_str())
         .bind(PAGE)
-        .fetch_all(&mut *w.tx)
+        .fetch_all(&mut *conn)
         .await?;
         let full = rows.len() as i64 == PAGE;
         let mut current: Option<(String, String, Vec<String>)> = None;
@@ -189,7 +189,7 @@ pub async fn for_each_in(
                 )
                 .bind(last.0.as_str())
                 .bind(last.1.as_str())
-                .fetch_all(&mut *w.tx)
+                .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(|r| Ok(r.try_get(0)?))

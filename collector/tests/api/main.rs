@@ -103,6 +103,7 @@ segments_on_both_backends!(
     profiles_follow_personalization_and_go_on_withdrawal_and_erasure,
     audiences_are_checked_stored_and_matched_as_events_arrive,
     audiences_backfill_keep_members_and_their_history_and_read_traits,
+    models_are_trained_versioned_promoted_and_rolled_back,
 );
 
 feed_on_both_backends!(

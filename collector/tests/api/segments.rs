@@ -206,7 +206,7 @@ pub async fn audiences_are_checked_stored_and_matched_as_events_arrive(b: Backen
         seen,
         (
             200,
-            json!({"subjectId": "rosa", "source": seen.1["source"], "segments": []})
+            json!({"subjectId": "rosa", "source": seen.1["source"], "segments": [], "clusters": {}})
         )
     );
     // The sixth order puts her in, as soon as the feed has folded it in.
@@ -480,4 +480,146 @@ pub async fn audiences_backfill_keep_members_and_their_history_and_read_traits(b
         app.admin_delete("/v1/traits/coupon_orders").await.status(),
         404
     );
+}
+
+pub async fn models_are_trained_versioned_promoted_and_rolled_back(b: Backend) {
+    let app = spawn_app(b).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    // Three kinds of people: buyers, browsers, the barely there; and one bot.
+    let mut consents = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let s = format!("u{i}");
+        consents.push(consent(&format!("c-{s}"), &s, grant.clone(), &at(600)));
+        let (pages, orders) = [(2, 6), (10, 0), (1, 0)][i % 3];
+        for p in 0..pages {
+            events.push(page(&format!("{s}-p{p}"), &s, &at(300 - 7 * p as i64)));
+        }
+        for o in 0..orders {
+            events.push(order(
+                &format!("{s}-o{o}"),
+                &s,
+                &at(200 - 9 * o as i64),
+                25.0,
+            ));
+        }
+    }
+    consents.push(consent("c-bot", "bot", grant, &at(600)));
+    for p in 0..150 {
+        let t = assent_protocol::Timestamp::from_unix_millis(now - 100_000 + p * 100);
+        events.push(page(&format!("bot-{p}"), "bot", &t.to_string()));
+    }
+    let batch = json!({"consent": consents, "batch": events});
+    let (status, answer) = app.post("/v1/batch", &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    for s in ["u11", "bot"] {
+        assert_eq!(profile_when(&app, s, |s, _| s == 200).await.0, 200);
+    }
+    let (_, p) = profile_when(&app, "u0", |_, v| v["events"] == 8).await;
+    assert_eq!(p["events"], 8, "{p}");
+
+    // A bad spec names its fault; nothing is stored.
+    let (status, err) = app
+        .admin_send(
+            "POST",
+            "/v1/segmentations/shoppers/models",
+            &json!({"features": ["views_30d", "nope"], "clusters": {"fixed": 3}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(err["error"]["message"].as_str().unwrap().contains("nope"));
+    let spec = json!({"features": ["views_30d", "purchases_30d"], "clusters": {"best": {"from": 2, "to": 3}}, "seed": 7});
+    let (status, v1) = app
+        .admin_send("POST", "/v1/segmentations/shoppers/models", &spec)
+        .await;
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(
+        (v1["version"].clone(), v1["status"].clone()),
+        (json!(1), json!("active"))
+    );
+    let report = &v1["report"];
+    assert_eq!(report["profiles"], 13, "{report}");
+    assert_eq!(report["bots"], 1, "the bot stays out");
+    assert_eq!(report["trainedOn"], 12);
+    assert_eq!(report["k"], 3, "silhouette finds the three kinds: {report}");
+
+    // Profiles get the cluster of the active model: one per kind.
+    let cluster = |s: String| {
+        let app = &app;
+        async move {
+            let v = app
+                .admin_json(&format!("/v1/profiles/{s}/segments?source=default"))
+                .await;
+            v["clusters"]["shoppers"].as_u64().expect("a cluster")
+        }
+    };
+    let mut kinds = Vec::new();
+    for i in 0..6 {
+        kinds.push(cluster(format!("u{i}")).await);
+    }
+    assert_eq!(kinds[..3], kinds[3..], "{kinds:?}");
+    assert!(kinds[0] != kinds[1] && kinds[1] != kinds[2] && kinds[0] != kinds[2]);
+
+    // One cluster has no silhouette: not better, so it stays a candidate.
+    let one = json!({"features": ["views_30d"], "clusters": {"fixed": 1}, "outliers": {"robust_z": {"threshold": 3.5}}});
+    let (status, v2) = app
+        .admin_send("POST", "/v1/segmentations/shoppers/models", &one)
+        .await;
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(v2["status"], "candidate", "{v2}");
+    // Robust z-scores leave out the browsers' many views on so little data.
+    assert_eq!(v2["report"]["outliers"], 4, "{v2}");
+    // Promoted by hand, then rolled back to version 1.
+    let (status, p) = app
+        .admin_send(
+            "POST",
+            "/v1/segmentations/shoppers/promote",
+            &json!({"version": 2}),
+        )
+        .await;
+    assert_eq!((status, p["status"].clone()), (200, json!("active")), "{p}");
+    assert_eq!(cluster("u1".into()).await, 0, "one cluster");
+    let (status, back) = app
+        .admin_send("POST", "/v1/segmentations/shoppers/rollback", &json!({}))
+        .await;
+    assert_eq!((status, back["version"].clone()), (200, json!(1)), "{back}");
+    assert_eq!(cluster("u1".into()).await, kinds[1]);
+    let list = app.admin_json("/v1/segmentations").await;
+    let statuses: Vec<&str> = list["segmentations"]["shoppers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["retired", "active"], "{list}");
+    assert_eq!(
+        app.admin_send(
+            "POST",
+            "/v1/segmentations/shoppers/promote",
+            &json!({"version": 9})
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        app.admin_send("POST", "/v1/segmentations/nope/rollback", &json!({}))
+            .await
+            .0,
+        404
+    );
+    let export = app
+        .admin_get("/v1/audit/export")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(export.matches("\"segment_model\"").count(), 4, "{export}");
 }
