@@ -491,7 +491,7 @@ async fn segmentation(kind: &str) {
 
     // Event to profile: the consumer runs in the collector as it does by default.
     let consumer = tokio::spawn(assent_collector::segments::consumer::run(
-        state.db.clone(),
+        state.segments.clone(),
         sources,
         state.consent_cache.clone(),
         Arc::new(assent_collector::SystemClock),

@@ -116,8 +116,10 @@ pub struct Config {
     /// Keep subjects' consent records in memory (kept right across processes and
     /// replicas); false reads them from the database for every batch.
     pub consent_cache: bool,
-    /// Keep segmentation profiles from the feed (subjects who granted `personalization`);
-    /// false leaves the feed's items waiting, and they are caught up when it is true again.
+    /// Keep segmentation profiles from the feed (subjects who granted `personalization`)
+    /// in real time; false leaves the feed's items waiting, and they are caught up when it
+    /// is true again. The admin API's switch (`PUT /v1/segmentation/realtime`), once set,
+    /// overrides it for every replica without a restart.
     pub segmentation: bool,
     /// How often every audience is evaluated again over every profile, so that rules over
     /// time windows ("within 30 days") let members go without a new event.

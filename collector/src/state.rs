@@ -106,7 +106,11 @@ impl AppState {
             config.clone(),
         ));
         let pseudonymizer = Arc::new(pseudonymizer);
-        let segments = Arc::new(Segments::new(trail.clone(), pseudonymizer.clone()));
+        let segments = Arc::new(Segments::new(
+            trail.clone(),
+            pseudonymizer.clone(),
+            config.segmentation,
+        ));
         let state = AppState {
             segments,
             trail: Arc::new(trail),

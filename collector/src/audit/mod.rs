@@ -78,6 +78,8 @@ pub enum Kind {
     TraitDeleted,
     /// A segmentation model trained, promoted or rolled back.
     SegmentModel,
+    /// A run-time setting changed (`settings`).
+    SettingChanged,
 }
 
 impl Kind {
@@ -99,6 +101,7 @@ impl Kind {
             Kind::TraitSet => "trait_set",
             Kind::TraitDeleted => "trait_deleted",
             Kind::SegmentModel => "segment_model",
+            Kind::SettingChanged => "setting_changed",
         }
     }
 }

@@ -138,6 +138,10 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             "/v1/traits/{name}",
             put(profiles::put_trait).delete(profiles::delete_trait),
         )
+        .route(
+            "/v1/segmentation/realtime",
+            get(profiles::realtime).put(profiles::set_realtime),
+        )
         .route("/v1/segmentations", get(profiles::segmentations))
         .route("/v1/segmentations/{name}/models", post(profiles::train))
         .route("/v1/segmentations/{name}/promote", post(profiles::promote))

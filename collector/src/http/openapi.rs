@@ -82,6 +82,8 @@ impl Modify for Security {
         super::profiles::train,
         super::profiles::promote,
         super::profiles::rollback,
+        super::profiles::realtime,
+        super::profiles::set_realtime,
         super::healthz,
         super::readyz,
         super::metrics,

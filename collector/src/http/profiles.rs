@@ -544,3 +544,60 @@ pub async fn rollback(
     let done = segments.rollback(&name, caller.actor()).await?;
     Ok(Json(done).into_response())
 }
+
+/// The real-time segmentation switch (compliance token): `{enabled, setAt}`.
+#[utoipa::path(
+    get,
+    path = "/v1/segmentation/realtime",
+    tag = "segmentation",
+    responses(
+        (status = 200, description = "`{enabled, setAt}` (`setAt` null: the configured value).", body = Object),
+        ComplianceErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn realtime(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    Ok(Json(segments.realtime().await?).into_response())
+}
+
+/// Turns real-time segmentation on or off for every replica, without a restart:
+/// `{"enabled": BOOL}` (compliance token; audited).
+///
+/// Off, feed items wait in the feed (profiles, memberships and clusters stay as they
+/// are); on again, they are caught up in order. Takes effect within a second.
+#[utoipa::path(
+    put,
+    path = "/v1/segmentation/realtime",
+    tag = "segmentation",
+    request_body(description = "`{\"enabled\": BOOL}`.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "`{enabled, setAt}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_realtime(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let Some(enabled) = body
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("enabled"))
+        .and_then(Value::as_bool)
+    else {
+        return Err(Error::BadRequest("the body is {\"enabled\": BOOL}".into()));
+    };
+    let done = segments.set_realtime(enabled, caller.actor()).await?;
+    Ok(Json(done).into_response())
+}

@@ -28,7 +28,10 @@ use crate::{
     feed::{self, ConsentItem, EventItem, Follower, Item, Position},
     ids::{Pseudonym, SourceId},
     keys::sources::{ConsentScope, Sources},
-    segments::membership::{self, Definitions},
+    segments::{
+        membership::{self, Definitions},
+        Segments,
+    },
     storage::{self, Db},
 };
 
@@ -58,14 +61,15 @@ pub const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 /// Runs the consumer for good: takes the lease, follows the feed, applies each batch;
 /// after an error, waits and starts again from the saved position.
 pub async fn run(
-    db: Db,
+    segments: Arc<Segments>,
     sources: Arc<Sources>,
     consent: Arc<ConsentCache>,
     clock: Arc<dyn Clock>,
     sweep_every: Duration,
 ) {
     loop {
-        if let Err(e) = follow(&db, &sources, &consent, clock.as_ref(), sweep_every).await {
+        let done = follow(&segments, &sources, &consent, clock.as_ref(), sweep_every).await;
+        if let Err(e) = done {
             tracing::warn!(error = %e, "segmentation consumer stopped; will start again");
             tokio::time::sleep(POLL).await;
         }
@@ -73,12 +77,13 @@ pub async fn run(
 }
 
 async fn follow(
-    db: &Db,
+    segments: &Segments,
     sources: &Sources,
     consent: &ConsentCache,
     clock: &dyn Clock,
     sweep_every: Duration,
 ) -> Result<()> {
+    let db = &segments.db;
     let mut lease = loop {
         if let Some(lock) = db.try_session_lock(LEASE).await? {
             break lock;
@@ -89,7 +94,13 @@ async fn follow(
     let mut saved = Instant::now();
     let mut swept = Instant::now();
     let mut unsaved: Option<Position> = None;
+    let mut switch = Switch::default();
     loop {
+        if !switch.on(segments).await? {
+            // Off: items wait in the feed, and are caught up when it is on again.
+            tokio::time::sleep(SWITCH_CHECK).await;
+            continue;
+        }
         if swept.elapsed() >= sweep_every {
             sweep(db, clock).await?;
             swept = Instant::now();
@@ -108,6 +119,9 @@ async fn follow(
             None => follower.next().await?,
         };
         lease.check().await?;
+        if !switch.on(segments).await? {
+            continue;
+        }
         let full = items.len() >= BATCH;
         let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
         follower.advance(to);
@@ -123,6 +137,28 @@ async fn follow(
         }
         if !full {
             tokio::time::sleep(GATHER).await;
+        }
+    }
+}
+
+/// How often the consumer reads the real-time switch ([`Segments::realtime`]).
+pub const SWITCH_CHECK: Duration = Duration::from_secs(1);
+
+/// The real-time switch as last read, read again after [`SWITCH_CHECK`].
+#[derive(Default)]
+struct Switch {
+    read: Option<(Instant, bool)>,
+}
+
+impl Switch {
+    async fn on(&mut self, segments: &Segments) -> Result<bool> {
+        match self.read {
+            Some((at, on)) if at.elapsed() < SWITCH_CHECK => Ok(on),
+            _ => {
+                let on = segments.realtime().await?.enabled;
+                self.read = Some((Instant::now(), on));
+                Ok(on)
+            }
         }
     }
 }

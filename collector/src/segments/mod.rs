@@ -31,7 +31,22 @@ pub struct Segments {
     trail: Trail,
     pseudonymizer: Arc<Pseudonymizer>,
     vocabulary: Vocabulary,
+    /// Whether real-time segmentation is on when no one has set it (the configuration).
+    realtime_default: bool,
 }
+
+/// The real-time segmentation switch: on, feed items update profiles, memberships and
+/// clusters as they arrive; off, they wait in the feed and are caught up when it is on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Realtime {
+    pub enabled: bool,
+    /// When it was last set through the API (ISO 8601); None: the configuration's value.
+    pub set_at: Option<String>,
+}
+
+/// The setting's name in `settings`.
+const REALTIME: &str = "realtime_segmentation";
 
 /// An audience: a name and a rule ([`Rule`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -125,13 +140,49 @@ impl std::fmt::Debug for Segments {
 }
 
 impl Segments {
-    pub fn new(trail: Trail, pseudonymizer: Arc<Pseudonymizer>) -> Segments {
+    pub fn new(trail: Trail, pseudonymizer: Arc<Pseudonymizer>, realtime: bool) -> Segments {
         Segments {
             db: trail.db().clone(),
             trail,
             pseudonymizer,
             vocabulary: Vocabulary::default(),
+            realtime_default: realtime,
         }
+    }
+
+    /// The real-time switch, as every replica reads it.
+    pub async fn realtime(&self) -> Result<Realtime> {
+        Ok(match storage::settings::get(&self.db, REALTIME).await? {
+            Some((value, at)) => Realtime {
+                enabled: value == "true",
+                set_at: Some(iso(at)),
+            },
+            None => Realtime {
+                enabled: self.realtime_default,
+                set_at: None,
+            },
+        })
+    }
+
+    /// Turns real-time segmentation on or off for every replica, without a restart
+    /// (audited); the consumer sees it within [`consumer::SWITCH_CHECK`].
+    pub async fn set_realtime(&self, enabled: bool, actor: String) -> Result<Realtime> {
+        let now = self.trail.now();
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        storage::settings::put(&mut w, REALTIME, &enabled.to_string(), now).await?;
+        let entry = NewEntry {
+            kind: audit::Kind::SettingChanged,
+            actor,
+            subject: None,
+            data: serde_json::json!({"name": REALTIME, "value": enabled}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        Ok(Realtime {
+            enabled,
+            set_at: Some(now.to_string()),
+        })
     }
 
     /// A write transaction that may decide memberships, with the definitions it sees.

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod models;
 pub mod profiles;
 pub mod secrets;
+pub mod settings;
 pub mod subject_data;
 pub mod subject_index;
 pub mod subjects;

@@ -104,6 +104,7 @@ segments_on_both_backends!(
     audiences_are_checked_stored_and_matched_as_events_arrive,
     audiences_backfill_keep_members_and_their_history_and_read_traits,
     models_are_trained_versioned_promoted_and_rolled_back,
+    realtime_segmentation_turns_off_and_catches_up_without_a_restart,
 );
 
 feed_on_both_backends!(

@@ -623,3 +623,70 @@ pub async fn models_are_trained_versioned_promoted_and_rolled_back(b: Backend) {
         .unwrap();
     assert_eq!(export.matches("\"segment_model\"").count(), 4, "{export}");
 }
+
+pub async fn realtime_segmentation_turns_off_and_catches_up_without_a_restart(b: Backend) {
+    let app = spawn_app(b).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    let first = json!({"consent": [consent("c-d", "dora", grant, &at(60))],
+                       "batch": [order("d-1", "dora", &at(30), 5.0)]});
+    assert_eq!(app.post("/v1/batch", &first).await.0, 200);
+    let (_, p) = profile_when(&app, "dora", |s, _| s == 200).await;
+    assert_eq!(p["events"], 1);
+    let realtime = app.admin_json("/v1/segmentation/realtime").await;
+    assert_eq!(realtime, json!({"enabled": true, "setAt": null}));
+    let (status, off) = app
+        .admin_send(
+            "PUT",
+            "/v1/segmentation/realtime",
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(
+        (status, off["enabled"].clone()),
+        (200, json!(false)),
+        "{off}"
+    );
+    assert_eq!(
+        app.admin_send(
+            "PUT",
+            "/v1/segmentation/realtime",
+            &json!({"enabled": "no"})
+        )
+        .await
+        .0,
+        400
+    );
+    // The consumer reads the switch within a second; then events wait in the feed.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let later =
+        json!({"batch": [order("d-2", "dora", &at(20), 5.0), order("d-3", "dora", &at(10), 5.0)]});
+    assert_eq!(app.post("/v1/batch", &later).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, p) = profile_when(&app, "dora", |_, _| true).await;
+    assert_eq!(p["events"], 1, "off: nothing folded in");
+    // On again: caught up, in order, without a restart.
+    let (status, _) = app
+        .admin_send(
+            "PUT",
+            "/v1/segmentation/realtime",
+            &json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, p) = profile_when(&app, "dora", |_, v| v["events"] == 3).await;
+    assert_eq!(p["events"], 3, "{p}");
+    let export = app
+        .admin_get("/v1/audit/export")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(export.matches("\"setting_changed\"").count(), 2);
+}
