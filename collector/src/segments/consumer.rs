@@ -29,6 +29,7 @@ use crate::{
     ids::{Pseudonym, SourceId},
     keys::sources::{ConsentScope, Sources},
     segments::{
+        identity::Graph,
         membership::{self, Definitions},
         Segments,
     },
@@ -232,41 +233,76 @@ pub async fn apply(
     }
     let now = clock.now();
     let mut w = db.write().await?;
+    let mut events = Vec::new();
+    let mut others = Vec::new();
+    for effect in &effects {
+        match effect {
+            Effect::Fold(e) => events.push(*e),
+            Effect::DeleteInScope(c) => others.push(&c.subject),
+            Effect::Erase(subject) => others.push(*subject),
+            Effect::Nothing => {}
+        }
+    }
+    let mut graph = Graph::load(&mut w, &events, &others).await?;
     // A profile is its events, one row each: folding is an insert that skips an event
-    // already there. Inserts wait for the end of the batch; a deletion drops those of
-    // its subject pending before it.
+    // already there. Inserts wait for the end of the batch; a merge moves those pending
+    // of the profile merged away, a deletion drops those of its subject.
     let mut rows: Vec<storage::profiles::ProfileEvent<'_>> = Vec::new();
+    // Profiles whose memberships are decided again besides those of `rows`.
+    let mut touched: Vec<Pseudonym> = Vec::new();
     for effect in effects {
         match effect {
-            Effect::Fold(e) => rows.push(storage::profiles::ProfileEvent {
-                source: &e.source_id,
-                subject: &e.subject,
-                at_ms: e.timestamp_ms,
-                message_id: &e.message_id,
-                event: serde_json::to_string(&event_of(e)).expect("serializes"),
-            }),
+            Effect::Fold(e) => {
+                if let Some(merge) = graph.merge_for(e) {
+                    for r in rows.iter_mut() {
+                        if r.source == &e.source_id && r.subject == merge.from {
+                            r.origin.get_or_insert_with(|| merge.from.clone());
+                            r.subject = merge.into.clone();
+                        }
+                    }
+                    storage::identity::merge(&mut w, &Graph::link(e, &merge), now).await?;
+                    touched.extend([merge.from, merge.into]);
+                }
+                let profile = graph.profile_of(&e.source_id, &e.subject);
+                rows.push(storage::profiles::ProfileEvent {
+                    source: &e.source_id,
+                    origin: (profile != e.subject).then(|| e.subject.clone()),
+                    subject: profile,
+                    at_ms: e.timestamp_ms,
+                    message_id: &e.message_id,
+                    event: serde_json::to_string(&event_of(e)).expect("serializes"),
+                });
+            }
             Effect::DeleteInScope(c) => {
                 let members = sources.get(&c.source_id).scope.members.clone();
-                rows.retain(|r| r.subject != &c.subject || !members.contains(r.source));
+                let of_subject = |r: &storage::profiles::ProfileEvent<'_>| {
+                    r.subject == c.subject || r.origin.as_ref() == Some(&c.subject)
+                };
+                rows.retain(|r| !(members.contains(r.source) && of_subject(r)));
                 storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
                 storage::audiences::forget_at(&mut w, &members, &c.subject).await?;
+                storage::identity::forget_at(&mut w, &members, &c.subject).await?;
+                touched.extend(graph.forget(&c.subject, |s| members.contains(s)));
             }
             Effect::Erase(subject) => {
-                rows.retain(|r| r.subject != subject);
+                rows.retain(|r| r.subject != *subject && r.origin.as_ref() != Some(subject));
                 storage::profiles::delete_everywhere(&mut w, subject).await?;
                 storage::audiences::forget_everywhere(&mut w, subject).await?;
+                storage::identity::forget_everywhere(&mut w, subject).await?;
+                touched.extend(graph.forget(subject, |_| true));
             }
             Effect::Nothing => {}
         }
     }
     storage::profiles::insert(&mut w, &rows, now).await?;
-    if !rows.is_empty() {
+    touched.extend(rows.iter().map(|r| r.subject.clone()));
+    if !touched.is_empty() {
         w.lock(membership::LOCK).await?;
         let definitions = Definitions::load_in(&mut w).await?;
         if !definitions.audiences.is_empty() {
-            let mut touched: Vec<&Pseudonym> = rows.iter().map(|r| r.subject).collect();
             touched.sort_unstable();
             touched.dedup();
+            let touched: Vec<&Pseudonym> = touched.iter().collect();
             let vocabulary = Vocabulary::default();
             membership::refresh(&mut w, &definitions, &vocabulary, &touched, now).await?;
         }

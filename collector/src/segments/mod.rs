@@ -4,6 +4,7 @@
 //! `assent-segmentation` crate; [`consumer`] folds feed items into stored profiles,
 //! [`membership`] decides who is in each audience, and [`Segments`] answers for them.
 pub mod consumer;
+pub mod identity;
 pub mod membership;
 pub mod models;
 
@@ -148,6 +149,18 @@ impl Segments {
             vocabulary: Vocabulary::default(),
             realtime_default: realtime,
         }
+    }
+
+    /// The pseudonyms the profile at `source` of the subject whose raw id is `raw` may be
+    /// stored under: the profile it was merged into, else its own (under each key).
+    async fn profile_keys(&self, source: &SourceId, raw: &str) -> Result<Vec<Pseudonym>> {
+        let all = self.pseudonymizer.all_pseudonyms(raw);
+        Ok(
+            match storage::identity::merged_into(&self.db, source, &all).await? {
+                Some(profile) => vec![profile],
+                None => all,
+            },
+        )
     }
 
     /// The real-time switch, as every replica reads it.
@@ -402,7 +415,7 @@ impl Segments {
         source: &SourceId,
         raw: &str,
     ) -> Result<Option<Vec<Membership>>> {
-        let all = self.pseudonymizer.all_pseudonyms(raw);
+        let all = self.profile_keys(source, raw).await?;
         if storage::profiles::find(&self.db, source, &all)
             .await?
             .is_none()
@@ -430,7 +443,7 @@ impl Segments {
         raw: &str,
         now_ms: i64,
     ) -> Result<Option<ProfileView>> {
-        let all = self.pseudonymizer.all_pseudonyms(raw);
+        let all = self.profile_keys(source, raw).await?;
         let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
             return Ok(None);
         };
@@ -456,7 +469,7 @@ impl Segments {
         raw: &str,
     ) -> Result<Option<Membership>> {
         self.require_audience(name).await?;
-        let all = self.pseudonymizer.all_pseudonyms(raw);
+        let all = self.profile_keys(source, raw).await?;
         Ok(storage::audiences::member(&self.db, name, source, &all)
             .await?
             .map(|m| Membership {

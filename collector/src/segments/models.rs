@@ -318,7 +318,7 @@ impl Segments {
         raw: &str,
         now_ms: i64,
     ) -> Result<Option<BTreeMap<String, usize>>> {
-        let all = self.pseudonymizer.all_pseudonyms(raw);
+        let all = self.profile_keys(source, raw).await?;
         let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
             return Ok(None);
         };

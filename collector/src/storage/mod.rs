@@ -6,6 +6,7 @@ pub mod audiences;
 pub mod audit;
 pub mod consent;
 pub mod feed;
+pub mod identity;
 pub mod ingest;
 pub mod keys;
 pub mod models;

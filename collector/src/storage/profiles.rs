@@ -11,20 +11,24 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct ProfileEvent<'a> {
     pub source: &'a SourceId,
-    pub subject: &'a Pseudonym,
+    /// The profile's subject.
+    pub subject: Pseudonym,
     pub at_ms: i64,
     pub message_id: &'a str,
     /// The event as the profile keeps it (JSON).
     pub event: String,
+    /// The pseudonym it came under, when not the profile's own (a merged id).
+    pub origin: Option<Pseudonym>,
 }
 
-const COLUMNS: [&str; 6] = [
+const COLUMNS: [&str; 7] = [
     "source_id",
     "subject",
     "at_ms",
     "message_id",
     "event",
     "received_at_ms",
+    "origin_subject",
 ];
 
 /// Rows per INSERT.
@@ -45,17 +49,19 @@ pub async fn insert(w: &mut WriteTx, events: &[ProfileEvent<'_>], now: UnixMs) -
                 .bind(e.at_ms)
                 .bind(e.message_id)
                 .bind(e.event.as_str())
-                .bind(now.millis());
+                .bind(now.millis())
+                .bind(e.origin.as_ref().map(Pseudonym::as_str));
         }
         q.execute(&mut *w.tx).await?;
     }
     Ok(())
 }
 
-/// Deletes the subject's profiles at the given sources; returns how many events went.
+/// Deletes the subject's profiles at the given sources, and its events merged into
+/// others' profiles; returns how many events went.
 pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<u64> {
     let sql = format!(
-        "DELETE FROM profile_events WHERE subject = $1 AND source_id IN ({})",
+        "DELETE FROM profile_events WHERE (subject = $1 OR origin_subject = $1) AND source_id IN ({})",
         numbered(2, sources.len())
     );
     let mut q = sqlx::query(&sql).bind(subject.as_str());
@@ -65,13 +71,16 @@ pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudony
     Ok(q.execute(&mut *w.tx).await?.rows_affected())
 }
 
-/// Deletes the subject's profiles everywhere; returns how many events went.
+/// Deletes the subject's profiles, and its events merged into others' profiles,
+/// everywhere; returns how many events went.
 pub async fn delete_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM profile_events WHERE subject = $1")
-        .bind(subject.as_str())
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM profile_events WHERE subject = $1 OR origin_subject = $1")
+            .bind(subject.as_str())
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// The events (JSON, oldest first) of the profile at `source` of the first of

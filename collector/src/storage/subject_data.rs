@@ -87,7 +87,7 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         table: "profile_events",
         name: "profileEvents",
         access_section: "profiles",
-        subject_columns: &["subject"],
+        subject_columns: &["subject", "origin_subject"],
         lookup: Lookup::Columns,
         key: &["source_id", "subject", "at_ms", "message_id"],
         expiry: Expiry::Received(|c| c.event_retention_days),
@@ -108,6 +108,15 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         subject_columns: &["subject"],
         lookup: Lookup::Columns,
         key: &["audience", "source_id", "at_ms", "subject", "entered"],
+        expiry: Expiry::Received(|c| c.event_retention_days),
+    },
+    SubjectTable {
+        table: "identity_links",
+        name: "identityLinks",
+        access_section: "identityLinks",
+        subject_columns: &["previous_id", "subject"],
+        lookup: Lookup::Columns,
+        key: &["source_id", "previous_id"],
         expiry: Expiry::Received(|c| c.event_retention_days),
     },
     SubjectTable {
@@ -135,6 +144,7 @@ pub const SUBJECT_COLUMN_NAMES: &[&str] = &[
     "user_id",
     "anonymous_id",
     "previous_id",
+    "origin_subject",
 ];
 
 impl SubjectTable {

@@ -155,8 +155,8 @@ pub async fn audit_entries(db: &Db, all: &[Pseudonym]) -> Result<Vec<AuditOfSubj
 pub async fn profile_events(db: &Db, all: &[Pseudonym]) -> Result<Vec<(String, String, i64)>> {
     let l = numbered(1, all.len());
     let sql = format!(
-        "SELECT source_id, event, received_at_ms FROM profile_events WHERE subject IN ({l})
-         ORDER BY source_id, at_ms, message_id"
+        "SELECT source_id, event, received_at_ms FROM profile_events
+         WHERE subject IN ({l}) OR origin_subject IN ({l}) ORDER BY source_id, at_ms, message_id"
     );
     let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
     rows.into_iter()
@@ -199,6 +199,30 @@ pub async fn audience_changes(
                 r.try_get(1)?,
                 r.try_get(2)?,
                 r.try_get::<i64, _>(3)? != 0,
+            ))
+        })
+        .collect()
+}
+
+/// The merges of the subject's profiles: (source, merged away, merged into, kind, at).
+pub async fn identity_links(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, String, String, i64)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT source_id, previous_id, subject, kind, at_ms FROM identity_links
+         WHERE previous_id IN ({l}) OR subject IN ({l}) ORDER BY at_ms, source_id, previous_id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
             ))
         })
         .collect()

@@ -178,6 +178,14 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         })
         .collect();
     answer["audienceChanges"] = changes.into();
+    let links: Vec<Value> = stored::identity_links(db, &all)
+        .await?
+        .into_iter()
+        .map(|(source, previous, into, kind, at)| {
+            json!({"source": source, "merged": previous, "into": into, "kind": kind, "at": time(at)})
+        })
+        .collect();
+    answer["identityLinks"] = links.into();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();

@@ -105,6 +105,7 @@ segments_on_both_backends!(
     audiences_backfill_keep_members_and_their_history_and_read_traits,
     models_are_trained_versioned_promoted_and_rolled_back,
     realtime_segmentation_turns_off_and_catches_up_without_a_restart,
+    identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_events,
 );
 
 feed_on_both_backends!(

@@ -690,3 +690,80 @@ pub async fn realtime_segmentation_turns_off_and_catches_up_without_a_restart(b:
         .unwrap();
     assert_eq!(export.matches("\"setting_changed\"").count(), 2);
 }
+
+pub async fn identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_events(b: Backend) {
+    let app = spawn_app(b).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    let consents: Vec<Value> = ["phone", "laptop", "old-id"]
+        .iter()
+        .map(|s| consent(&format!("c-{s}"), s, grant.clone(), &at(120)))
+        .collect();
+    // Two devices and an old id, each with its own events, not yet known as one person.
+    let first = json!({"consent": consents, "batch": [
+        page("ph-1", "phone", &at(100)), page("lp-1", "laptop", &at(90)),
+        order("old-1", "old-id", &at(80), 12.0)]});
+    assert_eq!(app.post("/v1/batch", &first).await.0, 200);
+    for s in ["phone", "laptop", "old-id"] {
+        assert_eq!(profile_when(&app, s, |s, _| s == 200).await.0, 200, "{s}");
+    }
+    // Both devices identify as user-9; the old id is aliased to it.
+    let identify = |id: &str, device: &str, minutes_ago: i64| {
+        json!({"messageId": id, "type": "identify", "anonymousId": device, "userId": "user-9",
+               "timestamp": at(minutes_ago), "traits": {"plan": "pro"}})
+    };
+    let merges = json!({"batch": [identify("id-1", "phone", 70), identify("id-2", "laptop", 60),
+        {"messageId": "al-1", "type": "alias", "previousId": "old-id", "userId": "user-9", "anonymousId": "phone",
+         "timestamp": at(50)},
+        page("ph-2", "phone", &at(40))]});
+    let (status, answer) = app.post("/v1/batch", &merges).await;
+    assert_eq!(status, 200, "{answer}");
+    // One profile, found from any of the ids: 3 events before, 2 identifies, the alias
+    // and the page after.
+    let (_, p) = profile_when(&app, "user-9", |s, v| s == 200 && v["events"] == 7).await;
+    assert_eq!(p["events"], 7, "{p}");
+    for s in ["phone", "laptop", "old-id"] {
+        let (_, v) = profile_when(&app, s, |_, _| true).await;
+        assert_eq!(v["events"], 7, "{s}: {v}");
+    }
+    assert_eq!(
+        p["features"]["windows"][0]["purchases"], 1,
+        "the old id's order came along"
+    );
+    // The merges are recorded and shown to the subject.
+    let access = app.admin_json("/v1/subjects/laptop").await;
+    let links = access["identityLinks"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{access}");
+    assert_eq!(links[0]["kind"], "identify");
+    let access = app.admin_json("/v1/subjects/old-id").await;
+    assert_eq!(access["identityLinks"][0]["kind"], "alias", "{access}");
+    // The profile holds the laptop's events: its access shows them.
+    assert!(!access["profiles"][0]["events"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The laptop withdraws personalization: its events leave the merged profile, the
+    // others' stay.
+    let withdraw =
+        json!({"consent": [consent("c-laptop-2", "laptop", json!({"analytics": true}), &at(1))]});
+    assert_eq!(app.post("/v1/batch", &withdraw).await.0, 200);
+    let (_, p) = profile_when(&app, "user-9", |_, v| v["events"] == 5).await;
+    assert_eq!(p["events"], 5, "{p}");
+    assert_eq!(
+        app.admin_json("/v1/subjects/laptop").await["identityLinks"],
+        json!([])
+    );
+    // Erasing the user erases the merged profile and every link into it.
+    assert_eq!(app.admin_delete("/v1/subjects/user-9").await.status(), 200);
+    let (status, _) = profile_when(&app, "phone", |s, _| s == 404).await;
+    assert_eq!(status, 404);
+    assert_eq!(app.count("identity_links").await, 0);
+    assert_eq!(app.count("profile_events").await, 0);
+}
