@@ -11,6 +11,7 @@
 
 pub mod clean;
 pub mod error;
+pub mod gmm;
 pub mod impute;
 pub mod kmeans;
 pub mod metrics;
@@ -19,6 +20,7 @@ pub mod points;
 pub mod profile;
 pub mod rules;
 pub mod scale;
+pub mod ward;
 
 pub use error::{Error, Result};
 pub use points::Points;

@@ -32,8 +32,9 @@ const RETRAIN_LEASE: i64 = 0x0052_4554_5241_494e; // "RETRAIN"
 pub const BOT_EVENTS_PER_MINUTE: usize = 120;
 
 /// What to train: the model's spec and how outliers are found, as one JSON object:
-/// `{"features": [...], "clusters": {"fixed": K} | {"best": {"from", "to"}}, "n_init",
-/// "seed", "outliers": {"robust_z": {"threshold"}} | {"iqr": {"k"}}}`.
+/// `{"features": [...], "clusters": {"fixed": K} | {"best": {"from", "to"}}, "method":
+/// "k_means" | {"gmm": "full" | "diag"} | "ward", "n_init", "seed", "outliers":
+/// {"robust_z": {"threshold"}} | {"iqr": {"k"}}}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Training {
     #[serde(flatten)]
@@ -80,8 +81,11 @@ pub struct Report {
     pub k: usize,
     /// Mean silhouette on (a sample of) the training data; None for one cluster.
     pub silhouette: Option<f64>,
-    /// Sum of squared distances to the nearest centroid, scaled features.
-    pub inertia: f64,
+    /// Sum of squared distances to the nearest centroid, scaled features (not for a
+    /// mixture).
+    pub inertia: Option<f64>,
+    /// A mixture's Bayesian information criterion.
+    pub bic: Option<f64>,
     /// The features' windows end here (ISO 8601).
     pub features_at: String,
 }
@@ -169,7 +173,8 @@ impl Segments {
                 trained_on: 0,
                 k: 0,
                 silhouette: None,
-                inertia: 0.0,
+                inertia: None,
+                bic: None,
                 features_at: now.to_string(),
             },
         );
@@ -356,9 +361,10 @@ fn fit(spec: &Spec, rows: Vec<f64>, fences: Fences, mut report: Report) -> Resul
         )));
     }
     let model = Model::train(spec, &kept).map_err(bad)?;
-    report.k = model.kmeans.k();
+    report.k = model.k();
     report.silhouette = model.silhouette;
-    report.inertia = model.kmeans.inertia;
+    report.inertia = model.inertia();
+    report.bic = model.bic;
     Ok((model, report))
 }
 

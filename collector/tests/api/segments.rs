@@ -567,6 +567,22 @@ pub async fn models_are_trained_versioned_promoted_and_rolled_back(b: Backend) {
     assert_eq!(kinds[..3], kinds[3..], "{kinds:?}");
     assert!(kinds[0] != kinds[1] && kinds[1] != kinds[2] && kinds[0] != kinds[2]);
 
+    // A Gaussian mixture and Ward's clustering, each a segmentation of its own.
+    for (name, method) in [("mixture", json!({"gmm": "diag"})), ("tree", json!("ward"))] {
+        let spec = json!({"features": ["views_30d", "purchases_30d"], "clusters": {"fixed": 3},
+                          "method": method, "outliers": {"iqr": {"k": 3}}});
+        let (status, v) = app
+            .admin_send("POST", &format!("/v1/segmentations/{name}/models"), &spec)
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["report"]["k"], 3, "{v}");
+        assert_eq!(v["report"]["bic"].is_number(), name == "mixture", "{v}");
+    }
+    let v = app
+        .admin_json("/v1/profiles/u0/segments?source=default")
+        .await;
+    assert_eq!(v["clusters"].as_object().map(|o| o.len()), Some(3), "{v}");
+
     // One cluster has no silhouette: not better, so it stays a candidate.
     let one = json!({"features": ["views_30d"], "clusters": {"fixed": 1}, "outliers": {"robust_z": {"threshold": 3.5}}});
     let (status, v2) = app
@@ -621,7 +637,7 @@ pub async fn models_are_trained_versioned_promoted_and_rolled_back(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert_eq!(export.matches("\"segment_model\"").count(), 4, "{export}");
+    assert_eq!(export.matches("\"segment_model\"").count(), 6, "{export}");
 }
 
 pub async fn realtime_segmentation_turns_off_and_catches_up_without_a_restart(b: Backend) {
