@@ -107,8 +107,9 @@ bench-collector:
 # run on the same 1,000,000 x 8 points: fit to convergence, time per iteration next to a
 # bare pass over the data, assignments per second.
 bench-segmentation: deps
-	$(VENV)/bin/pip install -q scikit-learn
+	$(VENV)/bin/pip install -q scikit-learn recordlinkage
 	cargo bench -p assent-segmentation --bench kmeans
+	cargo bench -p assent-segmentation --bench dedup
 
 # Schema-driven fuzzing of the HTTP API (schemathesis from PyPI against the served
 # /openapi.json and the real binary): no 5xx, no undocumented status, content type or

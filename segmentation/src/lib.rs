@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod clean;
+pub mod dedup;
 pub mod error;
 pub mod gmm;
 pub mod impute;
