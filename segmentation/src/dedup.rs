@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn bad_matchers_and_records_are_refused() {
         let ok = vec!["a".to_string(), "b".into(), "c".into()];
-        assert!(matcher(1.5).find(&[ok.clone()]).is_err());
+        assert!(matcher(1.5).find(std::slice::from_ref(&ok)).is_err());
         assert!(matcher(0.9).find(&[ok.clone(), vec!["x".into()]]).is_err());
         let mut m = matcher(0.9);
         m.blocks[0].field = 7;
