@@ -250,6 +250,20 @@ impl Profile {
         self.events.is_empty()
     }
 
+    /// What the subject's `identify` events say of them (their `traits`, which the
+    /// profile keeps as the event's properties): each trait's latest value.
+    pub fn identity_traits(&self) -> BTreeMap<String, Value> {
+        let mut traits = BTreeMap::new();
+        for e in self.events.values().filter(|e| e.kind == Kind::Identify) {
+            for (k, v) in &e.properties {
+                if !v.is_null() {
+                    traits.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        traits
+    }
+
     /// The events in `[from_ms, to_ms)`, oldest first.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = &Event> {
         self.events

@@ -80,6 +80,9 @@ pub enum Kind {
     SegmentModel,
     /// A run-time setting changed (`settings`).
     SettingChanged,
+    /// Profiles scanned for duplicates; a proposed pair confirmed or rejected.
+    DuplicateScan,
+    DuplicateDecided,
 }
 
 impl Kind {
@@ -102,6 +105,8 @@ impl Kind {
             Kind::TraitDeleted => "trait_deleted",
             Kind::SegmentModel => "segment_model",
             Kind::SettingChanged => "setting_changed",
+            Kind::DuplicateScan => "duplicate_scan",
+            Kind::DuplicateDecided => "duplicate_decided",
         }
     }
 }

@@ -143,6 +143,9 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             get(profiles::realtime).put(profiles::set_realtime),
         )
         .route("/v1/segmentations", get(profiles::segmentations))
+        .route("/v1/duplicates", get(profiles::duplicates))
+        .route("/v1/duplicates/scan", post(profiles::scan_duplicates))
+        .route("/v1/duplicates/decide", post(profiles::decide_duplicate))
         .route("/v1/segmentations/{name}/models", post(profiles::train))
         .route("/v1/segmentations/{name}/promote", post(profiles::promote))
         .route(

@@ -601,3 +601,130 @@ pub async fn set_realtime(
     let done = segments.set_realtime(enabled, caller.actor()).await?;
     Ok(Json(done).into_response())
 }
+
+/// `?source=&threshold=`: the source scanned, and the score proposed pairs reach.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScanQuery {
+    /// The source (id or name).
+    pub source: String,
+    /// From 0 to 1 (0.85 unless given).
+    pub threshold: Option<f64>,
+}
+
+/// Scans the profiles at a source for duplicates (compliance token; audited).
+///
+/// Profiles' identify traits (`name` or `firstName` + `lastName`, `email`, `phone`,
+/// `address`) are normalized and compared within blocks (the name's first letters, the
+/// email, the phone); pairs at or above `threshold` replace the undecided proposals.
+#[utoipa::path(
+    post,
+    path = "/v1/duplicates/scan",
+    tag = "segmentation",
+    params(ScanQuery),
+    responses(
+        (status = 200, description = "`{profiles, candidates, proposed}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn scan_duplicates(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    QueryParams(query): QueryParams<ScanQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let source = keys
+        .find_source(&query.source)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let threshold = query
+        .threshold
+        .unwrap_or(crate::segments::duplicates::THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::BadRequest("threshold: from 0 to 1".into()));
+    }
+    let scan = segments
+        .scan_duplicates(&source, threshold, caller.actor())
+        .await?;
+    Ok(Json(scan).into_response())
+}
+
+/// The duplicate proposals at a source, undecided first (compliance token).
+#[utoipa::path(
+    get,
+    path = "/v1/duplicates",
+    tag = "segmentation",
+    params(ConsentQuery),
+    responses(
+        (status = 200, description = "`{duplicates: [{subject, duplicate, score, status, decidedAt}]}` (pseudonyms).", body = Object),
+        ComplianceErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn duplicates(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    QueryParams(query): QueryParams<ConsentQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let list = segments.duplicates(&source).await?;
+    Ok(Json(serde_json::json!({ "duplicates": list })).into_response())
+}
+
+/// Confirms or rejects a proposed pair: `{"subject", "duplicate", "decision": "confirm" |
+/// "reject"}` (compliance token; audited).
+///
+/// Confirming merges the duplicate's profile into the subject's through the identity
+/// graph (a `dedup` link; memberships decided again); rejecting keeps the pair from
+/// being proposed again.
+#[utoipa::path(
+    post,
+    path = "/v1/duplicates/decide",
+    tag = "segmentation",
+    params(ConsentQuery),
+    request_body(description = "`{\"subject\", \"duplicate\", \"decision\"}`.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "`{decided: \"confirm\" | \"reject\"}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn decide_duplicate(
+    State(keys): State<Arc<Keys>>,
+    State(segments): State<Arc<Segments>>,
+    State(config): State<Arc<Config>>,
+    QueryParams(query): QueryParams<ConsentQuery>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let field = |name: &str| body.get(name).and_then(Value::as_str);
+    let (Some(subject), Some(duplicate), Some(decision)) =
+        (field("subject"), field("duplicate"), field("decision"))
+    else {
+        return Err(Error::BadRequest(
+            "the body is {\"subject\", \"duplicate\", \"decision\": \"confirm\" | \"reject\"}"
+                .into(),
+        ));
+    };
+    let confirm = match decision {
+        "confirm" => true,
+        "reject" => false,
+        _ => {
+            return Err(Error::BadRequest(
+                "decision: \"confirm\" or \"reject\"".into(),
+            ))
+        }
+    };
+    segments
+        .decide_duplicate(&source, subject, duplicate, confirm, caller.actor())
+        .await?;
+    Ok(Json(serde_json::json!({ "decided": decision })).into_response())
+}

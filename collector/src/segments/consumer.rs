@@ -243,6 +243,9 @@ pub async fn apply(
             Effect::Nothing => {}
         }
     }
+    // Merges and memberships read what they change: one batch, backfill or confirmed
+    // duplicate at a time.
+    w.lock(membership::LOCK).await?;
     let mut graph = Graph::load(&mut w, &events, &others).await?;
     // A profile is its events, one row each: folding is an insert that skips an event
     // already there. Inserts wait for the end of the batch; a merge moves those pending
@@ -282,6 +285,7 @@ pub async fn apply(
                 storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
                 storage::audiences::forget_at(&mut w, &members, &c.subject).await?;
                 storage::identity::forget_at(&mut w, &members, &c.subject).await?;
+                storage::duplicates::forget_at(&mut w, &members, &c.subject).await?;
                 touched.extend(graph.forget(&c.subject, |s| members.contains(s)));
             }
             Effect::Erase(subject) => {
@@ -289,6 +293,7 @@ pub async fn apply(
                 storage::profiles::delete_everywhere(&mut w, subject).await?;
                 storage::audiences::forget_everywhere(&mut w, subject).await?;
                 storage::identity::forget_everywhere(&mut w, subject).await?;
+                storage::duplicates::forget_everywhere(&mut w, subject).await?;
                 touched.extend(graph.forget(subject, |_| true));
             }
             Effect::Nothing => {}
@@ -297,7 +302,6 @@ pub async fn apply(
     storage::profiles::insert(&mut w, &rows, now).await?;
     touched.extend(rows.iter().map(|r| r.subject.clone()));
     if !touched.is_empty() {
-        w.lock(membership::LOCK).await?;
         let definitions = Definitions::load_in(&mut w).await?;
         if !definitions.audiences.is_empty() {
             touched.sort_unstable();
@@ -405,7 +409,12 @@ fn event_of(e: &EventItem) -> Event {
         "alias" => Kind::Alias,
         _ => Kind::Track,
     };
-    let properties = payload["properties"]
+    // An identify's traits (name, email…) are what the profile keeps of it.
+    let carried = match kind {
+        Kind::Identify => &payload["traits"],
+        _ => &payload["properties"],
+    };
+    let properties = carried
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();

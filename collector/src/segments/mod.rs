@@ -4,6 +4,7 @@
 //! `assent-segmentation` crate; [`consumer`] folds feed items into stored profiles,
 //! [`membership`] decides who is in each audience, and [`Segments`] answers for them.
 pub mod consumer;
+pub mod duplicates;
 pub mod identity;
 pub mod membership;
 pub mod models;

@@ -5,6 +5,7 @@
 pub mod audiences;
 pub mod audit;
 pub mod consent;
+pub mod duplicates;
 pub mod feed;
 pub mod identity;
 pub mod ingest;

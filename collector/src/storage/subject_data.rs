@@ -120,6 +120,15 @@ pub const SUBJECT_TABLES: &[SubjectTable] = &[
         expiry: Expiry::Received(|c| c.event_retention_days),
     },
     SubjectTable {
+        table: "duplicate_proposals",
+        name: "duplicateProposals",
+        access_section: "duplicateProposals",
+        subject_columns: &["subject", "previous_id"],
+        lookup: Lookup::Columns,
+        key: &["source_id", "subject", "previous_id"],
+        expiry: Expiry::Received(|c| c.event_retention_days),
+    },
+    SubjectTable {
         table: "erasure_notices",
         name: "erasureNotices",
         access_section: "erasureNotices",

@@ -228,6 +228,30 @@ pub async fn identity_links(
         .collect()
 }
 
+/// The duplicate proposals naming the subject: (source, kept, merging, score, status).
+pub async fn duplicate_proposals(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, String, String, String)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT source_id, subject, previous_id, score, status FROM duplicate_proposals
+         WHERE subject IN ({l}) OR previous_id IN ({l}) ORDER BY source_id, subject, previous_id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
+        .collect()
+}
+
 /// When the subject was erased before (the erasure notices kept for the feed's
 /// consumers), oldest first.
 pub async fn erasure_notices(db: &Db, all: &[Pseudonym]) -> Result<Vec<i64>> {

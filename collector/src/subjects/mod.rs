@@ -186,6 +186,14 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         })
         .collect();
     answer["identityLinks"] = links.into();
+    let proposals: Vec<Value> = stored::duplicate_proposals(db, &all)
+        .await?
+        .into_iter()
+        .map(|(source, kept, merging, score, status)| {
+            json!({"source": source, "subject": kept, "duplicate": merging, "score": score, "status": status})
+        })
+        .collect();
+    answer["duplicateProposals"] = proposals.into();
     answer["erasureNotices"] = notices.into();
     answer["consent"] = consent.into();
     answer["refusedEvents"] = refused.into();

@@ -106,6 +106,7 @@ segments_on_both_backends!(
     models_are_trained_versioned_promoted_and_rolled_back,
     realtime_segmentation_turns_off_and_catches_up_without_a_restart,
     identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_events,
+    duplicate_profiles_are_proposed_and_merged_when_confirmed,
 );
 
 feed_on_both_backends!(

@@ -783,3 +783,125 @@ pub async fn identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_e
     assert_eq!(app.count("identity_links").await, 0);
     assert_eq!(app.count("profile_events").await, 0);
 }
+
+pub async fn duplicate_profiles_are_proposed_and_merged_when_confirmed(b: Backend) {
+    let app = spawn_app(b).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let grant = json!({"analytics": true, "personalization": true});
+    let people = [
+        (
+            "d1",
+            json!({"firstName": "Ana", "lastName": "Lima", "email": "Ana.Lima+news@gmail.com", "phone": "+351 912 345 678"}),
+        ),
+        (
+            "d2",
+            json!({"name": "ana lima", "email": "analima@gmail.com", "phone": "+351912345678"}),
+        ),
+        (
+            "d3",
+            json!({"name": "Bruno Costa", "email": "bruno@example.org"}),
+        ),
+        (
+            "d4",
+            json!({"name": "Bruna Costa", "email": "bruna.c@example.net", "phone": "+44 20 7946 0000"}),
+        ),
+    ];
+    let consents: Vec<Value> = people
+        .iter()
+        .map(|(s, _)| consent(&format!("c-{s}"), s, grant.clone(), &at(60)))
+        .collect();
+    let events: Vec<Value> = people
+        .iter()
+        .map(|(s, traits)| {
+            json!({"messageId": format!("i-{s}"), "type": "identify", "anonymousId": s,
+                                   "timestamp": at(30), "traits": traits})
+        })
+        .chain([order("o-d2", "d2", &at(20), 40.0)])
+        .collect();
+    assert_eq!(
+        app.post("/v1/batch", &json!({"consent": consents, "batch": events}))
+            .await
+            .0,
+        200
+    );
+    let (_, p) = profile_when(&app, "d2", |_, v| v["events"] == 2).await;
+    assert_eq!(p["events"], 2, "{p}");
+    assert_eq!(profile_when(&app, "d4", |s, _| s == 200).await.0, 200);
+
+    let (status, scan) = app
+        .admin_send("POST", "/v1/duplicates/scan?source=default", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{scan}");
+    assert_eq!(scan["profiles"], 4);
+    assert_eq!(scan["proposed"], 1, "only ana's two profiles: {scan}");
+    let list = app.admin_json("/v1/duplicates?source=default").await;
+    let proposal = &list["duplicates"][0];
+    assert_eq!(proposal["status"], "proposed", "{list}");
+    assert!(
+        !list.to_string().contains("Lima"),
+        "pseudonyms only: {list}"
+    );
+    let (subject, duplicate) = (
+        proposal["subject"].as_str().unwrap().to_owned(),
+        proposal["duplicate"].as_str().unwrap().to_owned(),
+    );
+    let decide =
+        |decision: &str| json!({"subject": subject, "duplicate": duplicate, "decision": decision});
+    assert_eq!(
+        app.admin_send(
+            "POST",
+            "/v1/duplicates/decide?source=default",
+            &decide("maybe")
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, done) = app
+        .admin_send(
+            "POST",
+            "/v1/duplicates/decide?source=default",
+            &decide("confirm"),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    // Decided once: a second decision finds nothing proposed.
+    assert_eq!(
+        app.admin_send(
+            "POST",
+            "/v1/duplicates/decide?source=default",
+            &decide("reject")
+        )
+        .await
+        .0,
+        404
+    );
+    // One profile now, found from either id, with both identifies and the order.
+    for s in ["d1", "d2"] {
+        let (_, v) = profile_when(&app, s, |_, _| true).await;
+        assert_eq!(v["events"], 3, "{s}: {v}");
+    }
+    // A new scan does not propose the confirmed pair again.
+    let (_, scan) = app
+        .admin_send("POST", "/v1/duplicates/scan?source=default", &json!({}))
+        .await;
+    assert_eq!(scan["proposed"], 0, "{scan}");
+    let access = app.admin_json("/v1/subjects/d1").await;
+    assert_eq!(
+        access["duplicateProposals"][0]["status"], "confirmed",
+        "{access}"
+    );
+    assert_eq!(access["identityLinks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.admin_send("POST", "/v1/duplicates/scan?source=nope", &json!({}))
+            .await
+            .0,
+        404
+    );
+}
