@@ -468,7 +468,7 @@ async fn segmentation(kind: &str) {
             .filter(|i| matches!(i, assent_collector::feed::Item::Event(_)))
             .count();
         at = assent_collector::segments::consumer::apply(
-            &state.db,
+            &state.segments,
             &sources,
             &state.consent_cache,
             &items,

@@ -127,6 +127,10 @@ pub struct Config {
     /// How old an active segmentation model may grow before it is trained again with its
     /// spec (7 days; 0: never on a schedule).
     pub segmentation_retrain_secs: u64,
+    /// The currency (ISO 4217) profiles keep amounts in; empty: amounts as given.
+    pub segmentation_currency: String,
+    /// How much of that currency one unit of another is: `USD=0.92,GBP=1.17`.
+    pub segmentation_currency_rates: String,
 }
 
 impl Default for Config {
@@ -171,6 +175,8 @@ impl Default for Config {
             segmentation: true,
             segmentation_sweep_secs: 3600,
             segmentation_retrain_secs: 7 * 24 * 3600,
+            segmentation_currency: String::new(),
+            segmentation_currency_rates: String::new(),
         }
     }
 }
@@ -297,6 +303,8 @@ impl Config {
             }
             "SEGMENTATION_SWEEP_SECS" => self.segmentation_sweep_secs = num(key, value)?,
             "SEGMENTATION_RETRAIN_SECS" => self.segmentation_retrain_secs = num(key, value)?,
+            "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
+            "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -106,10 +106,21 @@ impl AppState {
             config.clone(),
         ));
         let pseudonymizer = Arc::new(pseudonymizer);
+        let currencies = match config.segmentation_currency.as_str() {
+            "" => None,
+            base => Some(
+                assent_segmentation::normalize::Currencies::parse(
+                    base,
+                    &config.segmentation_currency_rates,
+                )
+                .map_err(|e| Error::Config(format!("ASSENT_SEGMENTATION_CURRENCY: {e}")))?,
+            ),
+        };
         let segments = Arc::new(Segments::new(
             trail.clone(),
             pseudonymizer.clone(),
             config.segmentation,
+            currencies,
         ));
         let state = AppState {
             segments,

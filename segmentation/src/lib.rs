@@ -17,6 +17,7 @@ pub mod impute;
 pub mod kmeans;
 pub mod metrics;
 pub mod model;
+pub mod normalize;
 pub mod points;
 pub mod profile;
 pub mod rules;

@@ -18,7 +18,10 @@ use std::{
 };
 
 use assent_protocol::Purpose;
-use assent_segmentation::profile::{Context, Event, Kind, Vocabulary};
+use assent_segmentation::{
+    normalize::{self, Currencies},
+    profile::{Context, Event, Kind, Vocabulary},
+};
 use serde_json::Value;
 
 use crate::{
@@ -124,7 +127,7 @@ async fn follow(
             continue;
         }
         let full = items.len() >= BATCH;
-        let (to, wrote) = apply(db, sources, consent, &items, clock, false).await?;
+        let (to, wrote) = apply(segments, sources, consent, &items, clock, false).await?;
         follower.advance(to);
         if wrote {
             unsaved = None;
@@ -202,13 +205,14 @@ async fn save_position(db: &Db, at: Position, clock: &dyn Clock) -> Result<()> {
 /// position, when they change a profile (or `save` says to save the position anyway);
 /// returns the position after them and whether it wrote.
 pub async fn apply(
-    db: &Db,
+    segments: &Segments,
     sources: &Sources,
     cache: &ConsentCache,
     items: &[Item],
     clock: &dyn Clock,
     save: bool,
 ) -> Result<(Position, bool)> {
+    let db = &segments.db;
     let Some(last) = items.last().map(Item::position) else {
         return Ok((feed::position_of(db, CONSUMER).await?, false));
     };
@@ -273,7 +277,8 @@ pub async fn apply(
                     subject: profile,
                     at_ms: e.timestamp_ms,
                     message_id: &e.message_id,
-                    event: serde_json::to_string(&event_of(e)).expect("serializes"),
+                    event: serde_json::to_string(&event_of(e, segments.currencies.as_ref()))
+                        .expect("serializes"),
                 });
             }
             Effect::DeleteInScope(c) => {
@@ -395,9 +400,14 @@ impl Consent {
     }
 }
 
-/// A feed event as a profile takes it: the kind and name, the properties and what the
-/// context says of the device, the visit and the place.
-fn event_of(e: &EventItem) -> Event {
+/// Properties that carry an amount of the event's `currency`.
+const AMOUNTS: [&str; 4] = ["revenue", "value", "total", "price"];
+
+/// A feed event as a profile takes it, normalized: the kind and name, the properties
+/// (amounts in the configured currency, when there is one), and what the context says
+/// of the device (or the user agent infers), the visit and the place (an ISO 3166-1
+/// alpha-2 country).
+fn event_of(e: &EventItem, currencies: Option<&Currencies>) -> Event {
     let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
     let context = &payload["context"];
     let text = |v: &Value| v.as_str().map(str::to_owned);
@@ -414,10 +424,52 @@ fn event_of(e: &EventItem) -> Event {
         Kind::Identify => &payload["traits"],
         _ => &payload["properties"],
     };
-    let properties = carried
+    let mut properties: BTreeMap<String, Value> = carried
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
+    if let (Some(c), Some(currency)) = (
+        currencies,
+        properties
+            .get("currency")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    ) {
+        let mut unconverted = false;
+        for name in AMOUNTS {
+            if let Some(amount) = properties.get(name).and_then(Value::as_f64) {
+                match c.convert(amount, &currency) {
+                    Some(v) => {
+                        properties.insert(name.into(), Value::from(v));
+                    }
+                    None => unconverted = true,
+                }
+            }
+        }
+        if unconverted {
+            // No rate: the amounts stay as given, and say so.
+            properties.insert("currency_unconverted".into(), Value::Bool(true));
+        } else {
+            properties.insert("currency".into(), Value::from(c.base.clone()));
+        }
+    }
+    // A device type the SDK did not give: "Mobi" in a user agent is what browsers put
+    // there for phones (MDN's advice for telling them apart); tablets say iPad or Tablet.
+    let device_type = text(&context["device"]["type"]).or_else(|| {
+        let ua = context["userAgent"].as_str()?;
+        Some(
+            if ua.contains("iPad") || ua.contains("Tablet") {
+                "tablet"
+            } else if ua.contains("Mobi") {
+                "mobile"
+            } else {
+                "desktop"
+            }
+            .to_owned(),
+        )
+    });
+    let country =
+        text(&context["location"]["country"]).map(|c| normalize::country_code(&c).unwrap_or(c));
     let referrer = context["page"]["referrer"]
         .as_str()
         .and_then(|r| r.split("://").nth(1))
@@ -430,12 +482,12 @@ fn event_of(e: &EventItem) -> Event {
         name: e.name.clone(),
         properties,
         context: Context {
-            device_type: text(&context["device"]["type"]),
+            device_type,
             referrer,
             utm_source: text(&context["campaign"]["source"]),
             utm_medium: text(&context["campaign"]["medium"]),
             utm_campaign: text(&context["campaign"]["name"]),
-            country: text(&context["location"]["country"]),
+            country,
             locale: text(&context["locale"]),
             utc_offset_minutes: None,
         },

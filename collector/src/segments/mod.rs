@@ -35,6 +35,8 @@ pub struct Segments {
     vocabulary: Vocabulary,
     /// Whether real-time segmentation is on when no one has set it (the configuration).
     realtime_default: bool,
+    /// The currency amounts are kept in, when one is configured.
+    currencies: Option<assent_segmentation::normalize::Currencies>,
 }
 
 /// The real-time segmentation switch: on, feed items update profiles, memberships and
@@ -142,13 +144,21 @@ impl std::fmt::Debug for Segments {
 }
 
 impl Segments {
-    pub fn new(trail: Trail, pseudonymizer: Arc<Pseudonymizer>, realtime: bool) -> Segments {
+    /// Profiles and audiences over the trail's database; `realtime` is the configured
+    /// switch, `currencies` the currency amounts are converted into.
+    pub fn new(
+        trail: Trail,
+        pseudonymizer: Arc<Pseudonymizer>,
+        realtime: bool,
+        currencies: Option<assent_segmentation::normalize::Currencies>,
+    ) -> Segments {
         Segments {
             db: trail.db().clone(),
             trail,
             pseudonymizer,
             vocabulary: Vocabulary::default(),
             realtime_default: realtime,
+            currencies,
         }
     }
 

@@ -107,6 +107,7 @@ segments_on_both_backends!(
     realtime_segmentation_turns_off_and_catches_up_without_a_restart,
     identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_events,
     duplicate_profiles_are_proposed_and_merged_when_confirmed,
+    profiles_keep_countries_as_codes_and_amounts_in_one_currency,
 );
 
 feed_on_both_backends!(

@@ -905,3 +905,46 @@ pub async fn duplicate_profiles_are_proposed_and_merged_when_confirmed(b: Backen
         404
     );
 }
+
+pub async fn profiles_keep_countries_as_codes_and_amounts_in_one_currency(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let mut c = config(&url);
+    c.segmentation_currency = "EUR".into();
+    c.segmentation_currency_rates = "USD=0.5,GBP=1.25".into();
+    let app = spawn_with(c, dir).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
+    };
+    let priced = |id: &str, revenue: f64, currency: &str| {
+        json!({"messageId": id, "type": "track", "event": "Order Completed", "anonymousId": "nia",
+               "timestamp": at(10), "properties": {"revenue": revenue, "currency": currency},
+               "context": {"location": {"country": "PRT"},
+                           "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36"}})
+    };
+    let batch = json!({
+        "consent": [consent("c-n", "nia", json!({"personalization": true, "analytics": true}), &at(60))],
+        "batch": [priced("n-1", 10.0, "USD"), priced("n-2", 8.0, "gbp"), priced("n-3", 1.0, "EUR"),
+                  priced("n-4", 100.0, "JPY")]
+    });
+    assert_eq!(app.post("/v1/batch", &batch).await.0, 200);
+    let (_, p) = profile_when(&app, "nia", |_, v| v["events"] == 4).await;
+    // 10 USD = 5, 8 GBP = 10, 1 EUR = 1; the yen, without a rate, counts as given.
+    assert_eq!(p["features"]["windows"][0]["revenue"], 116.0, "{p}");
+    assert_eq!(p["features"]["country"], "PT", "{p}");
+    assert_eq!(
+        p["features"]["device_type"], "mobile",
+        "from the user agent"
+    );
+    let access = app.admin_json("/v1/subjects/nia").await;
+    let events = access["profiles"][0]["events"].as_array().unwrap();
+    let yen = events
+        .iter()
+        .find(|e| e["message_id"] == "n-4" || e["messageId"] == "n-4")
+        .expect("the yen order");
+    assert_eq!(yen["properties"]["currency_unconverted"], true, "{yen}");
+}
