@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `keys`, `sources`, `audit`,
-//! `subject`, `export`, `segments`.
+//! `subject`, `export`, `segments`, `worker`.
 use std::{io::Write, path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +54,9 @@ pub enum Command {
     /// Segmentation: train, list, promote and roll back models; backfill audiences.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+    /// A segmentation worker: consumes the feed from NATS JetStream with the other
+    /// workers (needs ASSENT_NATS_URL; profiles in the shared database) until stopped.
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -423,6 +426,24 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 done.files,
                 out.display()
             );
+        }
+        Some(Command::Worker) => {
+            let state = open(&cli).await?;
+            let settings =
+                crate::feed::nats::Settings::from_config(&state.config).ok_or_else(|| {
+                    Error::Config("a worker needs ASSENT_NATS_URL (the feed's stream)".into())
+                })?;
+            let work = crate::segments::worker::run_for_good(
+                state.segments.clone(),
+                state.keys.sources.clone(),
+                state.consent_cache.clone(),
+                state.clock.clone(),
+                settings,
+            );
+            tokio::select! {
+                () = work => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
         Some(Command::Segments(cmd)) => {
             use crate::segments::models::Progress;

@@ -124,6 +124,9 @@ pub struct Config {
     /// How often every audience is evaluated again over every profile, so that rules over
     /// time windows ("within 30 days") let members go without a new event.
     pub segmentation_sweep_secs: u64,
+    /// Leave the feed to `assent-collector worker` processes (over NATS JetStream, state
+    /// in the shared database): serve processes then run no segmentation consumer.
+    pub segmentation_workers: bool,
     /// How old an active segmentation model may grow before it is trained again with its
     /// spec (7 days; 0: never on a schedule).
     pub segmentation_retrain_secs: u64,
@@ -174,6 +177,7 @@ impl Default for Config {
             consent_cache: true,
             segmentation: true,
             segmentation_sweep_secs: 3600,
+            segmentation_workers: false,
             segmentation_retrain_secs: 7 * 24 * 3600,
             segmentation_currency: String::new(),
             segmentation_currency_rates: String::new(),
@@ -302,6 +306,11 @@ impl Config {
                 })?
             }
             "SEGMENTATION_SWEEP_SECS" => self.segmentation_sweep_secs = num(key, value)?,
+            "SEGMENTATION_WORKERS" => {
+                self.segmentation_workers = value.parse().map_err(|_| {
+                    Error::Config("ASSENT_SEGMENTATION_WORKERS must be true or false".into())
+                })?
+            }
             "SEGMENTATION_RETRAIN_SECS" => self.segmentation_retrain_secs = num(key, value)?,
             "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
             "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),

@@ -5,16 +5,26 @@
 use std::{borrow::Borrow, fmt};
 
 pub use assent_protocol::MessageId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// A pseudonymous identifier as stored: `<key id>.<32 lowercase hex digits>`, the HMAC
 /// of a raw id under the key named. Made by [`crate::pseudonym::Pseudonymizer`]; never a
 /// raw id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Pseudonym(String);
+pub struct Pseudonym(#[serde(deserialize_with = "parsed_pseudonym")] String);
+
+/// A pseudonym read as a field (from the NATS stream) is parsed like any other.
+fn parsed_pseudonym<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    Pseudonym::parse(text)
+        .map(|p| p.0)
+        .map_err(serde::de::Error::custom)
+}
 
 /// Longest key id a pseudonym may name.
 pub const MAX_KEY_ID_CHARS: usize = 64;
@@ -86,9 +96,19 @@ impl Borrow<str> for Pseudonym {
 
 /// A source's id (`src_<16 hex>` when the collector made it): 1 to 64 letters, digits,
 /// `_`, `-` or `.`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SourceId(String);
+pub struct SourceId(#[serde(deserialize_with = "parsed_source_id")] String);
+
+/// A source id read as a field is parsed like any other.
+fn parsed_source_id<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    SourceId::parse(text)
+        .map(|s| s.0)
+        .map_err(serde::de::Error::custom)
+}
 
 impl SourceId {
     pub fn parse(text: impl Into<String>) -> Result<SourceId> {

@@ -90,15 +90,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::spawn(subjects::retention::run(state.subjects.clone()));
-        // Always running: the real-time switch (configured, or set through the API)
-        // says whether it follows the feed.
-        tokio::spawn(crate::segments::consumer::run(
-            state.segments.clone(),
-            state.keys.sources.clone(),
-            state.consent_cache.clone(),
-            state.clock.clone(),
-            Duration::from_secs(state.config.segmentation_sweep_secs.max(1)),
-        ));
+        // Running unless workers have the feed: the real-time switch (configured, or
+        // set through the API) says whether it follows it.
+        if !state.config.segmentation_workers {
+            tokio::spawn(crate::segments::consumer::run(
+                state.segments.clone(),
+                state.keys.sources.clone(),
+                state.consent_cache.clone(),
+                state.clock.clone(),
+                Duration::from_secs(state.config.segmentation_sweep_secs.max(1)),
+            ));
+        }
         if state.config.segmentation_retrain_secs > 0 {
             tokio::spawn(crate::segments::models::retrain_on_schedule(
                 state.segments.clone(),

@@ -4,10 +4,12 @@
 //! stream ends up holding every committed feed item exactly once. On PostgreSQL two
 //! replicas share one relay, and the survivor takes it over when the other is killed.
 mod common;
+#[path = "common/nats.rs"]
+mod nats;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::Duration,
 };
 
@@ -18,65 +20,11 @@ use assent_collector::{
 use async_nats::jetstream;
 use common::free_port;
 use futures_util::StreamExt;
+use nats::{start_nats, start_nats_on};
 use serde_json::json;
 
 const WRITE_KEY: &str = "wk_relay_test_write_key_Ux7Qp2Lm9Vz4Kd1";
 const STREAM: &str = "ASSENT";
-
-/// A `nats-server -js` on a free port with its store in a temporary folder; stopped
-/// when dropped.
-struct Nats {
-    child: Child,
-    url: String,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl Nats {
-    /// Stops the server (SIGKILL); gives its port and store for a start on them again.
-    fn stop(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let store = std::mem::replace(&mut self.store, tempfile::tempdir().unwrap());
-        (self.port, store)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_nats() -> Nats {
-    start_nats_on(free_port(), tempfile::tempdir().unwrap()).await
-}
-
-async fn start_nats_on(port: u16, store: tempfile::TempDir) -> Nats {
-    let mut child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server runs (Debian package nats-server; `make test` installs it)");
-    let url = format!("nats://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if async_nats::connect(&url).await.is_ok() {
-            return Nats {
-                child,
-                url,
-                port,
-                store,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("nats-server did not start");
-}
 
 fn start_collector(database_url: &str, nats: &str, port: u16) -> Child {
     common::collector(

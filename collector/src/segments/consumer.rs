@@ -212,14 +212,31 @@ pub async fn apply(
     clock: &dyn Clock,
     save: bool,
 ) -> Result<(Position, bool)> {
-    let db = &segments.db;
     let Some(last) = items.last().map(Item::position) else {
-        return Ok((feed::position_of(db, CONSUMER).await?, false));
+        return Ok((feed::position_of(&segments.db, CONSUMER).await?, false));
     };
-    let consent = Consent::load(db, sources, cache, items).await?;
-    // What each item does, decided once: the check for "nothing to write" and the writes
-    // below follow the same list.
-    let effects: Vec<Effect<'_>> = items
+    let wrote = write(segments, sources, cache, items, clock, Some((last, save))).await?;
+    Ok((last, wrote))
+}
+
+/// Applies a batch of feed items (in feed order among themselves) that other processes
+/// may be applying others of at the same time — the workers sharing the NATS stream —
+/// without a position: consent is read again under the lock that serializes batches,
+/// so a withdrawal another worker applied first counts. Every effect is idempotent, so
+/// a batch applied twice (redelivered after a crash) changes nothing the second time.
+pub async fn apply_shared(
+    segments: &Segments,
+    sources: &Sources,
+    cache: &ConsentCache,
+    items: &[Item],
+    clock: &dyn Clock,
+) -> Result<bool> {
+    write(segments, sources, cache, items, clock, None).await
+}
+
+/// What each item does given the consent records.
+fn effects_of<'a>(items: &'a [Item], consent: &Consent, sources: &Sources) -> Vec<Effect<'a>> {
+    items
         .iter()
         .map(|item| match item {
             Item::Event(e) if consent.allows(sources, &e.source_id, &e.subject, e.timestamp_ms) => {
@@ -231,12 +248,38 @@ pub async fn apply(
             Item::Erasure(x) => Effect::Erase(&x.subject),
             Item::Event(_) | Item::Consent(_) => Effect::Nothing,
         })
-        .collect();
-    if !save && effects.iter().all(|e| matches!(e, Effect::Nothing)) {
-        return Ok((last, false));
+        .collect()
+}
+
+/// Writes the items' effects (and `position`, saving it even without effects when its
+/// flag says so) in one transaction; whether it wrote.
+async fn write(
+    segments: &Segments,
+    sources: &Sources,
+    cache: &ConsentCache,
+    items: &[Item],
+    clock: &dyn Clock,
+    position: Option<(Position, bool)>,
+) -> Result<bool> {
+    let db = &segments.db;
+    let consent = Consent::load(db, sources, cache, items).await?;
+    // What each item does, decided once: the check for "nothing to write" and the writes
+    // below follow the same list.
+    let mut effects = effects_of(items, &consent, sources);
+    let save_anyway = position.is_some_and(|(_, save)| save);
+    if !save_anyway && effects.iter().all(|e| matches!(e, Effect::Nothing)) {
+        return Ok(false);
     }
     let now = clock.now();
     let mut w = db.write().await?;
+    // Merges and memberships read what they change: one batch, backfill or confirmed
+    // duplicate at a time.
+    w.lock(membership::LOCK).await?;
+    if position.is_none() {
+        // Shared with other workers: decided again now that no other batch is applied.
+        let consent = Consent::load(db, sources, cache, items).await?;
+        effects = effects_of(items, &consent, sources);
+    }
     let mut events = Vec::new();
     let mut others = Vec::new();
     for effect in &effects {
@@ -247,9 +290,6 @@ pub async fn apply(
             Effect::Nothing => {}
         }
     }
-    // Merges and memberships read what they change: one batch, backfill or confirmed
-    // duplicate at a time.
-    w.lock(membership::LOCK).await?;
     let mut graph = Graph::load(&mut w, &events, &others).await?;
     // A profile is its events, one row each: folding is an insert that skips an event
     // already there. Inserts wait for the end of the batch; a merge moves those pending
@@ -316,9 +356,11 @@ pub async fn apply(
             membership::refresh(&mut w, &definitions, &vocabulary, &touched, now).await?;
         }
     }
-    feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
+    if let Some((last, _)) = position {
+        feed::save_position(&mut w, CONSUMER, last, now.millis()).await?;
+    }
     w.commit().await?;
-    Ok((last, true))
+    Ok(true)
 }
 
 /// What one feed item does to the profiles.

@@ -8,6 +8,7 @@ pub mod duplicates;
 pub mod identity;
 pub mod membership;
 pub mod models;
+pub mod worker;
 
 use std::{collections::BTreeMap, sync::Arc};
 

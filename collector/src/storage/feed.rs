@@ -50,7 +50,7 @@ impl std::fmt::Display for Position {
 }
 
 /// A stored event, as it was stored (identifiers pseudonymized, no address).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventItem {
     pub position: Position,
@@ -69,7 +69,7 @@ pub struct EventItem {
     pub timestamp_ms: i64,
     pub received_at_ms: i64,
     /// The event's JSON as stored (serialized as JSON, not as a string of it).
-    #[serde(serialize_with = "as_json")]
+    #[serde(serialize_with = "as_json", deserialize_with = "json_text")]
     pub payload: String,
 }
 
@@ -81,9 +81,20 @@ fn as_json<S: serde::Serializer>(text: &str, s: S) -> std::result::Result<S::Ok,
     }
 }
 
+/// Reads what [`as_json`] wrote back as JSON text (the same JSON; the keys perhaps in
+/// another order). Through a `Value`: the item's tag makes serde buffer the fields, and
+/// a buffered field cannot be read as raw text.
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        // Written as a string because it was not JSON.
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    })
+}
+
 /// A stored consent record: the subject's purposes from `timestamp_ms` on. A purpose set
 /// to false is a withdrawal: consumers stop using, and delete, what they derived from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsentItem {
     pub position: Position,
@@ -97,7 +108,7 @@ pub struct ConsentItem {
 }
 
 /// A subject was erased: everything derived from `subject` must go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureItem {
     pub position: Position,
@@ -107,7 +118,7 @@ pub struct ErasureItem {
 }
 
 /// One item of the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Item {
     Event(EventItem),
@@ -536,4 +547,35 @@ pub async fn events_received_between(db: &Db, since_ms: i64, until_ms: i64) -> R
     .fetch_one(&db.pool)
     .await?;
     Ok(n.max(0) as u64)
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    #[test]
+    fn items_read_back_as_they_were_written() {
+        let event = Item::Event(EventItem {
+            position: Position { tx: 3, seq: 7 },
+            source_id: SourceId::parse("src_a").unwrap(),
+            message_id: "m-1".into(),
+            kind: "track".into(),
+            name: Some("Order Completed".into()),
+            purpose: "analytics".into(),
+            subject: Pseudonym::parse("k1.0123456789abcdef0123456789abcdef").unwrap(),
+            anonymous_id: None,
+            user_id: None,
+            timestamp_ms: 5,
+            received_at_ms: 6,
+            payload: r#"{"properties":{"revenue":1.5}}"#.into(),
+        });
+        let text = serde_json::to_string(&event).unwrap();
+        assert!(text.contains(r#""payload":{"properties""#), "{text}");
+        assert_eq!(serde_json::from_str::<Item>(&text).unwrap(), event);
+        let bad = text.replace("k1.0123", "k1.X123");
+        assert!(
+            serde_json::from_str::<Item>(&bad).is_err(),
+            "pseudonyms are parsed"
+        );
+    }
 }
