@@ -99,7 +99,7 @@ fn batch(b: usize, now: i64) -> Value {
             let n = b * 50 + i;
             let s = n % SUBJECTS;
             let t = now - 3_000_000 + n as i64 * 500;
-            if n % 7 == 0 {
+            if n.is_multiple_of(7) {
                 json!({"messageId": format!("e-{n}"), "type": "page", "name": "Shoes",
                        "anonymousId": format!("s{s}"), "timestamp": at(t)})
             } else {
