@@ -660,7 +660,7 @@ pub async fn scan_duplicates(
     params(ConsentQuery),
     responses(
         (status = 200, description = "`{duplicates: [{subject, duplicate, score, status, decidedAt}]}` (pseudonyms).", body = Object),
-        ComplianceErrors,
+        ConsentReadErrors,
     ),
     security(("bearer" = []))
 )]
