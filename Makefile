@@ -110,6 +110,7 @@ bench-segmentation: deps
 	$(VENV)/bin/pip install -q scikit-learn recordlinkage
 	cargo bench -p assent-segmentation --bench kmeans
 	cargo bench -p assent-segmentation --bench dedup
+	cargo bench -p assent-segmentation --bench compare
 
 # Schema-driven fuzzing of the HTTP API (schemathesis from PyPI against the served
 # /openapi.json and the real binary): no 5xx, no undocumented status, content type or
