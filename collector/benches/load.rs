@@ -424,10 +424,44 @@ async fn relay(kind: &str, state: &Arc<assent_collector::AppState>) {
     );
 }
 
+/// Folds the whole feed into profiles with `apply`, from the start; returns
+/// (events folded, seconds).
+async fn fold_feed(state: &assent_collector::AppState) -> (usize, f64) {
+    let clock = assent_collector::SystemClock;
+    let t = Instant::now();
+    let (mut at, mut folded) = (assent_collector::feed::Position::START, 0usize);
+    loop {
+        let items = assent_collector::feed::read(&state.db, at, 10_000)
+            .await
+            .unwrap();
+        if items.is_empty() {
+            break;
+        }
+        folded += items
+            .iter()
+            .filter(|i| matches!(i, assent_collector::feed::Item::Event(_)))
+            .count();
+        at = assent_collector::segments::consumer::apply(
+            &state.segments,
+            &state.keys.sources,
+            &state.consent_cache,
+            &items,
+            &clock,
+            true,
+        )
+        .await
+        .unwrap()
+        .0;
+    }
+    (folded, t.elapsed().as_secs_f64())
+}
+
 /// Segmentation: how fast the `segments` consumer folds a feed of events into profiles
 /// (each subject granted personalization; PROFILE_SUBJECTS subjects, 10 events each,
-/// interleaved), then the time from an event's 2xx to its profile showing it, with the
-/// consumer running in the collector.
+/// interleaved), without audiences and with the seed's three example audiences decided
+/// as it goes; a model trained on the profiles; an audience backfilled over them; then
+/// the time from an event's 2xx until `GET /v1/profiles/{subject}/segments` shows the
+/// audience it puts the subject in, with the consumer running in the collector.
 async fn segmentation(kind: &str) {
     let subjects = arg("PROFILE_SUBJECTS", 20_000) as usize;
     let purposes = json!({"analytics": true, "personalization": true});
@@ -440,8 +474,9 @@ async fn segmentation(kind: &str) {
     for first in (0..events).step_by(BATCH) {
         let batch: Vec<_> = (first..first + BATCH)
             .map(|n| json!({"messageId": format!("s-{n}"), "type": if n % 3 == 0 { "page" } else { "track" },
-                "event": "Product Viewed", "name": "Product", "anonymousId": format!("subject-{}", n % subjects),
-                "properties": {"price": 19.99}, "timestamp": "2026-11-29T10:00:05.000Z"}))
+                "event": if n % 7 == 0 { "Order Completed" } else { "Product Viewed" }, "name": "Product",
+                "anonymousId": format!("subject-{}", n % subjects),
+                "properties": {"price": 19.99, "revenue": (n % 50) as f64}, "timestamp": "2026-11-29T10:00:05.000Z"}))
             .collect();
         let r = client
             .post(format!("{base}/v1/batch"))
@@ -452,69 +487,96 @@ async fn segmentation(kind: &str) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let clock = assent_collector::SystemClock;
-    let sources = state.keys.sources.clone();
-    let t = Instant::now();
-    let (mut at, mut folded) = (assent_collector::feed::Position::START, 0usize);
-    loop {
-        let items = assent_collector::feed::read(&state.db, at, 1000)
-            .await
-            .unwrap();
-        if items.is_empty() {
-            break;
-        }
-        folded += items
-            .iter()
-            .filter(|i| matches!(i, assent_collector::feed::Item::Event(_)))
-            .count();
-        at = assent_collector::segments::consumer::apply(
-            &state.segments,
-            &sources,
-            &state.consent_cache,
-            &items,
-            &clock,
-            true,
-        )
-        .await
-        .unwrap()
-        .0;
-    }
-    let secs = t.elapsed().as_secs_f64();
+    let (folded, secs) = fold_feed(&state).await;
     let profiles: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT subject) FROM profile_events")
         .fetch_one(&state.db.pool)
         .await
         .unwrap();
     println!(
-        "{kind:8} profile updates from the feed: {:>9.0} events/s ({folded} events into {profiles} profiles, 10 each, in {secs:.1} s)",
+        "{kind:8} profile updates from the feed: {:>9.0} events/s ({folded} events into {profiles} profiles, 10 each, in {secs:.1} s; no audiences)",
         folded as f64 / secs
     );
+    let put = |path: String, body: serde_json::Value| {
+        let (client, base) = (&client, &base);
+        async move {
+            let t = Instant::now();
+            let r = client
+                .request(reqwest::Method::PUT, format!("{base}{path}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            (r.json::<serde_json::Value>().await.unwrap(), t.elapsed())
+        }
+    };
+    for (name, rule) in assent_segmentation::rules::examples() {
+        put(format!("/v1/audiences/{name}"), json!({"rule": rule})).await;
+    }
+    for table in ["profile_events", "audience_members", "audience_changes"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&state.db.pool)
+            .await
+            .unwrap();
+    }
+    let (folded, secs) = fold_feed(&state).await;
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audience_members")
+        .fetch_one(&state.db.pool)
+        .await
+        .unwrap();
+    println!(
+        "{kind:8} profile updates from the feed: {:>9.0} events/s ({folded} events in {secs:.1} s; 3 audiences decided as they go, {members} memberships)",
+        folded as f64 / secs
+    );
+    let t = Instant::now();
+    let trained: serde_json::Value = client
+        .post(format!("{base}/v1/segmentations/bench/models"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(
+            &json!({"features": ["views_30d", "purchases_30d", "revenue_30d", "engagement"],
+                      "clusters": {"fixed": 8}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "{kind:8} model trained over the API: {:.0} ms ({} profiles read, {} trained on, k = {})",
+        t.elapsed().as_secs_f64() * 1e3,
+        trained["report"]["profiles"],
+        trained["report"]["trainedOn"],
+        trained["report"]["k"]
+    );
+    let late = json!({"rule": {"performed": {"event": "Late Signal", "within_days": 1}}});
+    let (set, took) = put("/v1/audiences/late_signal".into(), late).await;
+    println!(
+        "{kind:8} audience set and backfilled: {:.0} ms ({} profiles)",
+        took.as_secs_f64() * 1e3,
+        set["backfill"]["profiles"]
+    );
 
-    // Event to profile: the consumer runs in the collector as it does by default.
-    let consumer = tokio::spawn(assent_collector::segments::consumer::run(
-        state.segments.clone(),
-        sources,
-        state.consent_cache.clone(),
-        Arc::new(assent_collector::SystemClock),
-        std::time::Duration::from_secs(3600),
-    ));
+    // Event to segment: the collector's own consumer, switched on as the admin API does
+    // (the feed folded above is its starting point).
+    state
+        .segments
+        .set_realtime(true, "bench".into())
+        .await
+        .unwrap();
     let mut latencies = Vec::new();
     for n in 0..200 {
         let subject = format!("subject-{}", n % subjects);
-        let url = format!("{base}/v1/profiles/{subject}?source=default");
-        let events_now = |body: serde_json::Value| body["events"].as_u64().unwrap_or(0);
-        let before = events_now(
-            client
-                .get(&url)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
+        let url = format!("{base}/v1/profiles/{subject}/segments?source=default");
+        let now = assent_protocol::Timestamp::from_unix_millis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
-                .json()
-                .await
-                .unwrap(),
+                .as_millis() as i64,
         );
-        let event = json!({"batch": [{"messageId": format!("late-{n}"), "type": "track", "event": "Product Viewed",
-            "anonymousId": subject, "timestamp": "2026-11-29T10:00:09.000Z"}]});
+        let event = json!({"batch": [{"messageId": format!("late-{n}"), "type": "track", "event": "Late Signal",
+            "anonymousId": subject, "timestamp": now.to_string()}]});
         let r = client
             .post(format!("{base}/v1/batch"))
             .bearer_auth(WRITE_KEY)
@@ -525,7 +587,7 @@ async fn segmentation(kind: &str) {
         assert_eq!(r.status(), 200);
         let acknowledged = Instant::now();
         loop {
-            let body = client
+            let body: serde_json::Value = client
                 .get(&url)
                 .bearer_auth(ADMIN_TOKEN)
                 .send()
@@ -534,21 +596,21 @@ async fn segmentation(kind: &str) {
                 .json()
                 .await
                 .unwrap();
-            if events_now(body) > before {
+            let segments = body["segments"].as_array().cloned().unwrap_or_default();
+            if segments.iter().any(|s| s == "late_signal") {
                 break;
             }
             if acknowledged.elapsed() > Duration::from_secs(10) {
-                panic!("the profile of {subject} did not show its event within 10 s");
+                panic!("the segments of {subject} did not show its event within 10 s: {body}");
             }
         }
         latencies.push(acknowledged.elapsed());
     }
-    consumer.abort();
     server.abort();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "{kind:8} event to profile: p50 {:.1} ms, p99 {:.1} ms (200 events, from the 2xx until GET /v1/profiles shows it)",
+        "{kind:8} event to segment: p50 {:.1} ms, p99 {:.1} ms (200 events, from the 2xx until GET /v1/profiles/{{subject}}/segments shows the audience it enters; 4 audiences, 1 model)",
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
     );
@@ -556,6 +618,11 @@ async fn segmentation(kind: &str) {
 }
 
 async fn run(kind: &str) {
+    // Segmentation alone.
+    if arg("LOAD_SEGMENTATION_ONLY", 0) == 1 {
+        segmentation(kind).await;
+        return;
+    }
     let sample: serde_json::Value = serde_json::from_slice(&batch_body(7, "check")).unwrap();
     assert_eq!(sample["batch"].as_array().unwrap().len(), BATCH);
     assert_eq!(sample["batch"][0]["anonymousId"], "subject-7");

@@ -21,4 +21,5 @@ CREATE INDEX identity_links_subject ON identity_links (subject);
 -- merged id) keeps that pseudonym in `origin_subject`, so a withdrawal or erasure by it removes its
 -- events from the merged profile; NULL when it is the profile's own.
 ALTER TABLE profile_events ADD COLUMN origin_subject TEXT;
-CREATE INDEX profile_events_origin_subject ON profile_events (origin_subject);
+CREATE INDEX profile_events_origin_subject ON profile_events (origin_subject)
+    WHERE origin_subject IS NOT NULL;

@@ -45,8 +45,10 @@ pub const CONSUMER: &str = "segments";
 /// Lock id of the consumer's lease across PostgreSQL replicas.
 const LEASE: i64 = 0x0053_4547_4d45_4e54; // "SEGMENT"
 
-/// Items per transaction.
-const BATCH: usize = 1_000;
+/// Items per transaction: a commit costs milliseconds on SQLite, so catching up goes
+/// in large batches (measured: 1,000 a batch folds ~45,000 events/s, 10,000 ~90,000 to
+/// 120,000); in real time batches are what arrived within [`GATHER`].
+const BATCH: usize = 10_000;
 
 /// How often a process without the lease tries to take it, and how often the follower
 /// looks for other processes' commits.
@@ -99,11 +101,20 @@ async fn follow(
     let mut swept = Instant::now();
     let mut unsaved: Option<Position> = None;
     let mut switch = Switch::default();
+    let mut was_off = false;
     loop {
         if !switch.on(segments).await? {
             // Off: items wait in the feed, and are caught up when it is on again.
+            was_off = true;
             tokio::time::sleep(SWITCH_CHECK).await;
             continue;
+        }
+        if was_off {
+            // On again: from the position saved meanwhile (a backfill or another
+            // process may have moved it).
+            follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
+            unsaved = None;
+            was_off = false;
         }
         if swept.elapsed() >= sweep_every {
             sweep(db, clock).await?;
