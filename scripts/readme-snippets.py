@@ -33,7 +33,7 @@ def blocks(text, lang):
     return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
 
 
-PAIR = re.compile(r'"[^"]+":\s*("[^"]*"|true|false|null|-?\d+(?:\.\d+)?|\{[^{}]*\})')
+PAIR = re.compile(r'"[^"]+":\s*("[^"]*"|true|false|null|-?\d+(?:\.\d+)?|\{[^{}]*\}|\[[^\[\]{}]*\])')
 
 
 def squash(s):

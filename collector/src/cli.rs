@@ -80,6 +80,9 @@ pub enum SegmentsCommand {
         /// Outlier fences: `robust-z:3.5` or `iqr:1.5`.
         #[arg(long, default_value = "iqr:3")]
         outliers: String,
+        /// How clusters are found.
+        #[arg(long, value_enum, default_value = "kmeans")]
+        method: MethodArg,
     },
     /// Every segmentation's model versions, newest first (JSON lines).
     Models,
@@ -91,6 +94,15 @@ pub enum SegmentsCommand {
     Backfill,
 }
 
+/// A segmentation model's method on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MethodArg {
+    Kmeans,
+    GmmFull,
+    GmmDiag,
+    Ward,
+}
+
 /// The training request the CLI's arguments make (the same JSON the API takes).
 fn training_of(
     features: &[String],
@@ -98,6 +110,7 @@ fn training_of(
     n_init: usize,
     seed: u64,
     outliers: &str,
+    method: MethodArg,
 ) -> Result<crate::segments::models::Training> {
     let bad = |what: &str| Error::BadRequest(what.into());
     let clusters = match k.split_once("..") {
@@ -122,8 +135,15 @@ fn training_of(
         }
         _ => return Err(bad("--outliers: robust-z:NUMBER or iqr:NUMBER")),
     };
+    let method = match method {
+        MethodArg::Kmeans => serde_json::json!("k_means"),
+        MethodArg::GmmFull => serde_json::json!({"gmm": "full"}),
+        MethodArg::GmmDiag => serde_json::json!({"gmm": "diag"}),
+        MethodArg::Ward => serde_json::json!("ward"),
+    };
     crate::segments::models::Training::parse(&serde_json::json!({
-        "features": features, "clusters": clusters, "n_init": n_init, "seed": seed, "outliers": fences,
+        "features": features, "clusters": clusters, "n_init": n_init, "seed": seed,
+        "outliers": fences, "method": method,
     }))
 }
 
@@ -463,8 +483,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     n_init,
                     seed,
                     outliers,
+                    method,
                 } => {
-                    let training = training_of(features, k, *n_init, *seed, outliers)?;
+                    let training = training_of(features, k, *n_init, *seed, outliers, *method)?;
                     let bar = bar("{msg} {bar:40} {pos}/{len} profiles ({per_sec}, {eta} left)");
                     bar.set_message("reading");
                     let version = state
