@@ -5,7 +5,7 @@ use sqlx::Row;
 use crate::{
     error::Result,
     ids::{Pseudonym, SourceId, UnixMs},
-    storage::{numbered, Db, WriteTx},
+    storage::{delete_of_subject, numbered, Db, WriteTx},
 };
 
 /// An audience as stored: its name, its rule (JSON text), when it was last set.
@@ -227,15 +227,7 @@ fn values(rows: usize, width: usize) -> String {
 /// Deletes the memberships and changes of a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
     for table in ["audience_members", "audience_changes"] {
-        let sql = format!(
-            "DELETE FROM {table} WHERE subject = $1 AND source_id IN ({})",
-            numbered(2, sources.len())
-        );
-        let mut q = sqlx::query(&sql).bind(subject.as_str());
-        for s in sources {
-            q = q.bind(s.as_str());
-        }
-        q.execute(&mut *w.tx).await?;
+        delete_of_subject(w, table, &["subject"], subject, Some(sources)).await?;
     }
     Ok(())
 }
@@ -243,10 +235,7 @@ pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudony
 /// Deletes the memberships and changes of a subject everywhere.
 pub async fn forget_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<()> {
     for table in ["audience_members", "audience_changes"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE subject = $1"))
-            .bind(subject.as_str())
-            .execute(&mut *w.tx)
-            .await?;
+        delete_of_subject(w, table, &["subject"], subject, None).await?;
     }
     Ok(())
 }

@@ -4,8 +4,11 @@ use sqlx::Row;
 use crate::{
     error::Result,
     ids::{Pseudonym, SourceId, UnixMs},
-    storage::{numbered, Db, WriteTx},
+    storage::{delete_of_subject, Db, WriteTx},
 };
+
+/// The columns naming a subject.
+const COLUMNS: [&str; 2] = ["subject", "previous_id"];
 
 /// A proposal as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,24 +104,12 @@ pub async fn decide(
 
 /// Deletes the proposals naming a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
-    let sql = format!(
-        "DELETE FROM duplicate_proposals WHERE (subject = $1 OR previous_id = $1)
-         AND source_id IN ({})",
-        numbered(2, sources.len())
-    );
-    let mut q = sqlx::query(&sql).bind(subject.as_str());
-    for s in sources {
-        q = q.bind(s.as_str());
-    }
-    q.execute(&mut *w.tx).await?;
+    delete_of_subject(w, "duplicate_proposals", &COLUMNS, subject, Some(sources)).await?;
     Ok(())
 }
 
 /// Deletes the proposals naming a subject everywhere.
 pub async fn forget_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<()> {
-    sqlx::query("DELETE FROM duplicate_proposals WHERE subject = $1 OR previous_id = $1")
-        .bind(subject.as_str())
-        .execute(&mut *w.tx)
-        .await?;
+    delete_of_subject(w, "duplicate_proposals", &COLUMNS, subject, None).await?;
     Ok(())
 }

@@ -5,8 +5,11 @@ use sqlx::Row;
 use crate::{
     error::Result,
     ids::{Pseudonym, SourceId, UnixMs},
-    storage::{numbered, Db, WriteTx},
+    storage::{delete_of_subject, numbered, Db, WriteTx},
 };
+
+/// The columns naming a subject.
+const COLUMNS: [&str; 2] = ["previous_id", "subject"];
 
 /// A merge: `previous` (at `source`) is now part of `subject`'s profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,24 +135,12 @@ pub async fn merge(w: &mut WriteTx, link: &Link, now: UnixMs) -> Result<()> {
 
 /// Deletes the links from or into a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
-    let sql = format!(
-        "DELETE FROM identity_links WHERE (previous_id = $1 OR subject = $1)
-         AND source_id IN ({})",
-        numbered(2, sources.len())
-    );
-    let mut q = sqlx::query(&sql).bind(subject.as_str());
-    for s in sources {
-        q = q.bind(s.as_str());
-    }
-    q.execute(&mut *w.tx).await?;
+    delete_of_subject(w, "identity_links", &COLUMNS, subject, Some(sources)).await?;
     Ok(())
 }
 
 /// Deletes the links from or into a subject everywhere.
 pub async fn forget_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<()> {
-    sqlx::query("DELETE FROM identity_links WHERE previous_id = $1 OR subject = $1")
-        .bind(subject.as_str())
-        .execute(&mut *w.tx)
-        .await?;
+    delete_of_subject(w, "identity_links", &COLUMNS, subject, None).await?;
     Ok(())
 }

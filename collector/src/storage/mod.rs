@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{
     error::{Error, Result},
-    ids::SourceId,
+    ids::{Pseudonym, SourceId},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +550,35 @@ async fn sqlite_settings(conn: &mut AnyConnection) -> std::result::Result<(), sq
 
 /// `$first,...,$(first + n - 1)`: numbered placeholders for an IN list. Numbered ones can
 /// be used several times in one statement, in both databases.
+/// Deletes the rows of `table` where any of `columns` holds `subject` — at the sources
+/// `at` names, or everywhere when None: what a withdrawal or an erasure does to data
+/// derived from a subject. Returns how many rows went.
+pub async fn delete_of_subject(
+    w: &mut WriteTx,
+    table: &str,
+    columns: &[&str],
+    subject: &Pseudonym,
+    at: Option<&[SourceId]>,
+) -> Result<u64> {
+    let of_subject = columns
+        .iter()
+        .map(|c| format!("{c} = $1"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = match at {
+        Some(sources) => format!(
+            "DELETE FROM {table} WHERE ({of_subject}) AND source_id IN ({})",
+            numbered(2, sources.len())
+        ),
+        None => format!("DELETE FROM {table} WHERE {of_subject}"),
+    };
+    let mut q = sqlx::query(&sql).bind(subject.as_str());
+    for s in at.unwrap_or_default() {
+        q = q.bind(s.as_str());
+    }
+    Ok(q.execute(&mut *w.tx).await?.rows_affected())
+}
+
 pub fn numbered(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))

@@ -4,8 +4,11 @@ use sqlx::Row;
 use crate::{
     error::Result,
     ids::{Pseudonym, SourceId, UnixMs},
-    storage::{numbered, Db, WriteTx},
+    storage::{delete_of_subject, numbered, Db, WriteTx},
 };
+
+/// The columns naming a subject.
+const OF_SUBJECT: [&str; 2] = ["subject", "origin_subject"];
 
 /// One event of a profile to store.
 #[derive(Debug, Clone)]
@@ -60,27 +63,13 @@ pub async fn insert(w: &mut WriteTx, events: &[ProfileEvent<'_>], now: UnixMs) -
 /// Deletes the subject's profiles at the given sources, and its events merged into
 /// others' profiles; returns how many events went.
 pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<u64> {
-    let sql = format!(
-        "DELETE FROM profile_events WHERE (subject = $1 OR origin_subject = $1) AND source_id IN ({})",
-        numbered(2, sources.len())
-    );
-    let mut q = sqlx::query(&sql).bind(subject.as_str());
-    for s in sources {
-        q = q.bind(s.as_str());
-    }
-    Ok(q.execute(&mut *w.tx).await?.rows_affected())
+    delete_of_subject(w, "profile_events", &OF_SUBJECT, subject, Some(sources)).await
 }
 
 /// Deletes the subject's profiles, and its events merged into others' profiles,
 /// everywhere; returns how many events went.
 pub async fn delete_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<u64> {
-    Ok(
-        sqlx::query("DELETE FROM profile_events WHERE subject = $1 OR origin_subject = $1")
-            .bind(subject.as_str())
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected(),
-    )
+    delete_of_subject(w, "profile_events", &OF_SUBJECT, subject, None).await
 }
 
 /// The events (JSON, oldest first) of the profile at `source` of the first of

@@ -7,6 +7,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// Times as the protocol writes them, so many minutes before now.
+fn minutes_ago() -> impl Fn(i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    move |minutes: i64| {
+        assent_protocol::Timestamp::from_unix_millis(now - minutes * 60_000).to_string()
+    }
+}
+
 /// The profile of `subject` at the default source, waiting (up to 10 s) until `ready`
 /// says it is what the test waits for.
 async fn profile_when(
@@ -258,13 +269,7 @@ async fn admin_when(app: &TestApp, path: &str, ready: impl Fn(&Value) -> bool) -
 
 pub async fn audiences_backfill_keep_members_and_their_history_and_read_traits(b: Backend) {
     let app = spawn_app(b).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let at = |minutes_ago: i64| {
-        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
-    };
+    let at = minutes_ago();
     let grant = json!({"analytics": true, "personalization": true});
     let coupon = |id: &str, subject: &str, minutes_ago: i64| {
         json!({"messageId": id, "type": "track", "event": "Order Completed", "anonymousId": subject,
@@ -642,13 +647,7 @@ pub async fn models_are_trained_versioned_promoted_and_rolled_back(b: Backend) {
 
 pub async fn realtime_segmentation_turns_off_and_catches_up_without_a_restart(b: Backend) {
     let app = spawn_app(b).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let at = |minutes_ago: i64| {
-        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
-    };
+    let at = minutes_ago();
     let grant = json!({"analytics": true, "personalization": true});
     let first = json!({"consent": [consent("c-d", "dora", grant, &at(60))],
                        "batch": [order("d-1", "dora", &at(30), 5.0)]});
@@ -709,13 +708,7 @@ pub async fn realtime_segmentation_turns_off_and_catches_up_without_a_restart(b:
 
 pub async fn identify_and_alias_merge_profiles_and_a_withdrawal_takes_back_its_events(b: Backend) {
     let app = spawn_app(b).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let at = |minutes_ago: i64| {
-        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
-    };
+    let at = minutes_ago();
     let grant = json!({"analytics": true, "personalization": true});
     let consents: Vec<Value> = ["phone", "laptop", "old-id"]
         .iter()
@@ -913,13 +906,7 @@ pub async fn profiles_keep_countries_as_codes_and_amounts_in_one_currency(b: Bac
     c.segmentation_currency = "EUR".into();
     c.segmentation_currency_rates = "USD=0.5,GBP=1.25".into();
     let app = spawn_with(c, dir).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let at = |minutes_ago: i64| {
-        assent_protocol::Timestamp::from_unix_millis(now - minutes_ago * 60_000).to_string()
-    };
+    let at = minutes_ago();
     let priced = |id: &str, revenue: f64, currency: &str| {
         json!({"messageId": id, "type": "track", "event": "Order Completed", "anonymousId": "nia",
                "timestamp": at(10), "properties": {"revenue": revenue, "currency": currency},
