@@ -130,6 +130,8 @@ pub struct Config {
     /// How old an active segmentation model may grow before it is trained again with its
     /// spec (7 days; 0: never on a schedule).
     pub segmentation_retrain_secs: u64,
+    /// The half-life, in days, of a tagged event's weight in a profile's interests.
+    pub segmentation_interest_half_life_days: u32,
     /// The currency (ISO 4217) profiles keep amounts in; empty: amounts as given.
     pub segmentation_currency: String,
     /// How much of that currency one unit of another is: `USD=0.92,GBP=1.17`.
@@ -179,6 +181,7 @@ impl Default for Config {
             segmentation_sweep_secs: 3600,
             segmentation_workers: false,
             segmentation_retrain_secs: 7 * 24 * 3600,
+            segmentation_interest_half_life_days: 30,
             segmentation_currency: String::new(),
             segmentation_currency_rates: String::new(),
         }
@@ -312,6 +315,9 @@ impl Config {
                 })?
             }
             "SEGMENTATION_RETRAIN_SECS" => self.segmentation_retrain_secs = num(key, value)?,
+            "SEGMENTATION_INTEREST_HALF_LIFE_DAYS" => {
+                self.segmentation_interest_half_life_days = num(key, value)?
+            }
             "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
             "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.

@@ -121,6 +121,12 @@ impl AppState {
             pseudonymizer.clone(),
             config.segmentation,
             currencies,
+            assent_segmentation::profile::Vocabulary {
+                interest_half_life_days: f64::from(
+                    config.segmentation_interest_half_life_days.max(1),
+                ),
+                ..Default::default()
+            },
         ));
         let state = AppState {
             segments,

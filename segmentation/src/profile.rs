@@ -109,6 +109,14 @@ pub struct Vocabulary {
     pub clicks: Vec<String>,
     /// The property of a purchase with its value.
     pub revenue_property: String,
+    /// The half-life, in days, of an event's weight in the interest vector
+    /// ([`Features::interests`]).
+    #[serde(default = "default_half_life")]
+    pub interest_half_life_days: f64,
+}
+
+fn default_half_life() -> f64 {
+    30.0
 }
 
 impl Default for Vocabulary {
@@ -120,6 +128,7 @@ impl Default for Vocabulary {
             conversions: names(&["Signed Up", "Lead Created", "Trial Started"]),
             clicks: names(&["Product Clicked", "Promotion Clicked", "CTA Clicked"]),
             revenue_property: "revenue".into(),
+            interest_half_life_days: default_half_life(),
         }
     }
 }
@@ -209,6 +218,11 @@ pub struct Features {
     pub first_touch: Touch,
     /// The last visit's that had any.
     pub last_touch: Touch,
+    /// Interests from tagged content: for each tag in events' `properties.tags` (a list
+    /// of strings, or one), the sum of its events' weights, each halved every
+    /// [`Vocabulary::interest_half_life_days`] of age, by tag.
+    #[serde(default)]
+    pub interests: BTreeMap<String, f64>,
 }
 
 impl Profile {
@@ -331,6 +345,19 @@ impl Profile {
                 .max_by_key(|&h| (hours[h], std::cmp::Reverse(h)))
                 .unwrap() as u8
         });
+        let mut interests: BTreeMap<String, f64> = BTreeMap::new();
+        let half_life_ms = vocabulary.interest_half_life_days.max(1e-9) * DAY_MS as f64;
+        for e in &upto {
+            let weight = 0.5f64.powf((now_ms - e.at_ms) as f64 / half_life_ms);
+            let tags: Vec<&str> = match e.properties.get("tags") {
+                Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(one)) => vec![one.as_str()],
+                _ => Vec::new(),
+            };
+            for tag in tags.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+                *interests.entry(tag.to_lowercase()).or_default() += weight;
+            }
+        }
         Features {
             windows,
             recency_days,
@@ -341,6 +368,7 @@ impl Profile {
             active_hour,
             first_touch: first_touch.unwrap_or_default(),
             last_touch,
+            interests,
         }
     }
 
@@ -732,5 +760,52 @@ mod tests {
         assert_eq!(f.country.as_deref(), Some("DE"));
         // 00:00Z and 10:00Z at UTC+1: 01h and 11h, one each; the earlier hour wins a tie.
         assert_eq!(f.active_hour, Some(1));
+    }
+
+    #[test]
+    fn interests_decay_with_their_half_life() {
+        let day = 24 * 60;
+        let mut p = Profile::default();
+        p.fold(event(
+            "a",
+            0,
+            Kind::Page,
+            "Boots",
+            json!({"tags": ["Shoes", "winter"]}),
+        ));
+        p.fold(event(
+            "b",
+            30 * day,
+            Kind::Page,
+            "Sandals",
+            json!({"tags": "shoes"}),
+        ));
+        p.fold(event(
+            "c",
+            30 * day,
+            Kind::Page,
+            "Home",
+            json!({"tags": [1, ""]}),
+        ));
+        let f = p.features(T0 + 30 * day * 60_000, &Vocabulary::default());
+        // 30 days is one half-life: 0.5 for the old event, 1 for the new one.
+        assert!(
+            (f.interests["shoes"] - 1.5).abs() < 1e-12,
+            "{:?}",
+            f.interests
+        );
+        assert!((f.interests["winter"] - 0.5).abs() < 1e-12);
+        assert_eq!(f.interests.len(), 2, "no number or empty tag");
+        let fast = Vocabulary {
+            interest_half_life_days: 15.0,
+            ..Vocabulary::default()
+        };
+        let f = p.features(T0 + 30 * day * 60_000, &fast);
+        assert!((f.interests["winter"] - 0.25).abs() < 1e-12);
+        assert_eq!(
+            crate::rules::feature(&f, "interest.winter"),
+            Some(json!(0.25))
+        );
+        assert_eq!(crate::rules::feature(&f, "interest.golf"), Some(json!(0.0)));
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! `all` / `any` / `not`; `performed` (an event at least / at most so many times within
 //! some days, or between two dates, optionally only where a property compares so);
-//! `feature` (a behavioural or context feature by name, [`feature_names`]); `trait` (a
+//! `feature` (a behavioural or context feature by name, [`feature_names`], or
+//! `interest.TAG`, the decayed weight of a content tag); `trait` (a
 //! computed trait's value); `exists` (a trait has a non-null value). [`Rule::parse`]
 //! refuses a rule with the JSON path of its first fault and stores nothing.
 use std::collections::BTreeMap;
@@ -292,7 +293,10 @@ fn parse_comparison(obj: &serde_json::Map<String, Value>, path: &str) -> Option<
             return Err(fault(&format!("{path}.value"), "`in` takes a list"));
         }
         if key == "feature" {
-            if !feature_names().iter().any(|f| f == name) {
+            let interest = name
+                .strip_prefix("interest.")
+                .is_some_and(|t| !t.is_empty());
+            if !interest && !feature_names().iter().any(|f| f == name) {
                 return Err(fault(
                     &format!("{path}.feature"),
                     format!("unknown feature `{name}`"),
@@ -485,6 +489,10 @@ pub fn feature(f: &Features, name: &str) -> Option<Value> {
         "active_hour" => f.active_hour.map_or(Value::Null, Value::from),
         _ => {
             let (touch, part) = name.split_once('.')?;
+            if touch == "interest" {
+                // A tag never seen weighs 0.
+                return Some(f.interests.get(part).copied().unwrap_or(0.0).into());
+            }
             let t = match touch {
                 "first_touch" => &f.first_touch,
                 "last_touch" => &f.last_touch,

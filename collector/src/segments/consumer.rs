@@ -20,7 +20,7 @@ use std::{
 use assent_protocol::Purpose;
 use assent_segmentation::{
     normalize::{self, Currencies},
-    profile::{Context, Event, Kind, Vocabulary},
+    profile::{Context, Event, Kind},
 };
 use serde_json::Value;
 
@@ -117,7 +117,7 @@ async fn follow(
             was_off = false;
         }
         if swept.elapsed() >= sweep_every {
-            sweep(db, clock).await?;
+            sweep(segments, clock).await?;
             swept = Instant::now();
         }
         let items = match unsaved {
@@ -179,18 +179,17 @@ impl Switch {
 }
 
 /// Decides every membership again over stored history.
-async fn sweep(db: &Db, clock: &dyn Clock) -> Result<()> {
-    let mut w = db.write().await?;
+async fn sweep(segments: &Segments, clock: &dyn Clock) -> Result<()> {
+    let mut w = segments.db.write().await?;
     w.lock(membership::LOCK).await?;
     let definitions = Definitions::load_in(&mut w).await?;
     if definitions.audiences.is_empty() {
         return Ok(());
     }
-    let vocabulary = Vocabulary::default();
     let done = membership::backfill(
         &mut w,
         &definitions,
-        &vocabulary,
+        &segments.vocabulary,
         None,
         clock.now(),
         &|_| {},
@@ -363,8 +362,7 @@ async fn write(
             touched.sort_unstable();
             touched.dedup();
             let touched: Vec<&Pseudonym> = touched.iter().collect();
-            let vocabulary = Vocabulary::default();
-            membership::refresh(&mut w, &definitions, &vocabulary, &touched, now).await?;
+            membership::refresh(&mut w, &definitions, &segments.vocabulary, &touched, now).await?;
         }
     }
     if let Some((last, _)) = position {

@@ -146,18 +146,20 @@ impl std::fmt::Debug for Segments {
 
 impl Segments {
     /// Profiles and audiences over the trail's database; `realtime` is the configured
-    /// switch, `currencies` the currency amounts are converted into.
+    /// switch, `currencies` the currency amounts are converted into, `vocabulary` the
+    /// names features count (and interests' half-life).
     pub fn new(
         trail: Trail,
         pseudonymizer: Arc<Pseudonymizer>,
         realtime: bool,
         currencies: Option<assent_segmentation::normalize::Currencies>,
+        vocabulary: Vocabulary,
     ) -> Segments {
         Segments {
             db: trail.db().clone(),
             trail,
             pseudonymizer,
-            vocabulary: Vocabulary::default(),
+            vocabulary,
             realtime_default: realtime,
             currencies,
         }

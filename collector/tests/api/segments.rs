@@ -909,7 +909,7 @@ pub async fn profiles_keep_countries_as_codes_and_amounts_in_one_currency(b: Bac
     let at = minutes_ago();
     let priced = |id: &str, revenue: f64, currency: &str| {
         json!({"messageId": id, "type": "track", "event": "Order Completed", "anonymousId": "nia",
-               "timestamp": at(10), "properties": {"revenue": revenue, "currency": currency},
+               "timestamp": at(10), "properties": {"revenue": revenue, "currency": currency, "tags": ["Shoes"]},
                "context": {"location": {"country": "PRT"},
                            "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36"}})
     };
