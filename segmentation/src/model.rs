@@ -110,7 +110,7 @@ impl Spec {
 
 /// Whether a feature is numeric (the categorical ones are the device, place and touch).
 fn numeric(name: &str) -> bool {
-    !matches!(name, "device_type" | "country" | "locale") && !name.contains("_touch.")
+    !matches!(name, "device_type" | "country" | "locale" | "sparse") && !name.contains("_touch.")
 }
 
 /// What a model fitted over the scaled features.

@@ -23,6 +23,10 @@ pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// The windows behavioural features are computed over, in days.
 pub const WINDOWS: [u32; 4] = [1, 7, 30, 90];
 
+/// Fewer events than this in the last 90 days make a profile sparse
+/// ([`Features::sparse`]).
+pub const SPARSE_BELOW: u64 = 3;
+
 /// What kind of event it is (the Segment spec's types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -223,6 +227,10 @@ pub struct Features {
     /// [`Vocabulary::interest_half_life_days`] of age, by tag.
     #[serde(default)]
     pub interests: BTreeMap<String, f64>,
+    /// Too little to personalize on: fewer than [`SPARSE_BELOW`] events in the last 90
+    /// days. Content and recommendations fall back to generic experiences for it.
+    #[serde(default)]
+    pub sparse: bool,
 }
 
 impl Profile {
@@ -358,6 +366,7 @@ impl Profile {
                 *interests.entry(tag.to_lowercase()).or_default() += weight;
             }
         }
+        let sparse = windows.last().is_none_or(|w| w.events < SPARSE_BELOW);
         Features {
             windows,
             recency_days,
@@ -369,6 +378,7 @@ impl Profile {
             first_touch: first_touch.unwrap_or_default(),
             last_touch,
             interests,
+            sparse,
         }
     }
 
@@ -807,5 +817,9 @@ mod tests {
             Some(json!(0.25))
         );
         assert_eq!(crate::rules::feature(&f, "interest.golf"), Some(json!(0.0)));
+        assert!(!f.sparse, "three events in 90 days");
+        let later = p.features(T0 + 200 * day * 60_000, &Vocabulary::default());
+        assert!(later.sparse, "none in the last 90 days");
+        assert_eq!(crate::rules::feature(&later, "sparse"), Some(json!(true)));
     }
 }

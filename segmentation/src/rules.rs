@@ -437,6 +437,7 @@ pub fn feature_names() -> Vec<String> {
         "country",
         "locale",
         "active_hour",
+        "sparse",
     ] {
         names.push(name.to_owned());
     }
@@ -487,6 +488,7 @@ pub fn feature(f: &Features, name: &str) -> Option<Value> {
         "country" => text(&f.country),
         "locale" => text(&f.locale),
         "active_hour" => f.active_hour.map_or(Value::Null, Value::from),
+        "sparse" => f.sparse.into(),
         _ => {
             let (touch, part) = name.split_once('.')?;
             if touch == "interest" {

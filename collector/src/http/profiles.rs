@@ -81,7 +81,7 @@ pub async fn profile(
     tag = "segmentation",
     params(("subjectId" = String, Path, description = "The subject's raw id."), ConsentQuery),
     responses(
-        (status = 200, description = "`{subjectId, source, segments: [audience], clusters: {segmentation: cluster}}`: the audiences, and the cluster of each active segmentation model (none for a sparse profile).", body = Object),
+        (status = 200, description = "`{subjectId, source, segments: [audience], clusters: {segmentation: cluster}, sparse}`: the audiences, the cluster of each active segmentation model (none for a profile without its features), and whether the profile is too sparse to personalize on (fewer than 3 events in 90 days: show generic content).", body = Object),
         ConsentReadErrors,
     ),
     security(("bearer" = []))
@@ -99,12 +99,13 @@ pub async fn segments_of(
         return Err(Error::NotFound);
     };
     let names: Vec<String> = memberships.into_iter().map(|m| m.audience).collect();
-    let clusters = segments
+    let (clusters, sparse) = segments
         .clusters_of(&source, &subject_id, clock.now_ms())
         .await?
         .unwrap_or_default();
     Ok(Json(serde_json::json!({
         "subjectId": subject_id, "source": source, "segments": names, "clusters": clusters,
+        "sparse": sparse,
     }))
     .into_response())
 }

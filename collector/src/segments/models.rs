@@ -315,14 +315,14 @@ impl Segments {
     }
 
     /// The cluster of the profile at `source` of the subject whose raw id is `raw` in
-    /// each active segmentation at `now_ms` (a sparse profile is in none); None without a
-    /// profile.
+    /// each active segmentation at `now_ms` (none where the profile lacks a feature the
+    /// model reads), and whether the profile is sparse; None without a profile.
     pub async fn clusters_of(
         &self,
         source: &SourceId,
         raw: &str,
         now_ms: i64,
-    ) -> Result<Option<BTreeMap<String, usize>>> {
+    ) -> Result<Option<(BTreeMap<String, usize>, bool)>> {
         let all = self.profile_keys(source, raw).await?;
         let Some(stored) = storage::profiles::find(&self.db, source, &all).await? else {
             return Ok(None);
@@ -336,7 +336,7 @@ impl Segments {
                 out.insert(m.segmentation, cluster);
             }
         }
-        Ok(Some(out))
+        Ok(Some((out, features.sparse)))
     }
 }
 

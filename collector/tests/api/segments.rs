@@ -217,7 +217,7 @@ pub async fn audiences_are_checked_stored_and_matched_as_events_arrive(b: Backen
         seen,
         (
             200,
-            json!({"subjectId": "rosa", "source": seen.1["source"], "segments": [], "clusters": {}})
+            json!({"subjectId": "rosa", "source": seen.1["source"], "segments": [], "clusters": {}, "sparse": false})
         )
     );
     // The sixth order puts her in, as soon as the feed has folded it in.
