@@ -430,22 +430,22 @@ impl Segments {
         raw: &str,
     ) -> Result<Option<Vec<Membership>>> {
         let all = self.profile_keys(source, raw).await?;
-        if storage::profiles::find(&self.db, source, &all)
-            .await?
-            .is_none()
-        {
+        if !storage::profiles::exists(&self.db, source, &all).await? {
             return Ok(None);
         }
-        let members = storage::audiences::audiences_of(&self.db, source, &all).await?;
-        Ok(Some(
-            members
-                .into_iter()
-                .map(|m| Membership {
-                    audience: m.audience,
-                    since: iso(m.since_ms),
-                })
-                .collect(),
-        ))
+        self.memberships(source, &all).await.map(Some)
+    }
+
+    /// The memberships at `source` of the profile stored under one of `keys`.
+    async fn memberships(&self, source: &SourceId, keys: &[Pseudonym]) -> Result<Vec<Membership>> {
+        let members = storage::audiences::audiences_of(&self.db, source, keys).await?;
+        Ok(members
+            .into_iter()
+            .map(|m| Membership {
+                audience: m.audience,
+                since: iso(m.since_ms),
+            })
+            .collect())
     }
 
     /// The profile at `source` of the subject whose raw id is `raw` (under any key it may
@@ -464,7 +464,7 @@ impl Segments {
         let profile = membership::profile_of(&stored)?;
         let definitions = Definitions::parse(Vec::new(), storage::traits::list(&self.db).await?)?;
         let decided = definitions.decide(&profile, now_ms, &self.vocabulary);
-        let segments = self.segments_of(source, raw).await?.unwrap_or_default();
+        let segments = self.memberships(source, &all).await?;
         Ok(Some(ProfileView {
             profile,
             features: decided.features,

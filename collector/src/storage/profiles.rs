@@ -72,6 +72,24 @@ pub async fn delete_everywhere(w: &mut WriteTx, subject: &Pseudonym) -> Result<u
     delete_of_subject(w, "profile_events", &OF_SUBJECT, subject, None).await
 }
 
+/// Whether one of `subjects` has a profile at `source` (one indexed lookup, not its
+/// events).
+pub async fn exists(db: &Db, source: &SourceId, subjects: &[Pseudonym]) -> Result<bool> {
+    for subject in subjects {
+        let row = sqlx::query(
+            "SELECT 1 FROM profile_events WHERE source_id = $1 AND subject = $2 LIMIT 1",
+        )
+        .bind(source.as_str())
+        .bind(subject.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+        if row.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The events (JSON, oldest first) of the profile at `source` of the first of
 /// `subjects` (a subject's pseudonyms under each key) that has one.
 pub async fn find(
