@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     error::{Error, Result},
     ids::{Pseudonym, SourceId, UnixMs},
-    storage::{self, audiences::Member, WriteTx},
+    storage::{self, audiences::Member, definitions::Kind, WriteTx},
 };
 
 /// Lock id that serializes the transactions deciding membership across PostgreSQL
@@ -50,15 +50,15 @@ impl Definitions {
     /// Parses stored audiences and traits; a stored one that no longer parses is an
     /// internal error (they are checked before they are stored).
     pub fn parse(
-        audiences: Vec<storage::audiences::StoredAudience>,
-        traits: Vec<storage::traits::StoredTrait>,
+        audiences: Vec<storage::definitions::Stored>,
+        traits: Vec<storage::definitions::Stored>,
     ) -> Result<Definitions> {
         let broken = |what: &str, e: String| Error::Internal(format!("a stored {what}: {e}"));
         let audiences = audiences
             .into_iter()
             .map(|a| {
                 let json: Value =
-                    serde_json::from_str(&a.rule).map_err(|e| broken("rule", e.to_string()))?;
+                    serde_json::from_str(&a.json).map_err(|e| broken("rule", e.to_string()))?;
                 let rule = Rule::parse(&json).map_err(|e| broken("rule", e.to_string()))?;
                 Ok((a.name, rule))
             })
@@ -66,8 +66,8 @@ impl Definitions {
         let traits = traits
             .into_iter()
             .map(|t| {
-                let json: Value = serde_json::from_str(&t.definition)
-                    .map_err(|e| broken("trait", e.to_string()))?;
+                let json: Value =
+                    serde_json::from_str(&t.json).map_err(|e| broken("trait", e.to_string()))?;
                 ComputedTrait::parse(&json).map_err(|e| broken("trait", e.to_string()))
             })
             .collect::<Result<_>>()?;
@@ -76,8 +76,8 @@ impl Definitions {
 
     /// The definitions as the write transaction sees them.
     pub async fn load_in(w: &mut WriteTx) -> Result<Definitions> {
-        let audiences = storage::audiences::list_in(w).await?;
-        let traits = storage::traits::list_in(w).await?;
+        let audiences = storage::definitions::list_in(w, Kind::Audience).await?;
+        let traits = storage::definitions::list_in(w, Kind::Trait).await?;
         Definitions::parse(audiences, traits)
     }
 

@@ -23,7 +23,7 @@ use crate::{
     error::{Error, Result},
     ids::{Pseudonym, SourceId, UnixMs},
     pseudonym::Pseudonymizer,
-    storage::{self, Db, WriteTx},
+    storage::{self, definitions::Kind, Db, WriteTx},
 };
 use membership::{Backfilled, Definitions};
 
@@ -254,7 +254,7 @@ impl Segments {
                 "rule: the computed trait `{missing}` is not defined (PUT /v1/traits/{missing})"
             )));
         }
-        storage::audiences::put(&mut w, name, &rule.to_string(), now).await?;
+        storage::definitions::put(&mut w, Kind::Audience, name, &rule.to_string(), now).await?;
         definitions.audiences.retain(|(n, _)| n != name);
         definitions.audiences.push((name.to_owned(), parsed));
         let backfill = membership::backfill(
@@ -288,7 +288,7 @@ impl Segments {
     /// when there is none.
     pub async fn delete_audience(&self, name: &str, actor: String) -> Result<()> {
         let (mut w, _) = self.deciding().await?;
-        if !storage::audiences::delete(&mut w, name).await? {
+        if !storage::definitions::delete(&mut w, Kind::Audience, name).await? {
             return Err(Error::NotFound);
         }
         storage::audiences::delete_members(&mut w, name).await?;
@@ -304,12 +304,12 @@ impl Segments {
 
     /// Every audience, by name.
     pub async fn audiences(&self) -> Result<Vec<Audience>> {
-        storage::audiences::list(&self.db)
+        storage::definitions::list(&self.db, Kind::Audience)
             .await?
             .into_iter()
             .map(|a| {
                 Ok(Audience {
-                    rule: serde_json::from_str(&a.rule).map_err(|e| {
+                    rule: serde_json::from_str(&a.json).map_err(|e| {
                         Error::Internal(format!("a stored rule does not parse: {e}"))
                     })?,
                     name: a.name,
@@ -358,7 +358,7 @@ impl Segments {
         }
         let now = self.trail.now();
         let (mut w, mut definitions) = self.deciding().await?;
-        storage::traits::put(&mut w, name, &definition.to_string(), now).await?;
+        storage::definitions::put(&mut w, Kind::Trait, name, &definition.to_string(), now).await?;
         definitions.traits.retain(|t| t.name != name);
         definitions.traits.push(parsed);
         if !definitions.audiences.is_empty() {
@@ -392,7 +392,7 @@ impl Segments {
                 "the computed trait `{name}` is read by audience `{audience}`"
             )));
         }
-        if !storage::traits::delete(&mut w, name).await? {
+        if !storage::definitions::delete(&mut w, Kind::Trait, name).await? {
             return Err(Error::NotFound);
         }
         let entry = NewEntry {
@@ -407,12 +407,12 @@ impl Segments {
 
     /// Every computed trait, by name.
     pub async fn traits(&self) -> Result<Vec<TraitDefinition>> {
-        storage::traits::list(&self.db)
+        storage::definitions::list(&self.db, Kind::Trait)
             .await?
             .into_iter()
             .map(|t| {
                 Ok(TraitDefinition {
-                    definition: serde_json::from_str(&t.definition).map_err(|e| {
+                    definition: serde_json::from_str(&t.json).map_err(|e| {
                         Error::Internal(format!("a stored trait does not parse: {e}"))
                     })?,
                     updated_at: iso(t.updated_at_ms),
@@ -462,7 +462,10 @@ impl Segments {
             return Ok(None);
         };
         let profile = membership::profile_of(&stored)?;
-        let definitions = Definitions::parse(Vec::new(), storage::traits::list(&self.db).await?)?;
+        let definitions = Definitions::parse(
+            Vec::new(),
+            storage::definitions::list(&self.db, Kind::Trait).await?,
+        )?;
         let decided = definitions.decide(&profile, now_ms, &self.vocabulary);
         let segments = self.memberships(source, &all).await?;
         Ok(Some(ProfileView {
@@ -493,7 +496,7 @@ impl Segments {
     }
 
     async fn require_audience(&self, name: &str) -> Result<()> {
-        if storage::audiences::list(&self.db)
+        if storage::definitions::list(&self.db, Kind::Audience)
             .await?
             .iter()
             .any(|a| a.name == name)

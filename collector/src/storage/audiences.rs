@@ -1,5 +1,5 @@
-//! The statements on `audiences`, `audience_members` and `audience_changes`
-//! (`crate::segments` checks the rules and decides who is in).
+//! The statements on `audience_members` and `audience_changes` (`crate::segments`
+//! decides who is in; the audiences themselves are in `definitions`).
 use sqlx::Row;
 
 use crate::{
@@ -7,68 +7,6 @@ use crate::{
     ids::{Pseudonym, SourceId, UnixMs},
     storage::{delete_of_subject, numbered, Db, WriteTx},
 };
-
-/// An audience as stored: its name, its rule (JSON text), when it was last set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredAudience {
-    pub name: String,
-    pub rule: String,
-    pub updated_at_ms: i64,
-}
-
-/// Creates or replaces an audience.
-pub async fn put(w: &mut WriteTx, name: &str, rule: &str, now: UnixMs) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audiences (name, rule, updated_at_ms) VALUES ($1, $2, $3)
-         ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(name)
-    .bind(rule)
-    .bind(now.millis())
-    .execute(&mut *w.tx)
-    .await?;
-    Ok(())
-}
-
-/// Deletes an audience; false when there was none of that name.
-pub async fn delete(w: &mut WriteTx, name: &str) -> Result<bool> {
-    let n = sqlx::query("DELETE FROM audiences WHERE name = $1")
-        .bind(name)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-    Ok(n > 0)
-}
-
-fn stored(r: &sqlx::any::AnyRow) -> Result<StoredAudience> {
-    Ok(StoredAudience {
-        name: r.try_get(0)?,
-        rule: r.try_get(1)?,
-        updated_at_ms: r.try_get(2)?,
-    })
-}
-
-const LIST: &str = "SELECT name, rule, updated_at_ms FROM audiences ORDER BY name";
-
-/// Every audience, by name.
-pub async fn list(db: &Db) -> Result<Vec<StoredAudience>> {
-    sqlx::query(LIST)
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(stored)
-        .collect()
-}
-
-/// Every audience, read in the write transaction.
-pub async fn list_in(w: &mut WriteTx) -> Result<Vec<StoredAudience>> {
-    sqlx::query(LIST)
-        .fetch_all(&mut *w.tx)
-        .await?
-        .iter()
-        .map(stored)
-        .collect()
-}
 
 /// A member of an audience at a source.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

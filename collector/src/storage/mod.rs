@@ -5,6 +5,7 @@
 pub mod audiences;
 pub mod audit;
 pub mod consent;
+pub mod definitions;
 pub mod duplicates;
 pub mod feed;
 pub mod identity;
@@ -17,7 +18,6 @@ pub mod settings;
 pub mod subject_data;
 pub mod subject_index;
 pub mod subjects;
-pub mod traits;
 pub mod writer;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
