@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{parameter, Error, Result};
 use crate::matrix::Csr;
-use crate::simd::{axpy, dot};
+use crate::simd::{dispatch, dot, Lanes};
 use crate::{History, Scorer};
 
 /// Parameters of [`Als`], checked by [`AlsParams::check`].
@@ -116,15 +116,7 @@ impl ValidAlsParams {
 fn gram(y: &[f32], f: usize) -> Vec<f32> {
     const CHUNK: usize = 2048;
     y.par_chunks(CHUNK * f)
-        .map(|rows| {
-            let mut g = vec![0f32; f * f];
-            for row in rows.chunks_exact(f) {
-                for (a, &ya) in row.iter().enumerate() {
-                    axpy(ya, row, &mut g[a * f..(a + 1) * f]);
-                }
-            }
-            g
-        })
+        .map(|rows| gram_chunk(rows, f))
         .collect::<Vec<_>>()
         .into_iter()
         .reduce(|mut a, b| {
@@ -134,11 +126,93 @@ fn gram(y: &[f32], f: usize) -> Vec<f32> {
         .unwrap_or_else(|| vec![0f32; f * f])
 }
 
+dispatch! {
+    /// The Gram matrix of some rows.
+    fn gram_chunk = gram_chunk_with(rows: &[f32], f: usize) -> Vec<f32>
+}
+
+#[inline(always)]
+fn gram_chunk_with<L: Lanes>(rows: &[f32], f: usize) -> Vec<f32> {
+    let mut g = vec![0f32; f * f];
+    for row in rows.chunks_exact(f) {
+        for (a, &ya) in row.iter().enumerate() {
+            L::axpy(ya, row, &mut g[a * f..(a + 1) * f]);
+        }
+    }
+    g
+}
+
 /// `out = G·v` for a symmetric `f × f` matrix.
-fn symv(g: &[f32], v: &[f32], out: &mut [f32]) {
+#[inline(always)]
+fn symv<L: Lanes>(g: &[f32], v: &[f32], out: &mut [f32]) {
     let f = v.len();
     for (a, o) in out.iter_mut().enumerate() {
-        *o = dot(&g[a * f..(a + 1) * f], v);
+        *o = L::dot(&g[a * f..(a + 1) * f], v);
+    }
+}
+
+/// What every solve of one half-step shares.
+struct Shared<'a> {
+    yty: &'a [f32],
+    y: &'a [f32],
+    f: usize,
+    alpha: f32,
+    cg_steps: usize,
+}
+
+/// Scratch vectors of one thread.
+struct Scratch {
+    r: Vec<f32>,
+    dir: Vec<f32>,
+    ap: Vec<f32>,
+}
+
+dispatch! {
+    /// A few conjugate-gradient steps on one row's system, from its current value.
+    fn solve_row = solve_row_with(s: &Shared<'_>, items: &[u32], values: &[f32], xu: &mut [f32], w: &mut Scratch) -> ()
+}
+
+/// [`solve_row`] over given kernels (compiled once per kernel, the calls inlined).
+#[inline(always)]
+fn solve_row_with<L: Lanes>(
+    s: &Shared<'_>,
+    items: &[u32],
+    values: &[f32],
+    xu: &mut [f32],
+    w: &mut Scratch,
+) {
+    {
+        let (f, y) = (s.f, s.y);
+        let (r, dir, ap) = (&mut w.r[..], &mut w.dir[..], &mut w.ap[..]);
+        // r = b − A·x, with A = YᵀY + λI + Σ (c − 1) y yᵀ and b = Σ c y.
+        symv::<L>(s.yty, xu, r);
+        r.iter_mut().for_each(|v| *v = -*v);
+        for (&i, &v) in items.iter().zip(values) {
+            let yi = &y[i as usize * f..(i as usize + 1) * f];
+            let conf = 1.0 + s.alpha * v;
+            L::axpy(conf - (conf - 1.0) * L::dot(yi, xu), yi, r);
+        }
+        dir.copy_from_slice(r);
+        let mut rs = L::dot(r, r);
+        for _ in 0..s.cg_steps {
+            if rs < 1e-20 {
+                break;
+            }
+            symv::<L>(s.yty, dir, ap);
+            for (&i, &v) in items.iter().zip(values) {
+                let yi = &y[i as usize * f..(i as usize + 1) * f];
+                L::axpy(s.alpha * v * L::dot(yi, dir), yi, ap);
+            }
+            let step = rs / L::dot(dir, ap);
+            L::axpy(step, dir, xu);
+            L::axpy(-step, ap, r);
+            let next = L::dot(r, r);
+            let beta = next / rs;
+            dir.iter_mut()
+                .zip(r.iter())
+                .for_each(|(d, r)| *d = r + beta * *d);
+            rs = next;
+        }
     }
 }
 
@@ -149,42 +223,25 @@ fn half_step(c: &Csr, y: &[f32], x: &mut [f32], p: &AlsParams) {
     for a in 0..f {
         yty[a * f + a] += p.regularization;
     }
+    let shared = Shared {
+        yty: &yty,
+        y,
+        f,
+        alpha: p.alpha,
+        cg_steps: p.cg_steps,
+    };
     x.par_chunks_mut(f).enumerate().for_each_init(
-        || (vec![0f32; f], vec![0f32; f], vec![0f32; f]),
-        |(r, dir, ap), (u, xu)| {
+        || Scratch {
+            r: vec![0f32; f],
+            dir: vec![0f32; f],
+            ap: vec![0f32; f],
+        },
+        |scratch, (u, xu)| {
             let (items, values) = c.row(u);
             if items.is_empty() {
                 xu.fill(0.0);
-                return;
-            }
-            // r = b − A·x, with A = YᵀY + λI + Σ (c − 1) y yᵀ and b = Σ c y.
-            symv(&yty, xu, r);
-            r.iter_mut().for_each(|v| *v = -*v);
-            for (&i, &v) in items.iter().zip(values) {
-                let yi = &y[i as usize * f..(i as usize + 1) * f];
-                let conf = 1.0 + p.alpha * v;
-                axpy(conf - (conf - 1.0) * dot(yi, xu), yi, r);
-            }
-            dir.copy_from_slice(r);
-            let mut rs = dot(r, r);
-            for _ in 0..p.cg_steps {
-                if rs < 1e-20 {
-                    break;
-                }
-                symv(&yty, dir, ap);
-                for (&i, &v) in items.iter().zip(values) {
-                    let yi = &y[i as usize * f..(i as usize + 1) * f];
-                    axpy(p.alpha * v * dot(yi, dir), yi, ap);
-                }
-                let step = rs / dot(dir, ap);
-                axpy(step, dir, xu);
-                axpy(-step, ap, r);
-                let next = dot(r, r);
-                let beta = next / rs;
-                dir.iter_mut()
-                    .zip(r.iter())
-                    .for_each(|(d, r)| *d = r + beta * *d);
-                rs = next;
+            } else {
+                solve_row(&shared, items, values, xu, scratch);
             }
         },
     );

@@ -71,17 +71,36 @@ pub struct Report {
     pub coverage: f64,
 }
 
-/// Ranks the whole catalogue for every user with test items (their `train` row as the
-/// history, scored with [`Scorer::score_known`]), leaving out their training items
-/// when `exclude_train`, and averages [`at_k`] against their `test` row. Users run in
-/// parallel. `rankings`, when given, receives each user's top K (for comparison with
-/// another implementation on the very same lists).
+/// How [`evaluate`] treats the history rows it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocol {
+    /// Leave each user's history items out of their ranking.
+    pub exclude_history: bool,
+    /// The histories are not what the model trained on (cold-start users held out):
+    /// score them as new users ([`Scorer::score`], fold-in) rather than by what the
+    /// model learned per user ([`Scorer::score_known`]).
+    pub unseen_users: bool,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            exclude_history: true,
+            unseen_users: false,
+        }
+    }
+}
+
+/// Ranks the whole catalogue for every user with test items (their `history` row as
+/// the history), leaving out their history items when the protocol says so, and
+/// averages [`at_k`] against their `test` row. Users run in parallel. `rankings`, when
+/// given, receives each user's top K (to judge the very same lists elsewhere).
 pub fn evaluate(
     model: &dyn Scorer,
-    train: &Csr,
+    history: &Csr,
     test: &Csr,
     k: usize,
-    exclude_train: bool,
+    protocol: Protocol,
     rankings: Option<&mut Vec<(u32, Vec<u32>)>>,
 ) -> Report {
     let n = model.items();
@@ -91,9 +110,17 @@ pub fn evaluate(
         .map_init(
             || vec![0f32; n],
             |scores, &u| {
-                let history = History::of(train, u);
-                model.score_known(u, history, scores);
-                let consumed = if exclude_train { history.items } else { &[] };
+                let h = History::of(history, u);
+                if protocol.unseen_users {
+                    model.score(h, scores);
+                } else {
+                    model.score_known(u, h, scores);
+                }
+                let consumed = if protocol.exclude_history {
+                    h.items
+                } else {
+                    &[]
+                };
                 let best = top_k(
                     scores,
                     k,
