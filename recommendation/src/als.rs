@@ -263,6 +263,13 @@ impl Als {
         self.params
     }
 
+    /// The same model without its user factors: what serving keeps, since it folds each
+    /// user in from their current history (and user factors are per person).
+    pub fn without_users(mut self) -> Als {
+        self.users = Vec::new();
+        self
+    }
+
     /// The number of users with factors.
     pub fn users(&self) -> usize {
         self.users.len() / self.params.factors

@@ -23,13 +23,16 @@ pub mod drift;
 pub mod ease;
 pub mod error;
 pub mod hybrid;
+pub mod input;
 pub mod knn;
 pub mod matrix;
 pub mod metrics;
+pub mod model;
 pub mod popularity;
 pub mod rank;
 pub mod simd;
 pub mod split;
+pub mod tune;
 pub mod vocab;
 pub mod weight;
 

@@ -43,6 +43,11 @@ impl Popularity {
         Popularity { scores }
     }
 
+    /// Popularity from scores already counted (one per item).
+    pub fn from_scores(scores: Vec<f32>) -> Popularity {
+        Popularity { scores }
+    }
+
     /// Each item's score.
     pub fn scores(&self) -> &[f32] {
         &self.scores

@@ -1,0 +1,269 @@
+//! A model named by its kind and parameters ([`ModelSpec`]), fitted into one of the
+//! crate's models ([`Model`]), which serializes with its parameters so a stored model
+//! scores alone; and grids of specs for hyperparameter search, parsed from text such as
+//! `als:factors=64,128;regularization=0.1,1` (every combination of the values listed).
+
+use serde::{Deserialize, Serialize};
+
+use crate::als::{Als, AlsParams};
+use crate::content::Content;
+use crate::ease::{Ease, EaseParams};
+use crate::error::{parameter, Error, Result};
+use crate::knn::{ItemKnn, ItemKnnParams, Weighting};
+use crate::matrix::Csr;
+use crate::popularity::Popularity;
+use crate::{History, Scorer};
+
+/// What to fit: a collaborative model and its parameters, or popularity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// Item-based nearest neighbours.
+    ItemKnn(ItemKnnParams),
+    /// Alternating least squares.
+    Als(AlsParams),
+    /// EASE.
+    Ease(EaseParams),
+    /// The number of users per item.
+    Popularity,
+}
+
+impl ModelSpec {
+    /// The kind's name: `item_knn`, `als`, `ease` or `popularity`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelSpec::ItemKnn(_) => "item_knn",
+            ModelSpec::Als(_) => "als",
+            ModelSpec::Ease(_) => "ease",
+            ModelSpec::Popularity => "popularity",
+        }
+    }
+
+    /// Checks the parameters.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            ModelSpec::ItemKnn(p) => p.check().map(|_| ()),
+            ModelSpec::Als(p) => p.check().map(|_| ()),
+            ModelSpec::Ease(p) => p.check().map(|_| ()),
+            ModelSpec::Popularity => Ok(()),
+        }
+    }
+
+    /// Fits the model to a users-by-items matrix, calling `progress(done, total)` as it
+    /// goes (ALS: per alternation; the others once at the end).
+    pub fn fit(&self, user_items: &Csr, mut progress: impl FnMut(usize, usize)) -> Result<Model> {
+        let model = match self {
+            ModelSpec::ItemKnn(p) => Model::ItemKnn(p.check()?.fit(user_items)),
+            ModelSpec::Als(p) => {
+                let total = p.iterations;
+                Model::Als(p.check()?.fit_with(user_items, |d| progress(d, total))?)
+            }
+            ModelSpec::Ease(p) => Model::Ease(p.check()?.fit(user_items)?),
+            ModelSpec::Popularity => Model::Popularity(Popularity::fit(user_items)),
+        };
+        progress(1, 1);
+        Ok(model)
+    }
+}
+
+/// A fitted model of any kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Model {
+    /// Item-based nearest neighbours.
+    ItemKnn(ItemKnn),
+    /// Alternating least squares.
+    Als(Als),
+    /// EASE.
+    Ease(Ease),
+    /// Popularity.
+    Popularity(Popularity),
+    /// Content-based.
+    Content(Content),
+}
+
+impl Model {
+    /// The model as a scorer.
+    pub fn scorer(&self) -> &dyn Scorer {
+        match self {
+            Model::ItemKnn(m) => m,
+            Model::Als(m) => m,
+            Model::Ease(m) => m,
+            Model::Popularity(m) => m,
+            Model::Content(m) => m,
+        }
+    }
+
+    /// The items most similar to `item`: by the neighbours kept (item-kNN), EASE's
+    /// weights, the cosine of factors (ALS) or of tag vectors (content); popularity has
+    /// no notion of similar and gives none.
+    pub fn similar(&self, item: u32, k: usize) -> Result<Vec<(u32, f32)>> {
+        match self {
+            Model::ItemKnn(m) => m.similar(item, k),
+            Model::Content(m) => m.similar(item, k),
+            Model::Popularity(_) => Ok(Vec::new()),
+            Model::Ease(_) | Model::Als(_) => {
+                let s = self.scorer();
+                if item as usize >= s.items() {
+                    return Err(Error::Shape(format!("item {item} is not in the model")));
+                }
+                let me = [item];
+                let mut out = vec![0f32; s.items()];
+                match self {
+                    Model::Ease(m) => m.score(History::new(&me, &[1.0]), &mut out),
+                    Model::Als(m) => {
+                        let q = m.item_factors(item as usize);
+                        let qn = crate::simd::dot(q, q).sqrt().max(f32::MIN_POSITIVE);
+                        for (j, o) in out.iter_mut().enumerate() {
+                            let y = m.item_factors(j);
+                            let yn = crate::simd::dot(y, y).sqrt().max(f32::MIN_POSITIVE);
+                            *o = crate::simd::dot(q, y) / (qn * yn);
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                Ok(crate::rank::top_k(
+                    &out,
+                    k,
+                    crate::Exclude {
+                        consumed: &me,
+                        ..Default::default()
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// Every combination of the values given for one kind's parameters, e.g.
+/// `als:factors=64,128;regularization=0.1,1;alpha=4`, `item_knn:neighbours=50,100;
+/// weighting=bm25,cosine`, `ease:lambda=250,500`, `popularity`. Parameters not named
+/// keep their defaults; each spec is checked.
+pub fn parse_grid(text: &str) -> Result<Vec<ModelSpec>> {
+    let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
+    let mut specs = vec![match kind.trim() {
+        "item_knn" | "knn" => ModelSpec::ItemKnn(ItemKnnParams::default()),
+        "als" => ModelSpec::Als(AlsParams::default()),
+        "ease" => ModelSpec::Ease(EaseParams::default()),
+        "popularity" => ModelSpec::Popularity,
+        other => {
+            return Err(parameter(
+                "grid",
+                format!("unknown model kind {other:?} (item_knn, als, ease, popularity)"),
+            ))
+        }
+    }];
+    for part in rest.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, values) = part
+            .split_once('=')
+            .ok_or_else(|| parameter("grid", format!("{part:?} is not NAME=V1,V2")))?;
+        let mut next = Vec::new();
+        for spec in &specs {
+            for value in values.split(',').map(str::trim) {
+                next.push(set(*spec, name.trim(), value)?);
+            }
+        }
+        specs = next;
+    }
+    for s in &specs {
+        s.check()?;
+    }
+    Ok(specs)
+}
+
+fn set(mut spec: ModelSpec, name: &str, value: &str) -> Result<ModelSpec> {
+    let bad = || parameter("grid", format!("{name}={value:?}: not a valid value"));
+    let num = || value.parse::<f64>().map_err(|_| bad());
+    let int = || value.parse::<usize>().map_err(|_| bad());
+    match (&mut spec, name) {
+        (ModelSpec::ItemKnn(p), "neighbours") => p.neighbours = int()?,
+        (ModelSpec::ItemKnn(p), "shrink") => p.shrink = num()? as f32,
+        (ModelSpec::ItemKnn(p), "weighting") => {
+            p.weighting = match value {
+                "none" => Weighting::None,
+                "cosine" => Weighting::Cosine,
+                "tfidf" => Weighting::TfIdf,
+                "bm25" => Weighting::Bm25 { k1: 100.0, b: 0.8 },
+                _ => return Err(bad()),
+            }
+        }
+        (ModelSpec::ItemKnn(p), "k1" | "b") => match &mut p.weighting {
+            Weighting::Bm25 { k1, b } => {
+                *(if name == "k1" { k1 } else { b }) = num()? as f32;
+            }
+            _ => {
+                return Err(parameter(
+                    "grid",
+                    format!("{name} needs weighting=bm25 first"),
+                ))
+            }
+        },
+        (ModelSpec::Als(p), "factors") => p.factors = int()?,
+        (ModelSpec::Als(p), "regularization") => p.regularization = num()? as f32,
+        (ModelSpec::Als(p), "alpha") => p.alpha = num()? as f32,
+        (ModelSpec::Als(p), "iterations") => p.iterations = int()?,
+        (ModelSpec::Als(p), "cg_steps") => p.cg_steps = int()?,
+        (ModelSpec::Als(p), "seed") => p.seed = value.parse().map_err(|_| bad())?,
+        (ModelSpec::Ease(p), "lambda") => p.lambda = num()?,
+        (s, _) => {
+            return Err(parameter(
+                "grid",
+                format!("{} has no parameter {name:?}", s.kind()),
+            ))
+        }
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_are_every_combination_and_errors_name_the_fault() {
+        let g = parse_grid("als:factors=8,16;regularization=0.1,1,10").unwrap();
+        assert_eq!(g.len(), 6);
+        assert!(matches!(g[5], ModelSpec::Als(p) if p.factors == 16 && p.regularization == 10.0));
+        let k = parse_grid("item_knn:weighting=bm25;k1=50;neighbours=20").unwrap();
+        assert!(
+            matches!(k[0], ModelSpec::ItemKnn(p) if p.weighting == Weighting::Bm25 { k1: 50.0, b: 0.8 })
+        );
+        assert_eq!(
+            parse_grid("popularity").unwrap(),
+            vec![ModelSpec::Popularity]
+        );
+        let e = parse_grid("als:factor=8").unwrap_err().to_string();
+        assert!(e.contains("als has no parameter \"factor\""), "{e}");
+        assert!(parse_grid("svd")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown model kind"));
+        assert!(parse_grid("ease:lambda=-1")
+            .unwrap_err()
+            .to_string()
+            .contains("lambda"));
+        assert!(parse_grid("item_knn:weighting=cosine;k1=3")
+            .unwrap_err()
+            .to_string()
+            .contains("weighting=bm25"));
+    }
+
+    #[test]
+    fn a_model_round_trips_through_json() {
+        let x = Csr::from_triplets(3, 3, &[(0, 0, 1.0), (0, 1, 1.0), (1, 1, 1.0), (2, 2, 1.0)])
+            .unwrap();
+        for spec in [
+            ModelSpec::ItemKnn(ItemKnnParams::default()),
+            ModelSpec::Als(AlsParams {
+                factors: 2,
+                ..Default::default()
+            }),
+            ModelSpec::Ease(EaseParams::default()),
+            ModelSpec::Popularity,
+        ] {
+            let m = spec.fit(&x, |_, _| {}).unwrap();
+            let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+            assert_eq!(back, m, "{}", spec.kind());
+        }
+    }
+}
