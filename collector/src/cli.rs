@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `keys`, `sources`, `audit`,
-//! `subject`, `export`, `segments`, `worker`.
+//! `subject`, `export`, `segments`, `recommend`, `worker`.
 use std::{io::Write, path::PathBuf, sync::Arc};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +54,10 @@ pub enum Command {
     /// Segmentation: train, list, promote and roll back models; backfill audiences.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+    /// Recommendations: train, list, promote and roll back recommenders; evaluate models
+    /// offline on an interaction file.
+    #[command(subcommand)]
+    Recommend(RecommendCommand),
     /// A segmentation worker: consumes the feed from NATS JetStream with the other
     /// workers (needs ASSENT_NATS_URL; profiles in the shared database) until stopped.
     Worker,
@@ -92,6 +96,85 @@ pub enum SegmentsCommand {
     Rollback { name: String },
     /// Decide every audience's members again from stored history.
     Backfill,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecommendCommand {
+    /// Train a new version of a recommender on every profile at a source; it becomes
+    /// active if its held-out NDCG@10 is not worse than the active version's.
+    Train {
+        /// The recommender's name (`default` is what requests use unless they name one).
+        name: String,
+        /// The source (id or name) whose interactions it learns.
+        #[arg(long)]
+        source: String,
+        /// The model, `KIND:NAME=VALUE;…`: `item_knn:neighbours=100;weighting=bm25`,
+        /// `als:factors=64;regularization=1;alpha=19`, `ease:lambda=500`, `popularity`.
+        #[arg(long, default_value = "item_knn")]
+        model: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Every recommender's versions, newest first (JSON lines).
+    Models,
+    /// Make a version the active one.
+    Promote {
+        name: String,
+        version: i64,
+        #[arg(long)]
+        source: String,
+    },
+    /// Bring back the version active before the active one.
+    Rollback {
+        name: String,
+        #[arg(long)]
+        source: String,
+    },
+    /// Split a plain interaction file (`user item [value [timestamp]]` per line, comma,
+    /// tab or space separated) into train and test, search each model's grid by k-fold
+    /// cross-validation on the training part, and print the best of each on the test
+    /// part beside popularity (Precision, Recall, MAP, NDCG at K, coverage).
+    Evaluate {
+        /// The interaction file.
+        #[arg(long)]
+        input: PathBuf,
+        /// How the test part is held out.
+        #[arg(long, value_enum, default_value = "random")]
+        split: SplitArg,
+        /// The test share (random and per-user splits).
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        /// The time from which interactions are tested (`--split time`), in the file's unit.
+        #[arg(long)]
+        cutoff: Option<i64>,
+        /// Cross-validation folds for the grid search.
+        #[arg(long, default_value_t = 3)]
+        folds: usize,
+        /// The K of the metrics.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A grid to search, `KIND:NAME=V1,V2;NAME=V…` (repeatable), e.g.
+        /// `als:factors=64,128;regularization=0.1,1;alpha=4,19`,
+        /// `item_knn:weighting=bm25,cosine;neighbours=50,100`, `ease:lambda=250,500`.
+        /// Without one, default grids of item_knn, als and ease.
+        #[arg(long)]
+        grid: Vec<String>,
+    },
+}
+
+/// How `recommend evaluate` holds out its test part.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    /// A random share of the distinct (user, item) pairs.
+    Random,
+    /// A random share of each user's items.
+    PerUser,
+    /// Each user's latest item.
+    LastOut,
+    /// Everything at or after `--cutoff`.
+    Time,
 }
 
 /// A segmentation model's method on the command line.
@@ -525,6 +608,125 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     println!("{}", serde_json::to_string(&done).expect("serializes"));
                 }
             }
+        }
+        Some(Command::Recommend(RecommendCommand::Train {
+            name,
+            source,
+            model,
+            seed,
+        })) => {
+            use crate::recommend::{Progress, Training};
+            let specs = assent_recommendation::model::parse_grid(model)
+                .map_err(|e| Error::BadRequest(format!("--model: {e}")))?;
+            let [spec] = specs.as_slice() else {
+                return Err(Error::BadRequest(
+                    "--model: one model (give each parameter one value)".into(),
+                ));
+            };
+            let state = open(&cli).await?;
+            let source = state
+                .keys
+                .find_source(source)
+                .await?
+                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .expect("a valid template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let training = Training {
+                model: *spec,
+                seed: *seed,
+                test_fraction: 0.2,
+            };
+            let version = state
+                .recommendations
+                .train(&source, name, training, "cli".into(), &|p| match p {
+                    Progress::Read(n) => bar.set_message(format!("{n} profiles read")),
+                    Progress::Fitting => bar.set_message("fitting and judging on held-out pairs"),
+                })
+                .await?;
+            bar.finish_and_clear();
+            println!("{}", serde_json::to_string(&version).expect("serializes"));
+        }
+        Some(Command::Recommend(RecommendCommand::Models)) => {
+            let state = open(&cli).await?;
+            for v in state.recommendations.models().await? {
+                println!("{}", serde_json::to_string(&v).expect("serializes"));
+            }
+        }
+        Some(Command::Recommend(RecommendCommand::Promote {
+            name,
+            version,
+            source,
+        })) => {
+            let state = open(&cli).await?;
+            let source = state
+                .keys
+                .find_source(source)
+                .await?
+                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let v = state
+                .recommendations
+                .promote(&source, name, *version, "cli".into())
+                .await?;
+            println!("{}", serde_json::to_string(&v).expect("serializes"));
+        }
+        Some(Command::Recommend(RecommendCommand::Rollback { name, source })) => {
+            let state = open(&cli).await?;
+            let source = state
+                .keys
+                .find_source(source)
+                .await?
+                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let v = state
+                .recommendations
+                .rollback(&source, name, "cli".into())
+                .await?;
+            println!("{}", serde_json::to_string(&v).expect("serializes"));
+        }
+        Some(Command::Recommend(RecommendCommand::Evaluate {
+            input,
+            split,
+            test_fraction,
+            cutoff,
+            folds,
+            k,
+            seed,
+            grid,
+        })) => {
+            use crate::recommend::offline::{self, SplitKind};
+            let text = std::fs::read_to_string(input)
+                .map_err(|e| Error::Config(format!("{}: {e}", input.display())))?;
+            let split = match (split, cutoff) {
+                (SplitArg::Random, _) => SplitKind::Random,
+                (SplitArg::PerUser, _) => SplitKind::PerUser,
+                (SplitArg::LastOut, _) => SplitKind::LeaveLastOut,
+                (SplitArg::Time, Some(c)) => SplitKind::ByTime(*c),
+                (SplitArg::Time, None) => {
+                    return Err(Error::BadRequest("--split time needs --cutoff".into()))
+                }
+            };
+            let options = offline::Options {
+                split,
+                test_fraction: *test_fraction,
+                folds: *folds,
+                k: *k,
+                seed: *seed,
+                grids: grid.clone(),
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} fits ({eta} left)")
+                    .expect("a valid template"),
+            );
+            let table = offline::evaluate(&text, &options, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            print!("{table}");
         }
         Some(Command::Subject(SubjectCommand::Lookup { raw_id })) => {
             let state = open(&cli).await?;

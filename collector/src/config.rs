@@ -136,6 +136,11 @@ pub struct Config {
     pub segmentation_currency: String,
     /// How much of that currency one unit of another is: `USD=0.92,GBP=1.17`.
     pub segmentation_currency_rates: String,
+    /// The confidence weight of each event name that counts as an interaction with an
+    /// item, `NAME=WEIGHT,…` (`page` and `screen` for pages and screens).
+    pub recommendation_weights: String,
+    /// Answers kept per generation of the recommendations cache.
+    pub recommendation_cache_entries: usize,
 }
 
 impl Default for Config {
@@ -184,6 +189,8 @@ impl Default for Config {
             segmentation_interest_half_life_days: 30,
             segmentation_currency: String::new(),
             segmentation_currency_rates: String::new(),
+            recommendation_weights: crate::recommend::interactions::DEFAULT_WEIGHTS.into(),
+            recommendation_cache_entries: 50_000,
         }
     }
 }
@@ -320,6 +327,8 @@ impl Config {
             }
             "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
             "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),
+            "RECOMMENDATION_WEIGHTS" => self.recommendation_weights = value.into(),
+            "RECOMMENDATION_CACHE_ENTRIES" => self.recommendation_cache_entries = num(key, value)?,
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}
         }

@@ -19,11 +19,13 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod pseudonym;
+pub mod recommend;
 pub mod segments;
 pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod subjects;
+pub mod versions;
 
 pub use clock::{Clock, SystemClock};
 pub use config::Config;

@@ -16,6 +16,7 @@ use crate::{
     keys::{self, Keys},
     metrics::Metrics,
     pseudonym::{self, Pseudonymizer},
+    recommend::{interactions::Weights, Recommendations},
     segments::Segments,
     storage::{self, Db},
     subjects::Subjects,
@@ -40,6 +41,8 @@ pub struct AppState {
     pub subjects: Arc<Subjects>,
     /// Segmentation profiles, read back.
     pub segments: Arc<Segments>,
+    /// Recommenders, the catalogue, rankings.
+    pub recommendations: Arc<Recommendations>,
     /// Subjects' consent records in memory (ingest reads through it).
     pub consent_cache: Arc<ConsentCache>,
 }
@@ -61,6 +64,7 @@ narrow_state!(
     Arc<Ingest> => ingest,
     Arc<Subjects> => subjects,
     Arc<Segments> => segments,
+    Arc<Recommendations> => recommendations,
     Arc<Config> => config,
     Arc<dyn Clock> => clock,
     Arc<Pseudonymizer> => pseudonymizer,
@@ -128,8 +132,16 @@ impl AppState {
                 ..Default::default()
             },
         ));
+        let recommendations = Arc::new(Recommendations::new(
+            trail.clone(),
+            pseudonymizer.clone(),
+            segments.clone(),
+            Weights::parse(&config.recommendation_weights)?,
+            config.recommendation_cache_entries,
+        ));
         let state = AppState {
             segments,
+            recommendations,
             trail: Arc::new(trail),
             keys,
             ingest,

@@ -78,6 +78,10 @@ pub enum Kind {
     TraitDeleted,
     /// A segmentation model trained, promoted or rolled back.
     SegmentModel,
+    /// A recommender trained, promoted or rolled back.
+    RecommendationModel,
+    /// An item of a recommendation catalogue set or removed.
+    CatalogItem,
     /// A run-time setting changed (`settings`).
     SettingChanged,
     /// Profiles scanned for duplicates; a proposed pair confirmed or rejected.
@@ -104,6 +108,8 @@ impl Kind {
             Kind::TraitSet => "trait_set",
             Kind::TraitDeleted => "trait_deleted",
             Kind::SegmentModel => "segment_model",
+            Kind::RecommendationModel => "recommendation_model",
+            Kind::CatalogItem => "catalog_item",
             Kind::SettingChanged => "setting_changed",
             Kind::DuplicateScan => "duplicate_scan",
             Kind::DuplicateDecided => "duplicate_decided",

@@ -34,3 +34,22 @@ pub async fn current(
         "timestamp": Timestamp::from_unix_millis(record.timestamp_ms).to_string(),
     })))
 }
+
+/// Whether the subject whose raw id is `raw` grants `purpose` now under a consent scope:
+/// their latest record there says so (no record: not granted).
+pub async fn grants(
+    db: &Db,
+    pseudonymizer: &Pseudonymizer,
+    scope: &crate::keys::sources::ConsentScope,
+    raw: &str,
+    purpose: &str,
+) -> Result<bool> {
+    let all = pseudonymizer.all_pseudonyms(raw);
+    let Some(record) = crate::storage::consent::latest_record(db, &scope.members, &all).await?
+    else {
+        return Ok(false);
+    };
+    let purposes: BTreeMap<String, bool> =
+        serde_json::from_str(&record.purposes).unwrap_or_default();
+    Ok(purposes.get(purpose).copied().unwrap_or(false))
+}

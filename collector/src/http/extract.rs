@@ -161,6 +161,15 @@ pub(crate) async fn consent_reader(
     headers: &HeaderMap,
     source: Option<&str>,
 ) -> Result<SourceId> {
+    reader_caller(keys, headers, source).await.map(|(s, _)| s)
+}
+
+/// As [`consent_reader`], with the caller (who acts, for the audit trail).
+pub(crate) async fn reader_caller(
+    keys: &Keys,
+    headers: &HeaderMap,
+    source: Option<&str>,
+) -> Result<(SourceId, Caller)> {
     let caller = authenticate(keys, headers, None).await?;
     // Looked up only for a caller that may read: nobody else learns which sources exist.
     let named = match (&caller, source) {
@@ -169,19 +178,20 @@ pub(crate) async fn consent_reader(
         }
         _ => None,
     };
-    match caller {
+    let source = match &caller {
         Caller::Admin { .. } => named.ok_or_else(|| {
             Error::BadRequest("name the source whose consent is asked: ?source=<id or name>".into())
-        }),
+        })?,
         Caller::Server { source_id, .. } => {
             not_from_a_browser(headers)?;
             match named {
-                Some(other) if other != source_id => Err(Error::Unauthorized),
-                _ => Ok(source_id),
+                Some(other) if &other != source_id => return Err(Error::Unauthorized),
+                _ => source_id.clone(),
             }
         }
-        Caller::Source { .. } => Err(Error::Unauthorized),
-    }
+        Caller::Source { .. } => return Err(Error::Unauthorized),
+    };
+    Ok((source, caller))
 }
 
 /// A key in a header is checked before the body is read, inflated or parsed; a key in

@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod profiles;
 pub mod proxy;
 pub mod ratelimit;
+pub mod recommendations;
 pub mod schemas;
 pub mod sdk_files;
 pub mod serve;
@@ -151,6 +152,28 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         .route(
             "/v1/segmentations/{name}/rollback",
             post(profiles::rollback),
+        )
+        .route(
+            "/v1/recommendations/{subject_id}",
+            get(recommendations::recommend),
+        )
+        .route("/v1/items/{item}/similar", get(recommendations::similar))
+        .route(
+            "/v1/items/{item}",
+            put(recommendations::put_item).delete(recommendations::delete_item),
+        )
+        .route("/v1/recommenders", get(recommendations::list_recommenders))
+        .route(
+            "/v1/recommenders/{name}/models",
+            post(recommendations::train),
+        )
+        .route(
+            "/v1/recommenders/{name}/promote",
+            post(recommendations::promote),
+        )
+        .route(
+            "/v1/recommenders/{name}/rollback",
+            post(recommendations::rollback),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

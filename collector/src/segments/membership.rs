@@ -111,13 +111,18 @@ impl Definitions {
 
 /// A profile from its stored events (JSON).
 pub fn profile_of(events: &[String]) -> Result<Profile> {
-    let mut profile = Profile::default();
-    for json in events {
-        let event: Event = serde_json::from_str(json)
-            .map_err(|e| Error::Internal(format!("a stored profile event does not parse: {e}")))?;
-        profile.fold(event);
-    }
-    Ok(profile)
+    Ok(Profile::from(events_of(events)?))
+}
+
+/// Stored profile events (JSON) parsed.
+pub fn events_of(events: &[String]) -> Result<Vec<Event>> {
+    events
+        .iter()
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|e| Error::Internal(format!("a stored profile event does not parse: {e}")))
+        })
+        .collect()
 }
 
 type Key = (String, SourceId, Pseudonym);

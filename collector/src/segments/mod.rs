@@ -421,6 +421,41 @@ impl Segments {
             .collect()
     }
 
+    /// The events (as profiles keep them, oldest first) of the profile at `source` of the
+    /// subject whose raw id is `raw`, with the pseudonym it is stored under; None without
+    /// one (a subject who did not grant `personalization` has none). What
+    /// recommendations read as a subject's interactions.
+    pub async fn events_of(
+        &self,
+        source: &SourceId,
+        raw: &str,
+    ) -> Result<Option<(Pseudonym, Vec<assent_segmentation::profile::Event>)>> {
+        for key in self.profile_keys(source, raw).await? {
+            if let Some(stored) =
+                storage::profiles::find(&self.db, source, std::slice::from_ref(&key)).await?
+            {
+                return Ok(Some((key, membership::events_of(&stored)?)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every profile at `source`, one at a time: its pseudonym and events.
+    pub async fn for_each_profile_at(
+        &self,
+        source: &SourceId,
+        mut each: impl FnMut(Pseudonym, Vec<assent_segmentation::profile::Event>) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.db.pool.acquire().await?;
+        storage::profiles::for_each(&mut conn, |at, subject, events| {
+            if &at == source {
+                each(subject, membership::events_of(&events)?)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// The audiences the profile at `source` of the subject whose raw id is `raw` is in,
     /// as kept by the consumer; None without a profile (a subject who did not grant
     /// `personalization` is in none).

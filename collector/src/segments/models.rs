@@ -18,11 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    audit::{self, NewEntry},
     error::{Error, Result},
     ids::SourceId,
     segments::{iso, membership::profile_of, name_ok, Segments, NAME_RULE},
-    storage::{self, models::StoredModel, Db},
+    storage::{
+        self,
+        models::{Registry, StoredModel},
+        Db,
+    },
+    versions,
 };
 
 /// Lock id of the retraining schedule's lease across PostgreSQL replicas.
@@ -120,7 +124,7 @@ fn version_of(m: StoredModel) -> Version {
     Version {
         training: json(&m.spec),
         report: json(&m.report),
-        segmentation: m.segmentation,
+        segmentation: m.name,
         version: m.version,
         status: m.status,
         trained_at: iso(m.trained_at_ms),
@@ -203,47 +207,34 @@ impl Segments {
         let (model, report) = tokio::task::spawn_blocking(move || fit(&spec, rows, fences, report))
             .await
             .map_err(|e| Error::Internal(format!("training stopped: {e}")))??;
-        let mut w = self.db.write().await?;
-        w.lock_audit_chain().await?;
-        let versions = storage::models::versions_in(&mut w, name).await?;
-        let active = versions.iter().find(|v| v.status == "active");
-        let better = active.is_none_or(|a| {
-            report.silhouette.unwrap_or(f64::NEG_INFINITY)
-                >= silhouette_of(a).unwrap_or(f64::NEG_INFINITY)
-        });
-        if let (true, Some(a)) = (better, active) {
-            storage::models::set_status(&mut w, name, a.version, "retired", None).await?;
-        }
-        let mut stored = StoredModel {
-            segmentation: name.to_owned(),
+        let silhouette = report.silhouette.unwrap_or(f64::NEG_INFINITY);
+        let new = StoredModel {
+            name: name.to_owned(),
             version: 0,
-            status: if better { "active" } else { "candidate" }.into(),
+            status: String::new(),
             spec: serde_json::to_string(training).expect("serializes"),
             model: serde_json::to_string(&model).expect("serializes"),
             report: serde_json::to_string(&report).expect("serializes"),
             trained_at_ms: now.millis(),
-            promoted_at_ms: better.then_some(now.millis()),
+            promoted_at_ms: None,
         };
-        stored.version = storage::models::insert(&mut w, &stored).await?;
-        let entry = NewEntry {
-            kind: audit::Kind::SegmentModel,
+        let stored = versions::store(
+            &self.db,
+            &self.trail,
+            versions::SEGMENTATIONS,
+            new,
+            |active| silhouette >= silhouette_of(active).unwrap_or(f64::NEG_INFINITY),
             actor,
-            subject: None,
-            data: serde_json::json!({"segmentation": name, "version": stored.version,
-                                     "action": "trained", "status": stored.status}),
-        };
-        self.trail.record(&mut w, entry).await?;
-        w.commit().await?;
+        )
+        .await?;
         Ok(version_of(stored))
     }
 
     /// Every segmentation's versions, newest first, by segmentation.
     pub async fn models(&self) -> Result<BTreeMap<String, Vec<Version>>> {
         let mut out: BTreeMap<String, Vec<Version>> = BTreeMap::new();
-        for m in storage::models::list(&self.db).await? {
-            out.entry(m.segmentation.clone())
-                .or_default()
-                .push(version_of(m));
+        for m in storage::models::list(&self.db, Registry::Segments).await? {
+            out.entry(m.name.clone()).or_default().push(version_of(m));
         }
         Ok(out)
     }
@@ -260,57 +251,15 @@ impl Segments {
     }
 
     async fn activate(&self, name: &str, version: Option<i64>, actor: String) -> Result<Version> {
-        let now = self.trail.now();
-        let mut w = self.db.write().await?;
-        w.lock_audit_chain().await?;
-        let versions = storage::models::versions_in(&mut w, name).await?;
-        if versions.is_empty() {
-            return Err(Error::NotFound);
-        }
-        let active = versions.iter().find(|v| v.status == "active");
-        let chosen = match version {
-            Some(n) => versions.iter().find(|v| v.version == n).ok_or_else(|| {
-                Error::BadRequest(format!("segmentation `{name}` has no version {n}"))
-            })?,
-            // The one promoted last before the active one.
-            None => versions
-                .iter()
-                .filter(|v| v.status == "retired" && v.promoted_at_ms.is_some())
-                .max_by_key(|v| v.promoted_at_ms)
-                .ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "segmentation `{name}` has no earlier active version to go back to"
-                    ))
-                })?,
-        };
-        if active.is_some_and(|a| a.version == chosen.version) {
-            return Err(Error::BadRequest(format!(
-                "version {} of `{name}` is already active",
-                chosen.version
-            )));
-        }
-        if let Some(a) = active {
-            storage::models::set_status(&mut w, name, a.version, "retired", None).await?;
-        }
-        storage::models::set_status(&mut w, name, chosen.version, "active", Some(now.millis()))
-            .await?;
-        let action = if version.is_some() {
-            "promoted"
-        } else {
-            "rolled_back"
-        };
-        let entry = NewEntry {
-            kind: audit::Kind::SegmentModel,
+        let done = versions::activate(
+            &self.db,
+            &self.trail,
+            versions::SEGMENTATIONS,
+            name,
+            version,
             actor,
-            subject: None,
-            data: serde_json::json!({"segmentation": name, "version": chosen.version,
-                                     "action": action, "replaced": active.map(|a| a.version)}),
-        };
-        self.trail.record(&mut w, entry).await?;
-        w.commit().await?;
-        let mut done = chosen.clone();
-        done.status = "active".into();
-        done.promoted_at_ms = Some(now.millis());
+        )
+        .await?;
         Ok(version_of(done))
     }
 
@@ -329,11 +278,11 @@ impl Segments {
         };
         let features = profile_of(&stored)?.features(now_ms, &self.vocabulary);
         let mut out = BTreeMap::new();
-        for m in storage::models::active(&self.db).await? {
+        for m in storage::models::active(&self.db, Registry::Segments).await? {
             let model: Model = serde_json::from_str(&m.model)
                 .map_err(|e| Error::Internal(format!("a stored model does not parse: {e}")))?;
             if let Ok(cluster) = model.assign(&features) {
-                out.insert(m.segmentation, cluster);
+                out.insert(m.name, cluster);
             }
         }
         Ok(Some((out, features.sparse)))
@@ -385,7 +334,7 @@ pub async fn retrain_on_schedule(segments: std::sync::Arc<Segments>, db: Db, eve
 
 async fn retrain_due(segments: &Segments, every: Duration) -> Result<()> {
     let now = segments.trail.now().millis();
-    for m in storage::models::active(&segments.db).await? {
+    for m in storage::models::active(&segments.db, Registry::Segments).await? {
         if now - m.trained_at_ms < every.as_millis() as i64 {
             continue;
         }
@@ -394,9 +343,9 @@ async fn retrain_due(segments: &Segments, every: Duration) -> Result<()> {
         let training = Training::parse(&spec)
             .map_err(|e| Error::Internal(format!("a stored spec does not parse: {e}")))?;
         let done = segments
-            .train(&m.segmentation, &training, "schedule".into(), &|_| {})
+            .train(&m.name, &training, "schedule".into(), &|_| {})
             .await?;
-        tracing::info!(segmentation = %m.segmentation, version = done.version, status = %done.status, "retrained");
+        tracing::info!(segmentation = %m.name, version = done.version, status = %done.status, "retrained");
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! places where they differ.
 pub mod audiences;
 pub mod audit;
+pub mod catalog;
 pub mod consent;
 pub mod definitions;
 pub mod duplicates;

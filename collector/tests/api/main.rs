@@ -2,6 +2,7 @@
 //! against both (`sqlite::name` and `postgres::name`).
 mod feed;
 mod helpers;
+mod recommendations;
 mod security;
 mod segments;
 mod suite;
@@ -97,6 +98,26 @@ macro_rules! segments_on_both_backends {
             async fn $name() { crate::segments::$name(crate::helpers::Backend::Postgres).await })*
         }
     };
+}
+
+mod recommendations_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recommendations_follow_consent_history_and_the_catalogue() {
+        crate::recommendations::recommendations_follow_consent_history_and_the_catalogue(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+}
+
+mod recommendations_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recommendations_follow_consent_history_and_the_catalogue() {
+        crate::recommendations::recommendations_follow_consent_history_and_the_catalogue(
+            crate::helpers::Backend::Postgres,
+        )
+        .await
+    }
 }
 
 segments_on_both_backends!(

@@ -1,0 +1,876 @@
+//! Recommendations: ranked items from consented interactions.
+//!
+//! A subject's interactions are the events of their profile at a source (what the
+//! segmentation consumer keeps from the feed for subjects who granted
+//! `personalization`, deleted on a withdrawal or an erasure, merged by identify and
+//! alias): each event naming an item counts with its weight ([`interactions`]).
+//! A recommender is named per source and trained on every profile there
+//! ([`Recommendations::train`]): a held-out 20 % of the pairs judges it beside
+//! popularity and the active version (trained again on the same split), and it becomes
+//! active only if not worse ([`crate::versions`]). Serving folds the subject's current
+//! history into the active model (no retraining for users new since training), leaves
+//! out what they already have, unavailable items, items not for their country or
+//! device, and what the request excludes; a subject without `personalization` consent
+//! gets the popular items (never a personalized ranking), a subject with no history the
+//! popular items, a sparse profile a blend with popularity. Answers are cached by
+//! everything they depend on ([`cache`]). `offline` evaluates models on a plain file.
+pub mod cache;
+pub mod interactions;
+pub mod offline;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use assent_recommendation::{
+    hybrid::Blend,
+    metrics::{evaluate, Protocol, Report as Metrics},
+    model::{Model, ModelSpec},
+    popularity::Popularity,
+    rank::top_k,
+    split::{self, Interaction},
+    vocab::Vocabulary,
+    Exclude, History, Scorer,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    audit::{self, NewEntry, Trail},
+    error::{Error, Result},
+    ids::{SourceId, UnixMs},
+    keys::sources::ConsentScope,
+    pseudonym::Pseudonymizer,
+    segments::{name_ok, Segments, NAME_RULE},
+    storage::{
+        self,
+        catalog::StoredItem,
+        models::{Registry, StoredModel},
+        Db,
+    },
+    versions,
+};
+
+use interactions::Weights;
+
+/// The purpose a personalized ranking needs.
+const PURPOSE: &str = "personalization";
+
+/// Fewer interactions than this make a sparse profile: its ranking is blended with
+/// popularity.
+pub const SPARSE_BELOW: usize = 3;
+
+/// How long a server trusts the active version and the catalogue it holds before
+/// asking the database again (another replica may have promoted or changed them).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Popular items kept with a model, for fallbacks.
+const POPULAR_KEPT: usize = 1000;
+
+/// The K of the held-out metrics in training reports.
+const REPORT_K: usize = 10;
+
+/// Largest K a request may ask for.
+pub const MAX_K: usize = 200;
+
+/// A recommender's spec as stored and as the API takes it: the model and how it is
+/// judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Training {
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub seed: u64,
+    /// The share of (user, item) pairs held out to judge it.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+}
+
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
+impl Training {
+    /// Parses a training request, naming its fault.
+    pub fn parse(body: &Value) -> Result<Training> {
+        let t: Training = serde_json::from_value(body.clone())
+            .map_err(|e| Error::BadRequest(format!("training: {e}")))?;
+        t.model
+            .check()
+            .map_err(|e| Error::BadRequest(format!("training: {e}")))?;
+        if !(t.test_fraction > 0.0 && t.test_fraction < 1.0) {
+            return Err(Error::BadRequest(
+                "training: testFraction must be strictly between 0 and 1".into(),
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// What is stored of a trained version: everything serving needs.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    items: Vocabulary,
+    model: Model,
+    /// The most popular items, best first (index, users).
+    popular: Vec<(u32, f32)>,
+}
+
+/// A recommender's active version in memory.
+struct Loaded {
+    version: i64,
+    checked: Mutex<Instant>,
+    stored: Stored,
+    popularity: Popularity,
+}
+
+/// What a source's catalogue says, in a model's item indexes.
+#[derive(Default)]
+struct Catalog {
+    version: (i64, i64),
+    /// Items that must not be shown (sorted).
+    unavailable: Vec<String>,
+    /// Items only for some countries or devices.
+    restricted: HashMap<String, (Vec<String>, Vec<String>)>,
+    checked: Option<Instant>,
+}
+
+/// A recommendation request beyond the subject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    pub k: usize,
+    pub slot: Option<String>,
+    /// The recommender's name.
+    pub model: String,
+    /// Items the caller rules out (business rules).
+    pub exclude: Vec<String>,
+    /// Keep items the subject already has.
+    pub include_consumed: bool,
+    /// The request's context: an ISO 3166-1 alpha-2 country, a device type.
+    pub country: Option<String>,
+    pub device: Option<String>,
+}
+
+/// One ranked item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    pub item: String,
+    pub score: f32,
+}
+
+/// A ranking as served.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    pub items: Vec<Scored>,
+    pub model: Value,
+    /// Names this list: impressions and clicks that carry it tie back to the version.
+    pub rec_id: String,
+    /// Whether the ranking used the subject's history.
+    pub personalized: bool,
+    /// `personalized`, `sparse_profile` (blended with popularity), `new_user` or
+    /// `no_consent` (popular items).
+    pub reason: &'static str,
+    pub slot: Option<String>,
+}
+
+/// A version as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Version {
+    pub name: String,
+    pub source: String,
+    pub version: i64,
+    pub status: String,
+    pub training: Value,
+    pub report: Value,
+    pub trained_at: String,
+    pub promoted_at: Option<String>,
+}
+
+/// What training reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Profiles read so far.
+    Read(u64),
+    /// Reading done; fitting and judging.
+    Fitting,
+}
+
+/// The recommendations domain's state.
+pub struct Recommendations {
+    db: Db,
+    trail: Trail,
+    pseudonymizer: Arc<Pseudonymizer>,
+    segments: Arc<Segments>,
+    weights: Weights,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    catalogs: Mutex<HashMap<SourceId, Arc<Catalog>>>,
+    cache: cache::Cache<Answer>,
+}
+
+impl std::fmt::Debug for Recommendations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recommendations").finish_non_exhaustive()
+    }
+}
+
+fn key_of(source: &SourceId, name: &str) -> String {
+    format!("{source}/{name}")
+}
+
+fn iso(ms: i64) -> String {
+    UnixMs::from_millis(ms).to_string()
+}
+
+fn version_of(m: StoredModel) -> Version {
+    let json = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
+    let (source, name) = m.name.split_once('/').unwrap_or(("", &m.name));
+    Version {
+        name: name.to_owned(),
+        source: source.to_owned(),
+        training: json(&m.spec),
+        report: json(&m.report),
+        version: m.version,
+        status: m.status,
+        trained_at: iso(m.trained_at_ms),
+        promoted_at: m.promoted_at_ms.map(iso),
+    }
+}
+
+fn bad(e: assent_recommendation::Error) -> Error {
+    Error::BadRequest(e.to_string())
+}
+
+fn metrics_json(r: &Metrics) -> Value {
+    json!({"ndcg": r.ndcg, "precision": r.precision, "recall": r.recall, "map": r.map,
+           "coverage": r.coverage, "users": r.users, "k": r.k})
+}
+
+/// Everything a training reads: each user's items and weights, in item indexes.
+struct Dataset {
+    items: Vocabulary,
+    users: usize,
+    interactions: Vec<Interaction>,
+}
+
+impl Recommendations {
+    pub fn new(
+        trail: Trail,
+        pseudonymizer: Arc<Pseudonymizer>,
+        segments: Arc<Segments>,
+        weights: Weights,
+        cache_entries: usize,
+    ) -> Recommendations {
+        Recommendations {
+            db: trail.db().clone(),
+            trail,
+            pseudonymizer,
+            segments,
+            weights,
+            loaded: Mutex::new(HashMap::new()),
+            catalogs: Mutex::new(HashMap::new()),
+            cache: cache::Cache::new(cache_entries),
+        }
+    }
+
+    /// Cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
+    async fn dataset(
+        &self,
+        source: &SourceId,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Dataset> {
+        let mut items = Vocabulary::new();
+        let mut interactions = Vec::new();
+        let mut users = 0usize;
+        self.segments
+            .for_each_profile_at(source, |_, events| {
+                let history = interactions::history(&events, &self.weights);
+                if history.is_empty() {
+                    return Ok(());
+                }
+                for (item, (w, at)) in history {
+                    interactions.push(Interaction {
+                        user: users as u32,
+                        item: items.insert(&item),
+                        value: w,
+                        time: at,
+                    });
+                }
+                users += 1;
+                if users.is_multiple_of(1_000) {
+                    progress(Progress::Read(users as u64));
+                }
+                Ok(())
+            })
+            .await?;
+        progress(Progress::Read(users as u64));
+        Ok(Dataset {
+            items,
+            users,
+            interactions,
+        })
+    }
+
+    /// Trains a new version of recommender `name` at `source` on every profile there and
+    /// stores it (audited): active when there was none or it is not worse on held-out
+    /// NDCG@10 than the active version trained again on the same split, a candidate
+    /// otherwise.
+    pub async fn train(
+        &self,
+        source: &SourceId,
+        name: &str,
+        training: Training,
+        actor: String,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Version> {
+        if !name_ok(name) {
+            return Err(Error::BadRequest(format!(
+                "a recommender name is {NAME_RULE}"
+            )));
+        }
+        training.model.check().map_err(bad)?;
+        let key = key_of(source, name);
+        let data = self.dataset(source, progress).await?;
+        if data.users < 2 || data.items.len() < 2 {
+            return Err(Error::BadRequest(format!(
+                "{} users with interactions and {} items at source {source}: too few to train on",
+                data.users,
+                data.items.len()
+            )));
+        }
+        progress(Progress::Fitting);
+        let active_spec =
+            match storage::models::active_of(&self.db, Registry::Recommendations, &key).await? {
+                Some(m) => serde_json::from_str::<Training>(&m.spec)
+                    .ok()
+                    .map(|t| (m.version, t.model)),
+                None => None,
+            };
+        let (stored, report) =
+            tokio::task::spawn_blocking(move || fit(data, training, active_spec))
+                .await
+                .map_err(|e| Error::Internal(format!("training stopped: {e}")))??;
+        let ndcg = report["heldOut"]["ndcg"].as_f64().unwrap_or(0.0);
+        let active_ndcg = report["activeOnSameSplit"]["ndcg"].as_f64();
+        let new = StoredModel {
+            name: key.clone(),
+            version: 0,
+            status: String::new(),
+            spec: serde_json::to_string(&training).expect("serializes"),
+            model: serde_json::to_string(&stored).expect("serializes"),
+            report: report.to_string(),
+            trained_at_ms: 0,
+            promoted_at_ms: None,
+        };
+        let done = versions::store(
+            &self.db,
+            &self.trail,
+            versions::RECOMMENDERS,
+            new,
+            |_| active_ndcg.is_none_or(|a| ndcg >= a),
+            actor,
+        )
+        .await?;
+        self.forget(&key);
+        Ok(version_of(done))
+    }
+
+    /// Every recommender's versions, newest first.
+    pub async fn models(&self) -> Result<Vec<Version>> {
+        Ok(storage::models::list(&self.db, Registry::Recommendations)
+            .await?
+            .into_iter()
+            .map(version_of)
+            .collect())
+    }
+
+    /// Makes `version` of recommender `name` at `source` the active one (audited).
+    pub async fn promote(
+        &self,
+        source: &SourceId,
+        name: &str,
+        version: i64,
+        actor: String,
+    ) -> Result<Version> {
+        self.activate(source, name, Some(version), actor).await
+    }
+
+    /// Brings back the version active before the active one (audited).
+    pub async fn rollback(&self, source: &SourceId, name: &str, actor: String) -> Result<Version> {
+        self.activate(source, name, None, actor).await
+    }
+
+    async fn activate(
+        &self,
+        source: &SourceId,
+        name: &str,
+        version: Option<i64>,
+        actor: String,
+    ) -> Result<Version> {
+        let key = key_of(source, name);
+        let done = versions::activate(
+            &self.db,
+            &self.trail,
+            versions::RECOMMENDERS,
+            &key,
+            version,
+            actor,
+        )
+        .await?;
+        self.forget(&key);
+        Ok(version_of(done))
+    }
+
+    fn forget(&self, key: &str) {
+        self.loaded.lock().expect("not poisoned").remove(key);
+        self.cache.clear();
+    }
+
+    /// The active version of a recommender, loaded (and checked again after [`RECHECK`]).
+    async fn active(&self, source: &SourceId, name: &str) -> Result<Option<Arc<Loaded>>> {
+        let key = key_of(source, name);
+        let held = self.loaded.lock().expect("not poisoned").get(&key).cloned();
+        if let Some(l) = &held {
+            if l.checked.lock().expect("not poisoned").elapsed() < RECHECK {
+                return Ok(held);
+            }
+            let current =
+                storage::models::active_version(&self.db, Registry::Recommendations, &key).await?;
+            if current == Some(l.version) {
+                *l.checked.lock().expect("not poisoned") = Instant::now();
+                return Ok(held);
+            }
+        }
+        let Some(m) = storage::models::active_of(&self.db, Registry::Recommendations, &key).await?
+        else {
+            self.loaded.lock().expect("not poisoned").remove(&key);
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_str(&m.model)
+            .map_err(|e| Error::Internal(format!("a stored recommender does not parse: {e}")))?;
+        let mut scores = vec![0f32; stored.items.len()];
+        for &(i, s) in &stored.popular {
+            if let Some(v) = scores.get_mut(i as usize) {
+                *v = s;
+            }
+        }
+        let popularity = Popularity::from_scores(scores);
+        let loaded = Arc::new(Loaded {
+            version: m.version,
+            checked: Mutex::new(Instant::now()),
+            stored,
+            popularity,
+        });
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(key, loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// The catalogue's filters at `source` (checked again after [`RECHECK`]).
+    async fn catalog(&self, source: &SourceId) -> Result<Arc<Catalog>> {
+        let held = self
+            .catalogs
+            .lock()
+            .expect("not poisoned")
+            .get(source)
+            .cloned();
+        if let Some(c) = &held {
+            if c.checked.is_some_and(|t| t.elapsed() < RECHECK) {
+                return Ok(c.clone());
+            }
+        }
+        let version = storage::catalog::version(&self.db, source).await?;
+        if let Some(c) = held.filter(|c| c.version == version) {
+            let fresh = Arc::new(Catalog {
+                version,
+                unavailable: c.unavailable.clone(),
+                restricted: c.restricted.clone(),
+                checked: Some(Instant::now()),
+            });
+            self.catalogs
+                .lock()
+                .expect("not poisoned")
+                .insert(source.clone(), fresh.clone());
+            return Ok(fresh);
+        }
+        let mut catalog = Catalog {
+            version,
+            checked: Some(Instant::now()),
+            ..Default::default()
+        };
+        for item in storage::catalog::list(&self.db, source).await? {
+            if !item.available {
+                catalog.unavailable.push(item.item.clone());
+            }
+            let a: Attributes = serde_json::from_str(&item.attributes).unwrap_or_default();
+            if !a.countries.is_empty() || !a.devices.is_empty() {
+                catalog
+                    .restricted
+                    .insert(item.item, (a.countries, a.devices));
+            }
+        }
+        catalog.unavailable.sort();
+        let catalog = Arc::new(catalog);
+        self.catalogs
+            .lock()
+            .expect("not poisoned")
+            .insert(source.clone(), catalog.clone());
+        Ok(catalog)
+    }
+
+    /// Sets an item of the catalogue at `source` (audited).
+    pub async fn set_item(
+        &self,
+        source: &SourceId,
+        item: &str,
+        body: &Value,
+        actor: String,
+    ) -> Result<Value> {
+        if item.is_empty() || item.len() > 256 {
+            return Err(Error::BadRequest("an item id is 1 to 256 bytes".into()));
+        }
+        let a: Attributes = serde_json::from_value(body.clone())
+            .map_err(|e| Error::BadRequest(format!("item: {e}")))?;
+        let now = self.trail.now();
+        let stored = StoredItem {
+            item: item.to_owned(),
+            attributes: serde_json::to_string(&a).expect("serializes"),
+            available: a.available,
+            updated_at_ms: now.millis(),
+        };
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        storage::catalog::upsert(&mut w, source, &stored).await?;
+        let entry = NewEntry {
+            kind: audit::Kind::CatalogItem,
+            actor,
+            subject: None,
+            data: json!({"source": source, "item": item, "action": "set", "available": a.available}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        self.catalogs.lock().expect("not poisoned").remove(source);
+        Ok(
+            json!({"item": item, "source": source, "tags": a.tags, "available": a.available,
+                  "countries": a.countries, "devices": a.devices, "updatedAt": now.to_string()}),
+        )
+    }
+
+    /// Removes an item of the catalogue (audited); `NotFound` when it was not there.
+    pub async fn delete_item(&self, source: &SourceId, item: &str, actor: String) -> Result<()> {
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        if !storage::catalog::delete(&mut w, source, item).await? {
+            return Err(Error::NotFound);
+        }
+        let entry = NewEntry {
+            kind: audit::Kind::CatalogItem,
+            actor,
+            subject: None,
+            data: json!({"source": source, "item": item, "action": "deleted"}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        self.catalogs.lock().expect("not poisoned").remove(source);
+        Ok(())
+    }
+
+    /// The ranking for the subject whose raw id is `raw` at `source` (consent read under
+    /// `scope`), and whether it came from the cache.
+    pub async fn recommend(
+        &self,
+        source: &SourceId,
+        scope: &ConsentScope,
+        raw: &str,
+        request: &Request,
+    ) -> Result<(Arc<Answer>, bool)> {
+        if request.k == 0 || request.k > MAX_K {
+            return Err(Error::BadRequest(format!(
+                "k must be between 1 and {MAX_K}"
+            )));
+        }
+        let Some(loaded) = self.active(source, &request.model).await? else {
+            return Err(Error::NotFound);
+        };
+        let catalog = self.catalog(source).await?;
+        let granted =
+            crate::consent::grants(&self.db, &self.pseudonymizer, scope, raw, PURPOSE).await?;
+        let events = if granted {
+            self.segments.events_of(source, raw).await?
+        } else {
+            None
+        };
+        let history = events
+            .as_ref()
+            .map(|(_, e)| interactions::history(e, &self.weights))
+            .unwrap_or_default();
+        let pseudonym = events
+            .as_ref()
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        let reason = match (granted, history.len()) {
+            (false, _) => "no_consent",
+            (true, 0) => "new_user",
+            (true, n) if n < SPARSE_BELOW => "sparse_profile",
+            _ => "personalized",
+        };
+        // Everything the answer depends on; a subject without consent or history gets
+        // the same list as every other such subject.
+        let mut h = Sha256::new();
+        let personal = reason == "personalized" || reason == "sparse_profile";
+        for part in [
+            source.as_str(),
+            &request.model,
+            &loaded.version.to_string(),
+            &catalog.version.0.to_string(),
+            &catalog.version.1.to_string(),
+            if personal { &pseudonym } else { "" },
+            reason,
+            &request.k.to_string(),
+            request.slot.as_deref().unwrap_or(""),
+            &request.exclude.join("\u{1f}"),
+            if request.include_consumed { "1" } else { "0" },
+            request.country.as_deref().unwrap_or(""),
+            request.device.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0x1e]);
+        }
+        if personal {
+            for (item, (w, _)) in &history {
+                h.update(item.as_bytes());
+                h.update(w.to_le_bytes());
+            }
+        }
+        let key: String = h
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok((hit, true));
+        }
+        let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &key));
+        self.cache.put(key, answer.clone());
+        Ok((answer, false))
+    }
+
+    /// The items most like `item` by recommender `name` at `source` (no subject: the same
+    /// for everyone), leaving out unavailable ones.
+    pub async fn similar(
+        &self,
+        source: &SourceId,
+        name: &str,
+        item: &str,
+        k: usize,
+    ) -> Result<Value> {
+        if k == 0 || k > MAX_K {
+            return Err(Error::BadRequest(format!(
+                "k must be between 1 and {MAX_K}"
+            )));
+        }
+        let Some(loaded) = self.active(source, name).await? else {
+            return Err(Error::NotFound);
+        };
+        let Some(index) = loaded.stored.items.get(item) else {
+            return Err(Error::NotFound);
+        };
+        let catalog = self.catalog(source).await?;
+        let items = loaded
+            .stored
+            .model
+            .similar(index, k + catalog.unavailable.len().min(MAX_K))
+            .map_err(bad)?;
+        let names = &loaded.stored.items;
+        let list: Vec<Scored> = items
+            .into_iter()
+            .filter_map(|(i, s)| {
+                Some(Scored {
+                    item: names.name(i)?.to_owned(),
+                    score: s,
+                })
+            })
+            .filter(|s| catalog.unavailable.binary_search(&s.item).is_err())
+            .take(k)
+            .collect();
+        Ok(json!({"item": item, "items": list,
+                  "model": {"name": name, "version": loaded.version, "kind": loaded.stored.model_kind()}}))
+    }
+}
+
+impl Stored {
+    fn model_kind(&self) -> &'static str {
+        match self.model {
+            Model::ItemKnn(_) => "item_knn",
+            Model::Als(_) => "als",
+            Model::Ease(_) => "ease",
+            Model::Popularity(_) => "popularity",
+            Model::Content(_) => "content",
+        }
+    }
+}
+
+/// An item's catalogue attributes, as the API takes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Attributes {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default = "yes")]
+    available: bool,
+    /// ISO 3166-1 alpha-2 countries the item is for (empty: all).
+    #[serde(default)]
+    countries: Vec<String>,
+    /// Device types the item is for (`mobile`, `tablet`, `desktop`; empty: all).
+    #[serde(default)]
+    devices: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Ranks for one request (CPU only).
+fn rank(
+    loaded: &Loaded,
+    catalog: &Catalog,
+    request: &Request,
+    history: &BTreeMap<String, (f32, i64)>,
+    reason: &'static str,
+    key: &str,
+) -> Answer {
+    let names = &loaded.stored.items;
+    let mut known: Vec<(u32, f32)> = history
+        .iter()
+        .filter_map(|(item, (w, _))| Some((names.get(item)?, *w)))
+        .collect();
+    known.sort_unstable_by_key(|p| p.0);
+    let (items, values): (Vec<u32>, Vec<f32>) = known.into_iter().unzip();
+    let mut banned: Vec<u32> = request
+        .exclude
+        .iter()
+        .chain(catalog.unavailable.iter())
+        .filter_map(|i| names.get(i))
+        .collect();
+    for (item, (countries, devices)) in &catalog.restricted {
+        let off_country = !countries.is_empty()
+            && request
+                .country
+                .as_ref()
+                .is_none_or(|c| !countries.iter().any(|x| x.eq_ignore_ascii_case(c)));
+        let off_device = !devices.is_empty()
+            && request
+                .device
+                .as_ref()
+                .is_none_or(|d| !devices.iter().any(|x| x.eq_ignore_ascii_case(d)));
+        if off_country || off_device {
+            banned.extend(names.get(item));
+        }
+    }
+    banned.sort_unstable();
+    banned.dedup();
+    let consumed: &[u32] = if request.include_consumed || reason == "no_consent" {
+        &[]
+    } else {
+        &items
+    };
+    let exclude = Exclude {
+        consumed,
+        banned: &banned,
+        allowed: None,
+    };
+    let history = History::new(&items, &values);
+    let model = loaded.stored.model.scorer();
+    let ranked = match reason {
+        "personalized" => model.recommend(history, request.k, exclude),
+        "sparse_profile" => Blend::new(vec![(model, 1.0), (&loaded.popularity, 0.5)])
+            .recommend(history, request.k, exclude),
+        _ => loaded
+            .popularity
+            .recommend(History::default(), request.k, exclude),
+    };
+    Answer {
+        items: ranked
+            .into_iter()
+            .filter_map(|(i, s)| {
+                Some(Scored {
+                    item: names.name(i)?.to_owned(),
+                    score: s,
+                })
+            })
+            .collect(),
+        model: json!({"name": request.model, "version": loaded.version, "kind": loaded.stored.model_kind()}),
+        rec_id: key.to_owned(),
+        personalized: reason == "personalized" || reason == "sparse_profile",
+        reason,
+        slot: request.slot.clone(),
+    }
+}
+
+/// Splits, judges (the new spec, popularity and the active spec on the same split), and
+/// fits the new spec on everything (CPU-bound: run off the async threads).
+fn fit(
+    data: Dataset,
+    training: Training,
+    active: Option<(i64, ModelSpec)>,
+) -> Result<(Stored, Value)> {
+    let (users, n) = (data.users, data.items.len());
+    let started = Instant::now();
+    let s =
+        split::random(&data.interactions, training.test_fraction, training.seed).map_err(bad)?;
+    let (train, test) = s.matrices(users, n).map_err(bad)?;
+    let judge = |spec: &ModelSpec| -> Result<Metrics> {
+        let m = spec.fit(&train, |_, _| {}).map_err(bad)?;
+        Ok(evaluate(
+            m.scorer(),
+            &train,
+            &test,
+            REPORT_K,
+            Protocol::default(),
+            None,
+        ))
+    };
+    let held_out = judge(&training.model)?;
+    let popular = judge(&ModelSpec::Popularity)?;
+    let active_report = match active {
+        Some((version, spec)) => Some((version, judge(&spec)?)),
+        None => None,
+    };
+    let all = split::to_matrix(&data.interactions, users, n).map_err(bad)?;
+    let fit_started = Instant::now();
+    let model = training.model.fit(&all, |_, _| {}).map_err(bad)?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
+    let model = match model {
+        Model::Als(m) => Model::Als(m.without_users()),
+        other => other,
+    };
+    let pop = Popularity::fit(&all);
+    let popular_items = top_k(pop.scores(), POPULAR_KEPT, Exclude::default());
+    let report = json!({
+        "users": users, "items": n, "interactions": data.interactions.len(),
+        "heldOut": metrics_json(&held_out),
+        "popularity": metrics_json(&popular),
+        "activeOnSameSplit": active_report.map(|(v, r)| json!({"version": v, "ndcg": r.ndcg})),
+        "fitSeconds": fit_seconds,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    Ok((
+        Stored {
+            items: data.items,
+            model,
+            popular: popular_items,
+        },
+        report,
+    ))
+}

@@ -1,0 +1,366 @@
+//! Recommendations over the real server: trained on the consented profiles of a
+//! source, served from the subject's current history, never personalized without
+//! `personalization`, cached by what the answer depends on, filtered by the catalogue.
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn ago(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assent_protocol::Timestamp::from_unix_millis(now - minutes * 60_000).to_string()
+}
+
+fn viewed(id: &str, subject: &str, item: &str, minutes: i64) -> Value {
+    json!({"messageId": id, "type": "track", "event": "Product Viewed", "anonymousId": subject,
+           "timestamp": ago(minutes), "properties": {"product_id": item}})
+}
+
+/// Waits (up to 10 s) until `subject`'s profile at the default source has `events`.
+async fn profile_has(app: &TestApp, subject: &str, events: u64) {
+    let started = Instant::now();
+    loop {
+        let p = app
+            .admin_json(&format!("/v1/profiles/{subject}?source=default"))
+            .await;
+        if p["events"].as_u64() == Some(events) || started.elapsed() > Duration::from_secs(10) {
+            assert_eq!(p["events"].as_u64(), Some(events), "{p}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn get(
+    app: &TestApp,
+    path: &str,
+    etag: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut r = app
+        .client
+        .get(format!("{}{path}", app.url))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(t) = etag {
+        r = r.header("if-none-match", t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.json().await.unwrap_or(Value::Null), headers)
+}
+
+fn items(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Twenty readers in two groups that never meet (items a1-a5, b1-b5), each with four of
+/// their group's five items; Nina views group A's items without personalization.
+async fn readers(app: &TestApp) {
+    let yes = json!({"analytics": true, "personalization": true});
+    let no = json!({"analytics": true, "personalization": false});
+    let mut consent_list = vec![
+        consent("c-nina", "nina", no, &ago(120)),
+        consent("c-gia", "gia", yes.clone(), &ago(120)),
+    ];
+    let mut batch = Vec::new();
+    for u in 0..20 {
+        let subject = format!("u{u}");
+        consent_list.push(consent(&format!("c-{u}"), &subject, yes.clone(), &ago(120)));
+        let group = if u % 2 == 0 { "a" } else { "b" };
+        for i in 1..=5 {
+            if i != u % 5 + 1 {
+                batch.push(viewed(
+                    &format!("v-{u}-{i}"),
+                    &subject,
+                    &format!("{group}{i}"),
+                    60 - i,
+                ));
+            }
+        }
+    }
+    for i in 1..=3 {
+        batch.push(viewed(&format!("v-nina-{i}"), "nina", &format!("a{i}"), 30));
+    }
+    let (status, answer) = app
+        .post(
+            "/v1/batch",
+            &json!({"consent": consent_list, "batch": batch}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    profile_has(app, "u19", 4).await;
+}
+
+pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend) {
+    let app = spawn_app(b).await;
+    readers(&app).await;
+    // No recommender yet: 404.
+    let (status, _, _) = get(&app, "/v1/recommendations/u0?source=default", None).await;
+    assert_eq!(status, 404);
+
+    let knn = json!({"model": {"kind": "item_knn", "neighbours": 10, "weighting": {"kind": "cosine"}, "shrink": 0.0}});
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &knn,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["version"].as_i64(), v["status"].as_str()),
+        (Some(1), Some("active")),
+        "{v}"
+    );
+    assert_eq!(
+        v["report"]["users"], 20,
+        "Nina's events are not in any profile: {v}"
+    );
+    assert_eq!(v["report"]["items"], 10);
+    assert!(
+        v["report"]["heldOut"]["ndcg"].as_f64().unwrap()
+            > v["report"]["popularity"]["ndcg"].as_f64().unwrap(),
+        "{v}"
+    );
+
+    // u0 (group A, without a1): a1 first, nothing of group B, nothing u0 has.
+    let (status, r, h) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=3&slot=home",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["reason"].as_str(), r["personalized"].as_bool()),
+        (Some("personalized"), Some(true))
+    );
+    assert_eq!(items(&r)[0], "a1", "{r}");
+    assert!(
+        items(&r).iter().all(|i| i == "a1" || i.starts_with('b')),
+        "{r}"
+    );
+    assert_eq!(r["model"]["version"], 1);
+    assert_eq!(r["slot"], "home");
+    assert_eq!(h["x-assent-cache"], "miss");
+    // The same request again: from the cache, the same ETag; revalidation answers 304.
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let (_, again, h) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=3&slot=home",
+        None,
+    )
+    .await;
+    assert_eq!(again, r);
+    assert_eq!(
+        (
+            h["x-assent-cache"].to_str().unwrap(),
+            h["etag"].to_str().unwrap()
+        ),
+        ("hit", etag.as_str())
+    );
+    let (status, _, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=3&slot=home",
+        Some(&etag),
+    )
+    .await;
+    assert_eq!(status, 304);
+
+    // Nina did not grant personalization: the popular items, as for someone unknown.
+    let (_, nina, h) = get(&app, "/v1/recommendations/nina?source=default&k=4", None).await;
+    assert_eq!(
+        (nina["reason"].as_str(), nina["personalized"].as_bool()),
+        (Some("no_consent"), Some(false)),
+        "{nina}"
+    );
+    assert_eq!(h["cache-control"], "private, max-age=60");
+    let (_, stranger, _) = get(&app, "/v1/recommendations/zed?source=default&k=4", None).await;
+    assert_eq!(stranger["reason"], "no_consent", "no record: not granted");
+    assert_eq!(
+        items(&nina),
+        items(&stranger),
+        "no history-based ranking without consent"
+    );
+    // Gia granted it but has done nothing yet: the popular items too.
+    let (_, gia, _) = get(&app, "/v1/recommendations/gia?source=default&k=4", None).await;
+    assert_eq!(
+        (gia["reason"].as_str(), gia["personalized"].as_bool()),
+        (Some("new_user"), Some(false)),
+        "{gia}"
+    );
+    assert_eq!(items(&gia), items(&nina));
+
+    // u0 views a1: the history changed, so the answer is computed again without it.
+    let (status, _) = app
+        .post(
+            "/v1/batch",
+            &json!({"batch": [viewed("v-0-new", "u0", "a1", 1)]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    profile_has(&app, "u0", 5).await;
+    let (_, r, h) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=3&slot=home",
+        None,
+    )
+    .await;
+    assert_eq!(h["x-assent-cache"], "miss");
+    assert!(!items(&r).contains(&"a1".to_owned()), "{r}");
+    // Unless asked to keep what the subject has.
+    let (_, keep, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=5&includeConsumed=true",
+        None,
+    )
+    .await;
+    assert!(items(&keep).contains(&"a1".to_owned()), "{keep}");
+
+    // The catalogue: b1 out of stock is never shown; c9 only for Germany.
+    let (status, item) = app
+        .admin_send(
+            "PUT",
+            "/v1/items/b1?source=default",
+            &json!({"available": false, "tags": ["shoes"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{item}");
+    let (_, r, _) = get(&app, "/v1/recommendations/u1?source=default&k=10", None).await;
+    assert!(!items(&r).contains(&"b1".to_owned()), "{r}");
+    assert_eq!(items(&r)[0], "b2", "u1 lacks b2: {r}");
+    let (_, r, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=10&exclude=b2,b3",
+        None,
+    )
+    .await;
+    assert!(!items(&r).iter().any(|i| i == "b2" || i == "b3"), "{r}");
+    let (status, _) = app
+        .admin_send(
+            "PUT",
+            "/v1/items/a2?source=default",
+            &json!({"countries": ["DE"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, fr, _) = get(
+        &app,
+        "/v1/recommendations/u6?source=default&k=10&country=FR",
+        None,
+    )
+    .await;
+    assert!(!items(&fr).contains(&"a2".to_owned()), "{fr}");
+    let (_, de, _) = get(
+        &app,
+        "/v1/recommendations/u6?source=default&k=10&country=DE",
+        None,
+    )
+    .await;
+    assert_eq!(items(&de)[0], "a2", "u6 lacks a2: {de}");
+
+    // Similar items: a1's neighbours are group A's.
+    let (status, s, _) = get(&app, "/v1/items/a1/similar?source=default&k=3", None).await;
+    assert_eq!(status, 200, "{s}");
+    assert!(
+        items(&s).iter().all(|i| i.starts_with('a') && i != "a1"),
+        "{s}"
+    );
+    let (status, _, _) = get(&app, "/v1/items/zz/similar?source=default", None).await;
+    assert_eq!(status, 404);
+
+    // Bad input: a clear 4xx, nothing stored.
+    let (status, _, _) = get(&app, "/v1/recommendations/u0?source=default&k=0", None).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&model=other",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, e) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &json!({"model": {"kind": "svd"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = app
+        .admin_send("POST", "/v1/recommenders/default/models?source=default", &json!({"model": {"kind": "als", "factors": 0, "regularization": 0.1, "alpha": 1.0, "iterations": 5, "cg_steps": 3, "seed": 0}}))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("factors"),
+        "{e}"
+    );
+    let (status, _) = app
+        .admin_send(
+            "PUT",
+            "/v1/items/a3?source=default",
+            &json!({"colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Versions: ALS as version 2 (active or candidate by its held-out NDCG); promote and
+    // roll back.
+    let als = json!({"model": {"kind": "als", "factors": 4, "regularization": 0.1, "alpha": 10.0, "iterations": 10, "cg_steps": 3, "seed": 1}});
+    let (status, v2) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &als,
+        )
+        .await;
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["report"]["activeOnSameSplit"]["version"], 1, "{v2}");
+    let (status, p) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/promote?source=default",
+            &json!({"version": 2}),
+        )
+        .await;
+    if v2["status"] == "active" {
+        assert_eq!(status, 400, "already active: {p}");
+    } else {
+        assert_eq!(status, 200, "{p}");
+    }
+    let (_, r, _) = get(&app, "/v1/recommendations/u0?source=default&k=3", None).await;
+    assert_eq!(
+        (r["model"]["version"].as_i64(), r["model"]["kind"].as_str()),
+        (Some(2), Some("als")),
+        "{r}"
+    );
+    let (status, back) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/rollback?source=default",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["version"], 1);
+    let (_, r, _) = get(&app, "/v1/recommendations/u0?source=default&k=3", None).await;
+    assert_eq!(r["model"]["version"], 1, "{r}");
+    let list = app.admin_json("/v1/recommenders").await;
+    assert_eq!(list["recommenders"].as_array().unwrap().len(), 2, "{list}");
+    // Training and promotion are audited.
+    let kinds = app.count("audit_log").await;
+    assert!(kinds > 0);
+}
