@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 test: deps lint test-rust test-clients fuzz-api test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
@@ -111,6 +111,12 @@ bench-segmentation: deps
 	cargo bench -p assent-segmentation --bench kmeans
 	cargo bench -p assent-segmentation --bench dedup
 	cargo bench -p assent-segmentation --bench compare
+
+# Recommendations against implicit (ALS, BPR, item-kNN) and an EASE in NumPy (PyPI) on
+# goodbooks-10k read from ../shared/data: the same split, the same grid, in one run.
+bench-recommendation: deps
+	$(VENV)/bin/pip install -q implicit scipy threadpoolctl
+	cargo bench -p assent-recommendation --bench compare
 
 # Schema-driven fuzzing of the HTTP API (schemathesis from PyPI against the served
 # /openapi.json and the real binary): no 5xx, no undocumented status, content type or
