@@ -4,7 +4,8 @@
 # kotlinc (npm packages @segment/analytics-node, kotlin-compiler), the banner's build and
 # test tools (consent-ui/package.json), Debian's Chromium for the browser tests, JNA (libjna-java),
 # strip (binutils) for measuring the cdylib, PostgreSQL's server binaries for the
-# collector's PostgreSQL suite, and nats-server for the feed's JetStream relay tests.
+# collector's PostgreSQL suite, nats-server for the feed's JetStream relay tests, and
+# redis-server for the recommendations cache shared by replicas.
 # Idempotent; quiet when all is there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +31,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v nats-server >/dev/null || missing+=(nats-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt_install "${missing[@]}"

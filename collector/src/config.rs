@@ -139,8 +139,13 @@ pub struct Config {
     /// The confidence weight of each event name that counts as an interaction with an
     /// item, `NAME=WEIGHT,…` (`page` and `screen` for pages and screens).
     pub recommendation_weights: String,
-    /// Answers kept per generation of the recommendations cache.
+    /// Answers kept per generation of the recommendations cache (in process).
     pub recommendation_cache_entries: usize,
+    /// `redis://host:port/db`: keep recommendation answers in Redis, shared by every
+    /// replica, instead of in each process.
+    pub redis_url: Option<Secret>,
+    /// How long an answer stays in Redis.
+    pub recommendation_cache_secs: u64,
 }
 
 impl Default for Config {
@@ -191,6 +196,8 @@ impl Default for Config {
             segmentation_currency_rates: String::new(),
             recommendation_weights: crate::recommend::interactions::DEFAULT_WEIGHTS.into(),
             recommendation_cache_entries: 50_000,
+            redis_url: None,
+            recommendation_cache_secs: 300,
         }
     }
 }

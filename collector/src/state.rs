@@ -16,7 +16,11 @@ use crate::{
     keys::{self, Keys},
     metrics::Metrics,
     pseudonym::{self, Pseudonymizer},
-    recommend::{interactions::Weights, Recommendations},
+    recommend::{
+        cache::{self, Answers},
+        interactions::Weights,
+        Recommendations,
+    },
     segments::Segments,
     storage::{self, Db},
     subjects::Subjects,
@@ -137,7 +141,13 @@ impl AppState {
             pseudonymizer.clone(),
             segments.clone(),
             Weights::parse(&config.recommendation_weights)?,
-            config.recommendation_cache_entries,
+            match &config.redis_url {
+                Some(url) => Answers::Redis(cache::Redis::new(
+                    url.expose(),
+                    config.recommendation_cache_secs,
+                )?),
+                None => Answers::Memory(cache::Cache::new(config.recommendation_cache_entries)),
+            },
         ));
         let state = AppState {
             segments,

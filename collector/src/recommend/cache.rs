@@ -79,6 +79,162 @@ impl<V> Cache<V> {
     }
 }
 
+/// Answers in Redis (`ASSENT_REDIS_URL`), shared by every replica: the same keys, each
+/// kept for a time. The connection is made on first use and kept (reconnecting by
+/// itself); when Redis cannot be reached an answer is computed as without a cache, and
+/// the failure counted and logged (without the URL, which may hold a password).
+pub struct Redis {
+    client: redis::Client,
+    connection: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    ttl_secs: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// How long a Redis round trip may take before the answer is computed without it.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The prefix of every key this cache writes.
+pub const REDIS_PREFIX: &str = "assent:rec:";
+
+impl Redis {
+    /// A cache at `url`; nothing is connected yet.
+    pub fn new(url: &str, ttl_secs: u64) -> crate::error::Result<Redis> {
+        let client = redis::Client::open(url).map_err(|_| {
+            crate::error::Error::Config("ASSENT_REDIS_URL is not a redis:// URL".into())
+        })?;
+        Ok(Redis {
+            client,
+            connection: tokio::sync::OnceCell::new(),
+            ttl_secs: ttl_secs.max(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
+    }
+
+    async fn connection(&self) -> Option<redis::aio::ConnectionManager> {
+        let made = self
+            .connection
+            .get_or_try_init(|| {
+                // A cache must never hold an answer up: short timeouts, one retry.
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_response_timeout(Some(TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(TIMEOUT);
+                self.client.get_connection_manager_with_config(config)
+            })
+            .await;
+        match made {
+            Ok(c) => Some(c.clone()),
+            Err(e) => {
+                self.failed(&e);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, e: &redis::RedisError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(kind = ?e.kind(), "the recommendations cache in Redis failed; answering without it");
+    }
+
+    /// The answer kept under `key`, if any (None too when Redis fails).
+    pub async fn get<V: serde::de::DeserializeOwned>(&self, key: &str) -> Option<V> {
+        let mut c = self.connection().await?;
+        let got: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
+            .arg(format!("{REDIS_PREFIX}{key}"))
+            .query_async(&mut c)
+            .await;
+        let found = match got {
+            Ok(v) => v.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
+            Err(e) => {
+                self.failed(&e);
+                None
+            }
+        };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps `value` under `key` for the configured time.
+    pub async fn put<V: serde::Serialize>(&self, key: &str, value: &V) {
+        let Some(mut c) = self.connection().await else {
+            return;
+        };
+        let body = serde_json::to_vec(value).expect("serializes");
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("{REDIS_PREFIX}{key}"))
+            .arg(body)
+            .arg("EX")
+            .arg(self.ttl_secs)
+            .query_async(&mut c)
+            .await;
+        if let Err(e) = set {
+            self.failed(&e);
+        }
+    }
+
+    /// Hits, misses and failures so far.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Where answers are kept: in this process, or in Redis.
+pub enum Answers<V> {
+    Memory(Cache<V>),
+    Redis(Redis),
+}
+
+impl<V: serde::Serialize + serde::de::DeserializeOwned> Answers<V> {
+    /// The answer kept under `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<Arc<V>> {
+        match self {
+            Answers::Memory(c) => c.get(key),
+            Answers::Redis(r) => r.get(key).await.map(Arc::new),
+        }
+    }
+
+    /// Keeps `value` under `key`.
+    pub async fn put(&self, key: String, value: Arc<V>) {
+        match self {
+            Answers::Memory(c) => c.put(key, value),
+            Answers::Redis(r) => r.put(&key, &*value).await,
+        }
+    }
+
+    /// Drops what this process keeps (Redis entries expire on their own; their keys
+    /// name the version they were computed with, so none is served after a change).
+    pub fn clear(&self) {
+        if let Answers::Memory(c) = self {
+            c.clear()
+        }
+    }
+
+    /// Hits, misses and failures so far.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        match self {
+            Answers::Memory(c) => {
+                let (h, m) = c.stats();
+                (h, m, 0)
+            }
+            Answers::Redis(r) => r.stats(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,14 +155,39 @@ pub struct Request {
 }
 
 /// One ranked item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     pub item: String,
     pub score: f32,
 }
 
+/// Why a list is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// From the subject's history.
+    Personalized,
+    /// From a short history, blended with popularity.
+    SparseProfile,
+    /// No history yet: the popular items.
+    NewUser,
+    /// No `personalization` consent: the popular items.
+    NoConsent,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::Personalized => "personalized",
+            Reason::SparseProfile => "sparse_profile",
+            Reason::NewUser => "new_user",
+            Reason::NoConsent => "no_consent",
+        }
+    }
+}
+
 /// A ranking as served.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Answer {
     pub items: Vec<Scored>,
@@ -171,9 +196,8 @@ pub struct Answer {
     pub rec_id: String,
     /// Whether the ranking used the subject's history.
     pub personalized: bool,
-    /// `personalized`, `sparse_profile` (blended with popularity), `new_user` or
-    /// `no_consent` (popular items).
-    pub reason: &'static str,
+    /// Why the list is what it is.
+    pub reason: Reason,
     pub slot: Option<String>,
 }
 
@@ -209,7 +233,7 @@ pub struct Recommendations {
     weights: Weights,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     catalogs: Mutex<HashMap<SourceId, Arc<Catalog>>>,
-    cache: cache::Cache<Answer>,
+    cache: cache::Answers<Answer>,
 }
 
 impl std::fmt::Debug for Recommendations {
@@ -263,7 +287,7 @@ impl Recommendations {
         pseudonymizer: Arc<Pseudonymizer>,
         segments: Arc<Segments>,
         weights: Weights,
-        cache_entries: usize,
+        cache: cache::Answers<Answer>,
     ) -> Recommendations {
         Recommendations {
             db: trail.db().clone(),
@@ -273,12 +297,12 @@ impl Recommendations {
             weights,
             loaded: Mutex::new(HashMap::new()),
             catalogs: Mutex::new(HashMap::new()),
-            cache: cache::Cache::new(cache_entries),
+            cache,
         }
     }
 
-    /// Cache hits and misses so far.
-    pub fn cache_stats(&self) -> (u64, u64) {
+    /// Cache hits, misses and failures so far.
+    pub fn cache_stats(&self) -> (u64, u64, u64) {
         self.cache.stats()
     }
 
@@ -619,15 +643,15 @@ impl Recommendations {
             .map(|(p, _)| p.to_string())
             .unwrap_or_default();
         let reason = match (granted, history.len()) {
-            (false, _) => "no_consent",
-            (true, 0) => "new_user",
-            (true, n) if n < SPARSE_BELOW => "sparse_profile",
-            _ => "personalized",
+            (false, _) => Reason::NoConsent,
+            (true, 0) => Reason::NewUser,
+            (true, n) if n < SPARSE_BELOW => Reason::SparseProfile,
+            _ => Reason::Personalized,
         };
         // Everything the answer depends on; a subject without consent or history gets
         // the same list as every other such subject.
         let mut h = Sha256::new();
-        let personal = reason == "personalized" || reason == "sparse_profile";
+        let personal = matches!(reason, Reason::Personalized | Reason::SparseProfile);
         for part in [
             source.as_str(),
             &request.model,
@@ -635,7 +659,7 @@ impl Recommendations {
             &catalog.version.0.to_string(),
             &catalog.version.1.to_string(),
             if personal { &pseudonym } else { "" },
-            reason,
+            reason.as_str(),
             &request.k.to_string(),
             request.slot.as_deref().unwrap_or(""),
             &request.exclude.join("\u{1f}"),
@@ -658,11 +682,11 @@ impl Recommendations {
             .take(16)
             .map(|b| format!("{b:02x}"))
             .collect();
-        if let Some(hit) = self.cache.get(&key) {
+        if let Some(hit) = self.cache.get(&key).await {
             return Ok((hit, true));
         }
         let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &key));
-        self.cache.put(key, answer.clone());
+        self.cache.put(key, answer.clone()).await;
         Ok((answer, false))
     }
 
@@ -747,7 +771,7 @@ fn rank(
     catalog: &Catalog,
     request: &Request,
     history: &BTreeMap<String, (f32, i64)>,
-    reason: &'static str,
+    reason: Reason,
     key: &str,
 ) -> Answer {
     let names = &loaded.stored.items;
@@ -780,7 +804,7 @@ fn rank(
     }
     banned.sort_unstable();
     banned.dedup();
-    let consumed: &[u32] = if request.include_consumed || reason == "no_consent" {
+    let consumed: &[u32] = if request.include_consumed || reason == Reason::NoConsent {
         &[]
     } else {
         &items
@@ -793,12 +817,14 @@ fn rank(
     let history = History::new(&items, &values);
     let model = loaded.stored.model.scorer();
     let ranked = match reason {
-        "personalized" => model.recommend(history, request.k, exclude),
-        "sparse_profile" => Blend::new(vec![(model, 1.0), (&loaded.popularity, 0.5)])
+        Reason::Personalized => model.recommend(history, request.k, exclude),
+        Reason::SparseProfile => Blend::new(vec![(model, 1.0), (&loaded.popularity, 0.5)])
             .recommend(history, request.k, exclude),
-        _ => loaded
-            .popularity
-            .recommend(History::default(), request.k, exclude),
+        Reason::NewUser | Reason::NoConsent => {
+            loaded
+                .popularity
+                .recommend(History::default(), request.k, exclude)
+        }
     };
     Answer {
         items: ranked
@@ -812,7 +838,7 @@ fn rank(
             .collect(),
         model: json!({"name": request.model, "version": loaded.version, "kind": loaded.stored.model_kind()}),
         rec_id: key.to_owned(),
-        personalized: reason == "personalized" || reason == "sparse_profile",
+        personalized: matches!(reason, Reason::Personalized | Reason::SparseProfile),
         reason,
         slot: request.slot.clone(),
     }

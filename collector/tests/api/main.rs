@@ -108,12 +108,28 @@ mod recommendations_sqlite {
         )
         .await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_share_recommendations_through_redis() {
+        crate::recommendations::replicas_share_recommendations_through_redis(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
 }
 
 mod recommendations_postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recommendations_follow_consent_history_and_the_catalogue() {
         crate::recommendations::recommendations_follow_consent_history_and_the_catalogue(
+            crate::helpers::Backend::Postgres,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_share_recommendations_through_redis() {
+        crate::recommendations::replicas_share_recommendations_through_redis(
             crate::helpers::Backend::Postgres,
         )
         .await

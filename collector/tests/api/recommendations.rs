@@ -364,3 +364,136 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
     let kinds = app.count("audit_log").await;
     assert!(kinds > 0);
 }
+
+/// A real `redis-server` (Debian's package) on a free port, without persistence;
+/// stopped when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_redis() -> RedisServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (Debian package redis-server; `make test` installs it)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
+            if pong.is_ok() {
+                return RedisServer { child, url };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start");
+}
+
+/// With `ASSENT_REDIS_URL`, answers are kept in Redis: a second replica serves what the
+/// first computed, and a change to the subject's history is a new key.
+pub async fn replicas_share_recommendations_through_redis(b: Backend) {
+    let redis = start_redis().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let with_redis = || {
+        let mut c = config(&url);
+        c.redis_url = Some(assent_collector::config::Secret::new(redis.url.clone()));
+        c
+    };
+    let a = spawn_with(with_redis(), tempfile::tempdir().unwrap()).await;
+    let replica_b = spawn_with(with_redis(), dir).await;
+    readers(&a).await;
+    let knn = json!({"model": {"kind": "item_knn", "neighbours": 10, "weighting": {"kind": "cosine"}, "shrink": 0.0}});
+    let (status, v) = a
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &knn,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let (_, first, h) = get(&a, "/v1/recommendations/u2?source=default&k=3", None).await;
+    assert_eq!(h["x-assent-cache"], "miss");
+    let (_, second, h) = get(
+        &replica_b,
+        "/v1/recommendations/u2?source=default&k=3",
+        None,
+    )
+    .await;
+    assert_eq!(
+        h["x-assent-cache"], "hit",
+        "the other replica's answer, from Redis"
+    );
+    assert_eq!(first, second);
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("assent:rec:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 300, "kept for a time: {ttl}");
+    let stored: String = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!stored.contains("u2"), "no raw id in the cache: {stored}");
+
+    // u2 views another item: a new key, computed again, without it.
+    let (status, _) = a
+        .post(
+            "/v1/batch",
+            &json!({"batch": [viewed("v-2-new", "u2", "a3", 1)]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    profile_has(&a, "u2", 5).await;
+    let (_, third, h) = get(
+        &replica_b,
+        "/v1/recommendations/u2?source=default&k=3",
+        None,
+    )
+    .await;
+    assert_eq!(h["x-assent-cache"], "miss");
+    assert!(!items(&third).contains(&"a3".to_owned()), "{third}");
+    drop(redis);
+    // Redis gone: answers are still served, computed each time.
+    let (status, r, h) = get(&a, "/v1/recommendations/u4?source=default&k=3", None).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(h["x-assent-cache"], "miss");
+}
