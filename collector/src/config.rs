@@ -146,6 +146,15 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// How long an answer stays in Redis.
     pub recommendation_cache_secs: u64,
+    /// `KL(live ‖ training)`, in nats, of a recommender's inputs or scores above which
+    /// retraining is due (`assent_recommendation_retrain_due` in `/metrics`).
+    pub recommendation_drift_threshold: f64,
+    /// Live values a drift reading needs.
+    pub recommendation_drift_min_samples: u64,
+    /// How old an active recommender may grow before it is trained again with its spec
+    /// (1 day; 0: never on a schedule); one whose drift is due is trained at the next
+    /// check (hourly, or sooner when the interval is shorter).
+    pub recommendation_retrain_secs: u64,
 }
 
 impl Default for Config {
@@ -198,6 +207,9 @@ impl Default for Config {
             recommendation_cache_entries: 50_000,
             redis_url: None,
             recommendation_cache_secs: 300,
+            recommendation_drift_threshold: 0.1,
+            recommendation_drift_min_samples: 200,
+            recommendation_retrain_secs: 24 * 3600,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests, events by outcome and reason, latency, and what waits.
-use std::sync::Mutex;
+use std::sync::{atomic::AtomicU64, Mutex};
 
 use assent_protocol::{BatchResponse, RejectCode};
 use prometheus_client::{
@@ -26,6 +26,22 @@ pub struct RouteOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriftLabels {
+    pub recommender: String,
+    pub signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecommenderLabels {
+    pub recommender: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConsumerLabels {
     pub consumer: String,
 }
@@ -43,6 +59,12 @@ pub struct Metrics {
     pub consent_cache: Gauge,
     /// Committed feed items each consumer has yet to take.
     pub feed_lag: Family<ConsumerLabels, Gauge>,
+    /// `KL(live ‖ training)` of each recommender's watched signals.
+    pub recommendation_drift: Family<DriftLabels, Gauge<f64, AtomicU64>>,
+    /// 1 where a recommender's drift calls for retraining.
+    pub recommendation_retrain_due: Family<RecommenderLabels, Gauge>,
+    /// Recommendation cache lookups by outcome (hit, miss, error).
+    pub recommendation_cache: Family<CacheLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,6 +86,9 @@ impl Default for Metrics {
         let writer_queue = Gauge::default();
         let consent_cache = Gauge::default();
         let feed_lag = Family::<ConsumerLabels, Gauge>::default();
+        let recommendation_drift = Family::<DriftLabels, Gauge<f64, AtomicU64>>::default();
+        let recommendation_retrain_due = Family::<RecommenderLabels, Gauge>::default();
+        let recommendation_cache = Family::<CacheLabels, Gauge>::default();
         let mut registry = Registry::with_prefix("assent");
         registry.register(
             "http_requests",
@@ -100,7 +125,25 @@ impl Default for Metrics {
             "Committed feed items each consumer has yet to take (counted up to 1,000,000)",
             feed_lag.clone(),
         );
+        registry.register(
+            "recommendation_drift",
+            "KL divergence (nats) of a recommender's live inputs or scores from its training window",
+            recommendation_drift.clone(),
+        );
+        registry.register(
+            "recommendation_retrain_due",
+            "1 when a recommender's drift passed the threshold",
+            recommendation_retrain_due.clone(),
+        );
+        registry.register(
+            "recommendation_cache_lookups",
+            "Recommendation cache lookups since start, by outcome",
+            recommendation_cache.clone(),
+        );
         Metrics {
+            recommendation_drift,
+            recommendation_retrain_due,
+            recommendation_cache,
             feed_lag,
             registry: Mutex::new(registry),
             requests,

@@ -108,6 +108,10 @@ impl Application {
                 Duration::from_secs(state.config.segmentation_retrain_secs),
             ));
         }
+        tokio::spawn(crate::recommend::retrain_on_schedule(
+            state.recommendations.clone(),
+            Duration::from_secs(state.config.recommendation_retrain_secs),
+        ));
         if let Some(settings) = crate::feed::nats::Settings::from_config(&state.config) {
             tokio::spawn(crate::feed::nats::run(
                 state.db.clone(),

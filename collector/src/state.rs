@@ -19,7 +19,7 @@ use crate::{
     recommend::{
         cache::{self, Answers},
         interactions::Weights,
-        Recommendations,
+        DriftSettings, Recommendations,
     },
     segments::Segments,
     storage::{self, Db},
@@ -147,6 +147,10 @@ impl AppState {
                     config.recommendation_cache_secs,
                 )?),
                 None => Answers::Memory(cache::Cache::new(config.recommendation_cache_entries)),
+            },
+            DriftSettings {
+                threshold: config.recommendation_drift_threshold,
+                min_samples: config.recommendation_drift_min_samples,
             },
         ));
         let state = AppState {

@@ -85,6 +85,58 @@ pub fn kl_divergence(p: &[u64], q: &[u64], alpha: f64) -> f64 {
         .sum()
 }
 
+/// A live distribution watched against the training window's: values observed as they
+/// come, the divergence from the training histogram, and whether it calls for
+/// retraining (past `threshold` once at least `min_samples` were seen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    bins: Bins,
+    live: Vec<u64>,
+    observed: u64,
+    threshold: f64,
+    min_samples: u64,
+}
+
+/// The smoothing each bin gets (a pseudo-count).
+pub const SMOOTHING: f64 = 0.5;
+
+impl Monitor {
+    /// Watches live values against `bins` (fitted on the training window).
+    pub fn new(bins: Bins, threshold: f64, min_samples: u64) -> Monitor {
+        Monitor {
+            live: vec![0; bins.len()],
+            bins,
+            observed: 0,
+            threshold,
+            min_samples,
+        }
+    }
+
+    /// Counts one live value (one that is not finite is skipped).
+    pub fn observe(&mut self, value: f64) {
+        if value.is_finite() {
+            self.live[self.bins.edges.partition_point(|e| *e <= value)] += 1;
+            self.observed += 1;
+        }
+    }
+
+    /// Live values counted so far.
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// `KL(live ‖ train)` so far; None before `min_samples`.
+    pub fn divergence(&self) -> Option<f64> {
+        (self.observed >= self.min_samples.max(1))
+            .then(|| kl_divergence(&self.live, &self.bins.train, SMOOTHING))
+    }
+
+    /// Whether the divergence has passed the threshold.
+    pub fn due(&self) -> bool {
+        self.divergence().is_some_and(|d| d > self.threshold)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +171,29 @@ mod tests {
             "a shift of half a deviation diverges by only {moved}"
         );
         assert!(Bins::fit(&[1.0, f64::NAN], 4).is_err());
+    }
+
+    #[test]
+    fn a_monitor_flags_a_shift_and_not_a_resample() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut draw = |shift: f64| (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0 + shift;
+        let train: Vec<f64> = (0..10_000).map(|_| draw(0.0)).collect();
+        let bins = Bins::fit(&train, 20).unwrap();
+        let mut same = Monitor::new(bins.clone(), 0.1, 500);
+        let mut moved = Monitor::new(bins, 0.1, 500);
+        for n in 0..2_000 {
+            same.observe(draw(0.0));
+            moved.observe(draw(1.0));
+            if n < 499 {
+                assert_eq!(moved.divergence(), None, "too few to say");
+            }
+        }
+        assert!(!same.due(), "a resample: {:?}", same.divergence());
+        assert!(
+            moved.due(),
+            "a shift of one deviation: {:?}",
+            moved.divergence()
+        );
+        assert_eq!(moved.observed(), 2_000);
     }
 }

@@ -594,6 +594,37 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .metrics
         .consent_cache
         .set(state.consent_cache.len() as i64);
+    let mut due: std::collections::BTreeMap<String, bool> = Default::default();
+    for r in state.recommendations.drift_readings() {
+        *due.entry(r.recommender.clone()).or_default() |= r.due;
+        if let Some(d) = r.divergence {
+            state
+                .metrics
+                .recommendation_drift
+                .get_or_create(&crate::metrics::DriftLabels {
+                    recommender: r.recommender.clone(),
+                    signal: r.signal,
+                })
+                .set(d);
+        }
+    }
+    for (recommender, due) in due {
+        state
+            .metrics
+            .recommendation_retrain_due
+            .get_or_create(&crate::metrics::RecommenderLabels { recommender })
+            .set(i64::from(due));
+    }
+    let (hits, misses, errors) = state.recommendations.cache_stats();
+    for (outcome, n) in [("hit", hits), ("miss", misses), ("error", errors)] {
+        state
+            .metrics
+            .recommendation_cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                outcome: outcome.into(),
+            })
+            .set(n as i64);
+    }
     for (consumer, lag) in crate::feed::lags(&state.db).await? {
         state
             .metrics

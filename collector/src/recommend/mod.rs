@@ -25,6 +25,7 @@ use std::{
 };
 
 use assent_recommendation::{
+    drift::{Bins, Monitor},
     hybrid::Blend,
     metrics::{evaluate, Protocol, Report as Metrics},
     model::{Model, ModelSpec},
@@ -117,6 +118,10 @@ struct Stored {
     model: Model,
     /// The most popular items, best first (index, users).
     popular: Vec<(u32, f32)>,
+    /// The training window's histograms of what drift is watched on: each user's
+    /// number of items (`history_length`) and the best score served (`top_score`).
+    #[serde(default)]
+    drift: Vec<(String, Bins)>,
 }
 
 /// A recommender's active version in memory.
@@ -125,6 +130,8 @@ struct Loaded {
     checked: Mutex<Instant>,
     stored: Stored,
     popularity: Popularity,
+    /// Live values against `stored.drift`, since this version was loaded here.
+    monitors: Mutex<Vec<(String, Monitor)>>,
 }
 
 /// What a source's catalogue says, in a model's item indexes.
@@ -224,8 +231,29 @@ pub enum Progress {
     Fitting,
 }
 
+/// When live distributions count as drifted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftSettings {
+    /// `KL(live ‖ training)` in nats above which retraining is due.
+    pub threshold: f64,
+    /// Live values needed before a divergence is reported.
+    pub min_samples: u64,
+}
+
+/// A drift reading of one signal of one recommender.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftReading {
+    /// `SOURCE/NAME`.
+    pub recommender: String,
+    pub signal: String,
+    pub observed: u64,
+    pub divergence: Option<f64>,
+    pub due: bool,
+}
+
 /// The recommendations domain's state.
 pub struct Recommendations {
+    drift: DriftSettings,
     db: Db,
     trail: Trail,
     pseudonymizer: Arc<Pseudonymizer>,
@@ -288,8 +316,10 @@ impl Recommendations {
         segments: Arc<Segments>,
         weights: Weights,
         cache: cache::Answers<Answer>,
+        drift: DriftSettings,
     ) -> Recommendations {
         Recommendations {
+            drift,
             db: trail.db().clone(),
             trail,
             pseudonymizer,
@@ -299,6 +329,26 @@ impl Recommendations {
             catalogs: Mutex::new(HashMap::new()),
             cache,
         }
+    }
+
+    /// Drift of every recommender loaded here: each signal's divergence from its
+    /// training window so far, and whether retraining is due.
+    pub fn drift_readings(&self) -> Vec<DriftReading> {
+        let loaded = self.loaded.lock().expect("not poisoned");
+        let mut out = Vec::new();
+        for (key, l) in loaded.iter() {
+            for (signal, m) in l.monitors.lock().expect("not poisoned").iter() {
+                out.push(DriftReading {
+                    recommender: key.clone(),
+                    signal: signal.clone(),
+                    observed: m.observed(),
+                    divergence: m.divergence(),
+                    due: m.due(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.recommender, &a.signal).cmp(&(&b.recommender, &b.signal)));
+        out
     }
 
     /// Cache hits, misses and failures so far.
@@ -487,11 +537,20 @@ impl Recommendations {
             }
         }
         let popularity = Popularity::from_scores(scores);
+        let monitors = stored
+            .drift
+            .iter()
+            .map(|(signal, bins)| {
+                let m = Monitor::new(bins.clone(), self.drift.threshold, self.drift.min_samples);
+                (signal.clone(), m)
+            })
+            .collect();
         let loaded = Arc::new(Loaded {
             version: m.version,
             checked: Mutex::new(Instant::now()),
             stored,
             popularity,
+            monitors: Mutex::new(monitors),
         });
         self.loaded
             .lock()
@@ -686,6 +745,20 @@ impl Recommendations {
             return Ok((hit, true));
         }
         let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &key));
+        if reason == Reason::Personalized {
+            let mut monitors = loaded.monitors.lock().expect("not poisoned");
+            for (signal, m) in monitors.iter_mut() {
+                match signal.as_str() {
+                    "history_length" => m.observe(history.len() as f64),
+                    "top_score" => {
+                        if let Some(best) = answer.items.first() {
+                            m.observe(f64::from(best.score))
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         self.cache.put(key, answer.clone()).await;
         Ok((answer, false))
     }
@@ -844,6 +917,39 @@ fn rank(
     }
 }
 
+/// Users sampled for the training window's score histogram.
+const DRIFT_SAMPLE: usize = 2_000;
+
+/// The training window's histograms: every user's number of items, and the best score
+/// (items they have left out) of a sample of users, as serving computes it.
+fn drift_bins(all: &assent_recommendation::Csr, model: &Model) -> Vec<(String, Bins)> {
+    let mut out = Vec::new();
+    let lengths: Vec<f64> = (0..all.rows()).map(|u| all.row_len(u) as f64).collect();
+    if let Ok(b) = Bins::fit(&lengths, 10) {
+        out.push(("history_length".to_owned(), b));
+    }
+    let step = (all.rows() / DRIFT_SAMPLE).max(1);
+    let scores: Vec<f64> = (0..all.rows())
+        .step_by(step)
+        .filter_map(|u| {
+            let h = History::of(all, u);
+            let exclude = Exclude {
+                consumed: h.items,
+                ..Default::default()
+            };
+            model
+                .scorer()
+                .recommend(h, 1, exclude)
+                .first()
+                .map(|b| f64::from(b.1))
+        })
+        .collect();
+    if let Ok(b) = Bins::fit(&scores, 10) {
+        out.push(("top_score".to_owned(), b));
+    }
+    out
+}
+
 /// Splits, judges (the new spec, popularity and the active spec on the same split), and
 /// fits the new spec on everything (CPU-bound: run off the async threads).
 fn fit(
@@ -883,6 +989,7 @@ fn fit(
     };
     let pop = Popularity::fit(&all);
     let popular_items = top_k(pop.scores(), POPULAR_KEPT, Exclude::default());
+    let drift = drift_bins(&all, &model);
     let report = json!({
         "users": users, "items": n, "interactions": data.interactions.len(),
         "heldOut": metrics_json(&held_out),
@@ -896,7 +1003,59 @@ fn fit(
             items: data.items,
             model,
             popular: popular_items,
+            drift,
         },
         report,
     ))
+}
+
+/// Lock id of the recommenders' retraining lease across PostgreSQL replicas.
+const RETRAIN_LEASE: i64 = 0x0052_4543_5452_4e00; // "RECTRN"
+
+/// Retrains, for good, every recommender whose active version is older than `every`
+/// (0: none by age) or whose drift is due here, with that version's spec (one process
+/// per database takes the lease; drift is read where requests are served).
+pub async fn retrain_on_schedule(recs: Arc<Recommendations>, every: Duration) {
+    let check = if every.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_secs(3600).min(every)
+    };
+    loop {
+        tokio::time::sleep(check).await;
+        let Ok(Some(_lease)) = recs.db.try_session_lock(RETRAIN_LEASE).await else {
+            continue;
+        };
+        if let Err(e) = retrain_due(&recs, every).await {
+            tracing::warn!(error = %e, "scheduled retraining of recommenders failed; will try again");
+        }
+    }
+}
+
+async fn retrain_due(recs: &Recommendations, every: Duration) -> Result<()> {
+    let now = recs.trail.now().millis();
+    let drifted: Vec<String> = recs
+        .drift_readings()
+        .into_iter()
+        .filter(|r| r.due)
+        .map(|r| r.recommender)
+        .collect();
+    for m in storage::models::active(&recs.db, Registry::Recommendations).await? {
+        let old = !every.is_zero() && now - m.trained_at_ms >= every.as_millis() as i64;
+        if !old && !drifted.contains(&m.name) {
+            continue;
+        }
+        let Some((source, name)) = m.name.split_once('/') else {
+            continue;
+        };
+        let source = SourceId::parse(source)?;
+        let training: Training = serde_json::from_str(&m.spec)
+            .map_err(|e| Error::Internal(format!("a stored spec does not parse: {e}")))?;
+        let why = if old { "age" } else { "drift" };
+        let done = recs
+            .train(&source, name, training, format!("schedule:{why}"), &|_| {})
+            .await?;
+        tracing::info!(recommender = %m.name, version = done.version, status = %done.status, why, "retrained");
+    }
+    Ok(())
 }

@@ -118,6 +118,14 @@ mod recommendations_sqlite {
     }
 }
 
+mod recommendations_metrics {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drift_and_the_cache_show_in_metrics() {
+        crate::recommendations::drift_and_the_cache_show_in_metrics(crate::helpers::Backend::Sqlite)
+            .await
+    }
+}
+
 mod recommendations_postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recommendations_follow_consent_history_and_the_catalogue() {

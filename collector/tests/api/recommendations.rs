@@ -497,3 +497,57 @@ pub async fn replicas_share_recommendations_through_redis(b: Backend) {
     assert_eq!(status, 200, "{r}");
     assert_eq!(h["x-assent-cache"], "miss");
 }
+
+/// `/metrics` shows each recommender's drift from its training window once enough
+/// requests were served, whether retraining is due, and the cache's hits and misses.
+pub async fn drift_and_the_cache_show_in_metrics(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let mut c = config(&url);
+    c.recommendation_drift_min_samples = 5;
+    // Any divergence at all counts as due here, to see the flag.
+    c.recommendation_drift_threshold = 0.0;
+    let app = spawn_with(c, dir).await;
+    readers(&app).await;
+    let knn = json!({"model": {"kind": "item_knn", "neighbours": 10, "weighting": {"kind": "cosine"}, "shrink": 0.0}});
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &knn,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    for u in 0..6 {
+        let (status, _, _) = get(
+            &app,
+            &format!("/v1/recommendations/u{u}?source=default&k=3"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    get(&app, "/v1/recommendations/u0?source=default&k=3", None).await; // a hit
+    let text = app.admin_get("/metrics").await.text().await.unwrap();
+    // Recommenders are named SOURCE/NAME, the source by its id.
+    let line = |prefix: &str, part: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(part))
+            .unwrap_or_else(|| panic!("no {prefix}…{part} in\n{text}"))
+            .to_owned()
+    };
+    let drift = "assent_recommendation_drift{recommender=\"";
+    let history = line(drift, "/default\",signal=\"history_length\"}");
+    let value: f64 = history.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value.is_finite() && value >= 0.0, "{history}");
+    line(drift, "/default\",signal=\"top_score\"}");
+    assert!(line("assent_recommendation_retrain_due{", "/default\"}").ends_with(" 1"));
+    assert!(
+        line("assent_recommendation_cache_lookups{outcome=\"hit\"}", "").ends_with(" 1"),
+        "{text}"
+    );
+    assert!(
+        line("assent_recommendation_cache_lookups{outcome=\"miss\"}", "").ends_with(" 6"),
+        "{text}"
+    );
+}
