@@ -108,6 +108,10 @@ impl Application {
                 Duration::from_secs(state.config.segmentation_retrain_secs),
             ));
         }
+        tokio::spawn(crate::recommend::feedback::run(
+            state.db.clone(),
+            state.clock.clone(),
+        ));
         tokio::spawn(crate::recommend::retrain_on_schedule(
             state.recommendations.clone(),
             Duration::from_secs(state.config.recommendation_retrain_secs),

@@ -28,3 +28,15 @@ CREATE TABLE catalog_items (
     updated_at_ms BIGINT NOT NULL,
     PRIMARY KEY (source_id, item)
 );
+-- Online feedback (collector/src/recommend/feedback.rs): impressions, clicks and
+-- conversions of each recommender version, counted from the feed's events that carry
+-- a list's rec_id. Counts only: not subject data.
+CREATE TABLE recommendation_feedback (
+    name          TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    impressions   BIGINT NOT NULL,
+    clicks        BIGINT NOT NULL,
+    conversions   BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);

@@ -164,6 +164,10 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         )
         .route("/v1/recommenders", get(recommendations::list_recommenders))
         .route(
+            "/v1/recommenders/{name}/feedback",
+            get(recommendations::feedback),
+        )
+        .route(
             "/v1/recommenders/{name}/models",
             post(recommendations::train),
         )

@@ -92,6 +92,7 @@ impl Modify for Security {
         super::recommendations::put_item,
         super::recommendations::delete_item,
         super::recommendations::list_recommenders,
+        super::recommendations::feedback,
         super::recommendations::train,
         super::recommendations::promote,
         super::recommendations::rollback,

@@ -309,6 +309,34 @@ async fn admin_source(keys: &Keys, source: Option<&str>) -> Result<crate::ids::S
     keys.find_source(s).await?.ok_or(Error::NotFound)
 }
 
+/// Online feedback of a recommender by version (compliance token with `source`):
+/// impressions, clicks and conversions of its lists — events that carry a list's
+/// `rec_id` in `properties.rec_id` (`Recommendation Viewed`, `Recommendation Clicked`,
+/// `Product Added`, `Order Completed`), counted from the feed — and the click-through
+/// and conversion rates.
+#[utoipa::path(
+    get,
+    path = "/v1/recommenders/{name}/feedback",
+    tag = "recommendations",
+    params(("name" = String, Path, description = "The recommender."), SourceQuery),
+    responses(
+        (status = 200, description = "`{name, source, versions: [{version, impressions, clicks, conversions, ctr, conversionRate}]}`.", body = Object),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn feedback(
+    State(keys): State<Arc<Keys>>,
+    State(recs): State<Arc<Recommendations>>,
+    PathParam(name): PathParam<String>,
+    QueryParams(q): QueryParams<SourceQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    require_admin(&keys, &headers).await?;
+    let source = admin_source(&keys, q.source.as_deref()).await?;
+    Ok(Json(recs.feedback(&source, &name).await?).into_response())
+}
+
 /// Makes a version the active one: `{"version": N}` (compliance token with `source`;
 /// audited).
 #[utoipa::path(

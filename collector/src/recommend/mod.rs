@@ -15,6 +15,7 @@
 //! popular items, a sparse profile a blend with popularity. Answers are cached by
 //! everything they depend on ([`cache`]). `offline` evaluates models on a plain file.
 pub mod cache;
+pub mod feedback;
 pub mod interactions;
 pub mod offline;
 
@@ -329,6 +330,22 @@ impl Recommendations {
             catalogs: Mutex::new(HashMap::new()),
             cache,
         }
+    }
+
+    /// Online feedback of recommender `name` at `source`, by version: impressions,
+    /// clicks and conversions of its lists (counted from the feed), and their rates.
+    pub async fn feedback(&self, source: &SourceId, name: &str) -> Result<Value> {
+        let rows = storage::feedback::of(&self.db, &key_of(source, name)).await?;
+        let versions: Vec<Value> = rows
+            .into_iter()
+            .map(|(version, impressions, clicks, conversions)| {
+                let rate = |n: i64| (impressions > 0).then(|| n as f64 / impressions as f64);
+                json!({"version": version, "impressions": impressions, "clicks": clicks,
+                       "conversions": conversions, "ctr": rate(clicks),
+                       "conversionRate": rate(conversions)})
+            })
+            .collect();
+        Ok(json!({"name": name, "source": source, "versions": versions}))
     }
 
     /// Drift of every recommender loaded here: each signal's divergence from its
@@ -744,7 +761,8 @@ impl Recommendations {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok((hit, true));
         }
-        let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &key));
+        let rec_id = format!("{}.{}.{key}", request.model, loaded.version);
+        let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &rec_id));
         if reason == Reason::Personalized {
             let mut monitors = loaded.monitors.lock().expect("not poisoned");
             for (signal, m) in monitors.iter_mut() {

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod definitions;
 pub mod duplicates;
 pub mod feed;
+pub mod feedback;
 pub mod identity;
 pub mod ingest;
 pub mod keys;

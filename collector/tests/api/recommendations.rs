@@ -176,6 +176,32 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
     .await;
     assert_eq!(status, 304);
 
+    // The feedback loop: an impression and a click carrying the list's recId count for
+    // its version, from the feed.
+    let rec_id = r["recId"].as_str().unwrap().to_owned();
+    assert!(rec_id.starts_with("default.1."), "{rec_id}");
+    let shown = json!({"messageId": "f-1", "type": "track", "event": "Recommendation Viewed",
+        "anonymousId": "u0", "timestamp": ago(0), "properties": {"rec_id": rec_id, "slot": "home"}});
+    let clicked = json!({"messageId": "f-2", "type": "track", "event": "Recommendation Clicked",
+        "anonymousId": "u0", "timestamp": ago(0), "properties": {"rec_id": rec_id, "item_id": "a1"}});
+    let (status, _) = app
+        .post("/v1/batch", &json!({"batch": [shown, clicked]}))
+        .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let feedback = loop {
+        let f = app
+            .admin_json("/v1/recommenders/default/feedback?source=default")
+            .await;
+        if f["versions"][0]["clicks"] == 1 || started.elapsed() > Duration::from_secs(10) {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(feedback["versions"][0]["version"], 1, "{feedback}");
+    assert_eq!(feedback["versions"][0]["impressions"], 1, "{feedback}");
+    assert_eq!(feedback["versions"][0]["ctr"], 1.0, "{feedback}");
+
     // Nina did not grant personalization: the popular items, as for someone unknown.
     let (_, nina, h) = get(&app, "/v1/recommendations/nina?source=default&k=4", None).await;
     assert_eq!(
@@ -208,7 +234,7 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
         )
         .await;
     assert_eq!(status, 200);
-    profile_has(&app, "u0", 5).await;
+    profile_has(&app, "u0", 7).await; // 4 views, the impression and click, and this one
     let (_, r, h) = get(
         &app,
         "/v1/recommendations/u0?source=default&k=3&slot=home",
