@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{parameter, Error, Result};
 use crate::matrix::Csr;
-use crate::simd::{dispatch, dot, Lanes};
+use crate::simd::{dispatch, Lanes};
 use crate::{History, Scorer};
 
 /// Parameters of [`Als`], checked by [`AlsParams::check`].
@@ -247,6 +247,18 @@ fn half_step(c: &Csr, y: &[f32], x: &mut [f32], p: &AlsParams) {
     );
 }
 
+dispatch! {
+    /// `out[i] = x · y_i` for consecutive rows `y_i` of `items`.
+    fn score_rows = score_rows_with(items: &[f32], x: &[f32], out: &mut [f32]) -> ()
+}
+
+#[inline(always)]
+fn score_rows_with<L: Lanes>(items: &[f32], x: &[f32], out: &mut [f32]) {
+    for (o, y) in out.iter_mut().zip(items.chunks_exact(x.len())) {
+        *o = L::dot(x, y);
+    }
+}
+
 /// Fitted factors: one row of `factors` per user and per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Als {
@@ -329,12 +341,14 @@ impl Als {
 
     fn score_factors(&self, xu: &[f32], out: &mut [f32]) {
         let f = self.params.factors;
-        out.par_chunks_mut(4096).enumerate().for_each(|(c, chunk)| {
-            for (k, o) in chunk.iter_mut().enumerate() {
-                let i = c * 4096 + k;
-                *o = dot(xu, &self.items[i * f..(i + 1) * f]);
-            }
-        });
+        const CHUNK: usize = 16_384;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let start = c * CHUNK * f;
+                let items = &self.items[start..start + chunk.len() * f];
+                score_rows(items, xu, chunk);
+            });
     }
 }
 

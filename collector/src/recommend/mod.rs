@@ -261,6 +261,9 @@ pub struct Recommendations {
     segments: Arc<Segments>,
     weights: Weights,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// Held while a version is read from the database and parsed, so concurrent
+    /// requests wait for one load rather than each doing it.
+    loading: tokio::sync::Mutex<()>,
     catalogs: Mutex<HashMap<SourceId, Arc<Catalog>>>,
     cache: cache::Answers<Answer>,
 }
@@ -327,6 +330,7 @@ impl Recommendations {
             segments,
             weights,
             loaded: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
             catalogs: Mutex::new(HashMap::new()),
             cache,
         }
@@ -538,6 +542,14 @@ impl Recommendations {
             if current == Some(l.version) {
                 *l.checked.lock().expect("not poisoned") = Instant::now();
                 return Ok(held);
+            }
+        }
+        let _loading = self.loading.lock().await;
+        // Another request may have loaded it while this one waited.
+        let now_held = self.loaded.lock().expect("not poisoned").get(&key).cloned();
+        if let Some(l) = now_held {
+            if held.as_ref().is_none_or(|h| !Arc::ptr_eq(h, &l)) {
+                return Ok(Some(l));
             }
         }
         let Some(m) = storage::models::active_of(&self.db, Registry::Recommendations, &key).await?
