@@ -35,8 +35,11 @@ pub fn at_k(recommended: &[u32], relevant: &[u32], k: usize) -> UserMetrics {
         return UserMetrics::default();
     }
     let (mut hits, mut ap, mut dcg) = (0usize, 0f64, 0f64);
+    let mut found: Vec<u32> = Vec::new();
     for (r, item) in recommended.iter().take(k).enumerate() {
-        if relevant.binary_search(item).is_ok() {
+        // An item listed twice counts once.
+        if relevant.binary_search(item).is_ok() && !found.contains(item) {
+            found.push(*item);
             hits += 1;
             ap += hits as f64 / (r + 1) as f64;
             dcg += 1.0 / ((r + 2) as f64).log2();
