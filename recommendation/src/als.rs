@@ -21,6 +21,7 @@ use crate::{History, Scorer};
 
 /// Parameters of [`Als`], checked by [`AlsParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlsParams {
     /// Latent factors per user and item (1 to 1,024).
     pub factors: usize,

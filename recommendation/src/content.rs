@@ -12,6 +12,7 @@ use crate::{History, Scorer};
 
 /// Parameters of [`Content`], checked by [`ContentParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ContentParams {
     /// Terms kept per item, its strongest by TF-IDF (at least 1): weak, noisy tags cost
     /// time and blur the vectors.

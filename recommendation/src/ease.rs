@@ -18,6 +18,7 @@ use crate::{History, Scorer};
 
 /// Parameters of [`Ease`], checked by [`EaseParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EaseParams {
     /// λ, the L2 penalty (> 0; hundreds for 0/1 data).
     pub lambda: f64,

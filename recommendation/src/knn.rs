@@ -31,6 +31,7 @@ pub enum Weighting {
 
 /// Parameters of [`ItemKnn`], checked by [`ItemKnnParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ItemKnnParams {
     /// Neighbours kept per item (at least 1).
     pub neighbours: usize,

@@ -64,7 +64,7 @@ pub struct RecommendQuery {
     tag = "recommendations",
     params(("subjectId" = String, Path, description = "The subject's raw id."), RecommendQuery),
     responses(
-        (status = 200, description = "`{subjectId, items: [{item, score}], model: {name, version, kind}, recId, personalized, reason, slot}`.", body = Object),
+        (status = 200, description = "`{subjectId, items: [{item, score}], model: {name, version, kind}, recId, personalized, reason, slot, cached}`.", body = Object),
         (status = 304, description = "Not modified (`If-None-Match`)."),
         ConsentReadErrors,
     ),
@@ -115,6 +115,7 @@ pub async fn recommend(
     } else {
         let mut body = serde_json::to_value(&*answer).expect("serializes");
         body["subjectId"] = subject_id.into();
+        body["cached"] = cached.into();
         Json(body).into_response()
     };
     let h = response.headers_mut();

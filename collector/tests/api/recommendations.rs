@@ -160,7 +160,8 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
         None,
     )
     .await;
-    assert_eq!(again, r);
+    assert_eq!((&again["items"], &again["recId"]), (&r["items"], &r["recId"]));
+    assert_eq!((r["cached"].as_bool(), again["cached"].as_bool()), (Some(false), Some(true)));
     assert_eq!(
         (
             h["x-assent-cache"].to_str().unwrap(),
@@ -478,7 +479,7 @@ pub async fn replicas_share_recommendations_through_redis(b: Backend) {
         h["x-assent-cache"], "hit",
         "the other replica's answer, from Redis"
     );
-    assert_eq!(first, second);
+    assert_eq!(first["items"], second["items"]);
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
