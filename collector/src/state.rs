@@ -152,6 +152,7 @@ impl AppState {
                 threshold: config.recommendation_drift_threshold,
                 min_samples: config.recommendation_drift_min_samples,
             },
+            f64::from(config.segmentation_interest_half_life_days.max(1)),
         ));
         let state = AppState {
             segments,

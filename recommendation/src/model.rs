@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::als::{Als, AlsParams};
-use crate::content::Content;
+use crate::content::{Content, ContentParams};
 use crate::ease::{Ease, EaseParams};
 use crate::error::{parameter, Error, Result};
 use crate::knn::{ItemKnn, ItemKnnParams, Weighting};
@@ -24,6 +24,8 @@ pub enum ModelSpec {
     Als(AlsParams),
     /// EASE.
     Ease(EaseParams),
+    /// Content-based: TF-IDF vectors of item tags (needs item features).
+    Content(ContentParams),
     /// The number of users per item.
     Popularity,
 }
@@ -35,6 +37,7 @@ impl ModelSpec {
             ModelSpec::ItemKnn(_) => "item_knn",
             ModelSpec::Als(_) => "als",
             ModelSpec::Ease(_) => "ease",
+            ModelSpec::Content(_) => "content",
             ModelSpec::Popularity => "popularity",
         }
     }
@@ -45,13 +48,25 @@ impl ModelSpec {
             ModelSpec::ItemKnn(p) => p.check().map(|_| ()),
             ModelSpec::Als(p) => p.check().map(|_| ()),
             ModelSpec::Ease(p) => p.check().map(|_| ()),
+            ModelSpec::Content(p) => p.check().map(|_| ()),
             ModelSpec::Popularity => Ok(()),
         }
     }
 
     /// Fits the model to a users-by-items matrix, calling `progress(done, total)` as it
     /// goes (ALS: per alternation; the others once at the end).
-    pub fn fit(&self, user_items: &Csr, mut progress: impl FnMut(usize, usize)) -> Result<Model> {
+    pub fn fit(&self, user_items: &Csr, progress: impl FnMut(usize, usize)) -> Result<Model> {
+        self.fit_with(user_items, None, progress)
+    }
+
+    /// As [`ModelSpec::fit`], with an items-by-terms matrix of tag counts for a
+    /// content-based spec (its rows the same items as `user_items`' columns).
+    pub fn fit_with(
+        &self,
+        user_items: &Csr,
+        item_terms: Option<&Csr>,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Model> {
         let model = match self {
             ModelSpec::ItemKnn(p) => Model::ItemKnn(p.check()?.fit(user_items)),
             ModelSpec::Als(p) => {
@@ -59,6 +74,19 @@ impl ModelSpec {
                 Model::Als(p.check()?.fit_with(user_items, |d| progress(d, total))?)
             }
             ModelSpec::Ease(p) => Model::Ease(p.check()?.fit(user_items)?),
+            ModelSpec::Content(p) => {
+                let terms = item_terms.ok_or_else(|| {
+                    Error::Data("a content-based model needs the items' tags".into())
+                })?;
+                if terms.rows() != user_items.cols() {
+                    return Err(Error::Shape(format!(
+                        "{} items with tags, {} with interactions",
+                        terms.rows(),
+                        user_items.cols()
+                    )));
+                }
+                Model::Content(p.check()?.fit(terms)?)
+            }
             ModelSpec::Popularity => Model::Popularity(Popularity::fit(user_items)),
         };
         progress(1, 1);
@@ -145,11 +173,12 @@ pub fn parse_grid(text: &str) -> Result<Vec<ModelSpec>> {
         "item_knn" | "knn" => ModelSpec::ItemKnn(ItemKnnParams::default()),
         "als" => ModelSpec::Als(AlsParams::default()),
         "ease" => ModelSpec::Ease(EaseParams::default()),
+        "content" => ModelSpec::Content(ContentParams::default()),
         "popularity" => ModelSpec::Popularity,
         other => {
             return Err(parameter(
                 "grid",
-                format!("unknown model kind {other:?} (item_knn, als, ease, popularity)"),
+                format!("unknown model kind {other:?} (item_knn, als, ease, content, popularity)"),
             ))
         }
     }];
@@ -205,6 +234,8 @@ fn set(mut spec: ModelSpec, name: &str, value: &str) -> Result<ModelSpec> {
         (ModelSpec::Als(p), "cg_steps") => p.cg_steps = int()?,
         (ModelSpec::Als(p), "seed") => p.seed = value.parse().map_err(|_| bad())?,
         (ModelSpec::Ease(p), "lambda") => p.lambda = num()?,
+        (ModelSpec::Content(p), "item_terms") => p.item_terms = int()?,
+        (ModelSpec::Content(p), "profile_terms") => p.profile_terms = int()?,
         (s, _) => {
             return Err(parameter(
                 "grid",

@@ -255,6 +255,8 @@ pub struct DriftReading {
 /// The recommendations domain's state.
 pub struct Recommendations {
     drift: DriftSettings,
+    /// The half-life of an interaction's weight in a content model's interest vector.
+    interest_half_life_ms: f64,
     db: Db,
     trail: Trail,
     pseudonymizer: Arc<Pseudonymizer>,
@@ -321,9 +323,11 @@ impl Recommendations {
         weights: Weights,
         cache: cache::Answers<Answer>,
         drift: DriftSettings,
+        interest_half_life_days: f64,
     ) -> Recommendations {
         Recommendations {
             drift,
+            interest_half_life_ms: interest_half_life_days.max(1.0 / 24.0) * 86_400_000.0,
             db: trail.db().clone(),
             trail,
             pseudonymizer,
@@ -441,6 +445,11 @@ impl Recommendations {
                 data.items.len()
             )));
         }
+        let mut data = data;
+        let active_kind = active_spec_kind(&self.db, &key).await?;
+        let item_terms = self
+            .item_terms(source, &training, active_kind, &mut data)
+            .await?;
         progress(Progress::Fitting);
         let active_spec =
             match storage::models::active_of(&self.db, Registry::Recommendations, &key).await? {
@@ -450,7 +459,7 @@ impl Recommendations {
                 None => None,
             };
         let (stored, report) =
-            tokio::task::spawn_blocking(move || fit(data, training, active_spec))
+            tokio::task::spawn_blocking(move || fit(data, training, active_spec, item_terms))
                 .await
                 .map_err(|e| Error::Internal(format!("training stopped: {e}")))??;
         let ndcg = report["heldOut"]["ndcg"].as_f64().unwrap_or(0.0);
@@ -476,6 +485,39 @@ impl Recommendations {
         .await?;
         self.forget(&key);
         Ok(version_of(done))
+    }
+
+    /// For a content-based spec (new or active): every catalogue item joins the
+    /// vocabulary (so an item nobody has seen yet can be recommended by its tags), and
+    /// the items-by-tags matrix is built in its order. None for the other kinds.
+    async fn item_terms(
+        &self,
+        source: &SourceId,
+        training: &Training,
+        active_kind: Option<ModelSpec>,
+        data: &mut Dataset,
+    ) -> Result<Option<assent_recommendation::Csr>> {
+        let content = |s: &ModelSpec| matches!(s, ModelSpec::Content(_));
+        if !content(&training.model) && !active_kind.as_ref().is_some_and(content) {
+            return Ok(None);
+        }
+        let mut tags = Vocabulary::new();
+        let mut triplets = Vec::new();
+        for item in storage::catalog::list(&self.db, source).await? {
+            let a: Attributes = serde_json::from_str(&item.attributes).unwrap_or_default();
+            let i = data.items.insert(&item.item);
+            for t in &a.tags {
+                triplets.push((i, tags.insert(t), 1.0));
+            }
+        }
+        if tags.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "a content-based recommender needs items with tags at source {source} (PUT /v1/items/{{item}})"
+            )));
+        }
+        assent_recommendation::Csr::from_triplets(data.items.len(), tags.len(), &triplets)
+            .map(Some)
+            .map_err(bad)
     }
 
     /// Every recommender's versions, newest first.
@@ -774,6 +816,21 @@ impl Recommendations {
             return Ok((hit, true));
         }
         let rec_id = format!("{}.{}.{key}", request.model, loaded.version);
+        let history = match loaded.stored.model {
+            // Interests fade: each item's weight halves every half-life of its age.
+            Model::Content(_) => {
+                let now = self.trail.now().millis();
+                history
+                    .into_iter()
+                    .map(|(item, (w, at))| {
+                        let age = (now - at).max(0) as f64;
+                        let decayed = w * 0.5f64.powf(age / self.interest_half_life_ms) as f32;
+                        (item, (decayed, at))
+                    })
+                    .collect()
+            }
+            _ => history,
+        };
         let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &rec_id));
         if reason == Reason::Personalized {
             let mut monitors = loaded.monitors.lock().expect("not poisoned");
@@ -947,6 +1004,16 @@ fn rank(
     }
 }
 
+/// The spec of a recommender's active version, if any.
+async fn active_spec_kind(db: &Db, key: &str) -> Result<Option<ModelSpec>> {
+    Ok(
+        storage::models::active_of(db, Registry::Recommendations, key)
+            .await?
+            .and_then(|m| serde_json::from_str::<Training>(&m.spec).ok())
+            .map(|t| t.model),
+    )
+}
+
 /// Users sampled for the training window's score histogram.
 const DRIFT_SAMPLE: usize = 2_000;
 
@@ -986,6 +1053,7 @@ fn fit(
     data: Dataset,
     training: Training,
     active: Option<(i64, ModelSpec)>,
+    item_terms: Option<assent_recommendation::Csr>,
 ) -> Result<(Stored, Value)> {
     let (users, n) = (data.users, data.items.len());
     let started = Instant::now();
@@ -993,7 +1061,9 @@ fn fit(
         split::random(&data.interactions, training.test_fraction, training.seed).map_err(bad)?;
     let (train, test) = s.matrices(users, n).map_err(bad)?;
     let judge = |spec: &ModelSpec| -> Result<Metrics> {
-        let m = spec.fit(&train, |_, _| {}).map_err(bad)?;
+        let m = spec
+            .fit_with(&train, item_terms.as_ref(), |_, _| {})
+            .map_err(bad)?;
         Ok(evaluate(
             m.scorer(),
             &train,
@@ -1011,7 +1081,10 @@ fn fit(
     };
     let all = split::to_matrix(&data.interactions, users, n).map_err(bad)?;
     let fit_started = Instant::now();
-    let model = training.model.fit(&all, |_, _| {}).map_err(bad)?;
+    let model = training
+        .model
+        .fit_with(&all, item_terms.as_ref(), |_, _| {})
+        .map_err(bad)?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let model = match model {
         Model::Als(m) => Model::Als(m.without_users()),

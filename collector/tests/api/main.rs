@@ -118,6 +118,14 @@ mod recommendations_sqlite {
     }
 }
 
+mod recommendations_content {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn content_recommenders_use_item_tags() {
+        crate::recommendations::content_recommenders_use_item_tags(crate::helpers::Backend::Sqlite)
+            .await
+    }
+}
+
 mod recommendations_metrics {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn drift_and_the_cache_show_in_metrics() {

@@ -160,8 +160,14 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
         None,
     )
     .await;
-    assert_eq!((&again["items"], &again["recId"]), (&r["items"], &r["recId"]));
-    assert_eq!((r["cached"].as_bool(), again["cached"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (&again["items"], &again["recId"]),
+        (&r["items"], &r["recId"])
+    );
+    assert_eq!(
+        (r["cached"].as_bool(), again["cached"].as_bool()),
+        (Some(false), Some(true))
+    );
     assert_eq!(
         (
             h["x-assent-cache"].to_str().unwrap(),
@@ -577,4 +583,67 @@ pub async fn drift_and_the_cache_show_in_metrics(b: Backend) {
         line("assent_recommendation_cache_lookups{outcome=\"miss\"}", "").ends_with(" 6"),
         "{text}"
     );
+}
+
+/// A content-based recommender ranks by the tags of what the subject interacted with,
+/// and can recommend an item nobody has seen yet; without tags it is refused.
+pub async fn content_recommenders_use_item_tags(b: Backend) {
+    let app = spawn_app(b).await;
+    readers(&app).await;
+    let spec = json!({"model": {"kind": "content"}});
+    let (status, e) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/articles/models?source=default",
+            &spec,
+        )
+        .await;
+    assert_eq!(status, 400, "no tags yet: {e}");
+    for (items, tag) in [
+        (["a1", "a2", "a3", "a4", "a5", "a-new"], "fantasy"),
+        (["b1", "b2", "b3", "b4", "b5", "b-new"], "history"),
+    ] {
+        for item in items {
+            let (status, v) = app
+                .admin_send(
+                    "PUT",
+                    &format!("/v1/items/{item}?source=default"),
+                    &json!({"tags": [tag, "books"]}),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+        }
+    }
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/articles/models?source=default",
+            &spec,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["report"]["items"], 12,
+        "the catalogue's unseen items too: {v}"
+    );
+    let (_, r, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=2&model=articles",
+        None,
+    )
+    .await;
+    assert_eq!(r["model"]["kind"], "content", "{r}");
+    let got = items(&r);
+    assert!(
+        got.contains(&"a-new".to_owned()),
+        "an item nobody has seen, by its tags: {r}"
+    );
+    assert!(got.iter().all(|i| i.starts_with('a')), "{r}");
+    let (_, s, _) = get(
+        &app,
+        "/v1/items/b-new/similar?source=default&k=3&model=articles",
+        None,
+    )
+    .await;
+    assert!(items(&s).iter().all(|i| i.starts_with('b')), "{s}");
 }
