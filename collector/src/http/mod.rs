@@ -179,6 +179,7 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             "/v1/recommenders/{name}/rollback",
             post(recommendations::rollback),
         )
+        .route("/v1/recommenders/{name}/split", put(recommendations::split))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -96,6 +96,7 @@ impl Modify for Security {
         super::recommendations::train,
         super::recommendations::promote,
         super::recommendations::rollback,
+        super::recommendations::split,
         super::healthz,
         super::readyz,
         super::metrics,

@@ -373,6 +373,41 @@ pub async fn promote(
     Ok(Json(v).into_response())
 }
 
+/// Compares a version with the active one live: `{"version": N, "share": 0.1}` serves
+/// that share of the subjects with history (chosen by a hash of their pseudonym, so each
+/// stays on one side) from version N; a share of 0 ends it (compliance token with
+/// `source`; audited). Their lists' `recId`s name the version, so
+/// `GET …/feedback` compares the two.
+#[utoipa::path(
+    put,
+    path = "/v1/recommenders/{name}/split",
+    tag = "recommendations",
+    params(("name" = String, Path, description = "The recommender."), SourceQuery),
+    request_body(description = "`{\"version\": N, \"share\": 0.1}`.", content((Object = "application/json"))),
+    responses(
+        (status = 200, description = "`{name, source, split: {version, share} | null}`.", body = Object),
+        AudienceWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn split(
+    State(keys): State<Arc<Keys>>,
+    State(recs): State<Arc<Recommendations>>,
+    State(config): State<Arc<Config>>,
+    PathParam(name): PathParam<String>,
+    QueryParams(q): QueryParams<SourceQuery>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let caller = require_admin(&keys, &headers).await?;
+    let source = admin_source(&keys, q.source.as_deref()).await?;
+    let body = read_json(&config, &headers, body).await?;
+    let v = recs
+        .set_split(&source, &name, &body, caller.actor())
+        .await?;
+    Ok(Json(v).into_response())
+}
+
 /// Brings back the version active before the active one (compliance token with
 /// `source`; audited).
 #[utoipa::path(

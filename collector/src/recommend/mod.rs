@@ -209,6 +209,33 @@ pub struct Answer {
     pub slot: Option<String>,
 }
 
+/// A live comparison of versions: a share of the subjects (by a deterministic hash of
+/// their pseudonym and the recommender's name, so each stays on one side) served by
+/// another version than the active one; their lists' `recId`s name it, so the feedback
+/// per version compares the two.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Split {
+    pub version: i64,
+    /// In `[0, 1]`; 0 ends the comparison.
+    pub share: f64,
+}
+
+fn split_setting(key: &str) -> String {
+    format!("recommender_split:{key}")
+}
+
+/// Where a subject falls in `[0, 1)` for a recommender's split.
+fn bucket(pseudonym: &str, key: &str) -> f64 {
+    let mut h = Sha256::new();
+    h.update(pseudonym.as_bytes());
+    h.update([0x1f]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    let n = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+    (n >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A version as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -267,6 +294,8 @@ pub struct Recommendations {
     /// requests wait for one load rather than each doing it.
     loading: tokio::sync::Mutex<()>,
     catalogs: Mutex<HashMap<SourceId, Arc<Catalog>>>,
+    /// Each recommender's split as last read, and when.
+    splits: Mutex<HashMap<String, (Instant, Option<Split>)>>,
     cache: cache::Answers<Answer>,
 }
 
@@ -336,6 +365,7 @@ impl Recommendations {
             loaded: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
             catalogs: Mutex::new(HashMap::new()),
+            splits: Mutex::new(HashMap::new()),
             cache,
         }
     }
@@ -568,7 +598,96 @@ impl Recommendations {
 
     fn forget(&self, key: &str) {
         self.loaded.lock().expect("not poisoned").remove(key);
+        self.splits.lock().expect("not poisoned").remove(key);
         self.cache.clear();
+    }
+
+    /// Sets (or, with a share of 0, ends) the live comparison of recommender `name` at
+    /// `source` with one of its versions (audited).
+    pub async fn set_split(
+        &self,
+        source: &SourceId,
+        name: &str,
+        body: &Value,
+        actor: String,
+    ) -> Result<Value> {
+        let split: Split = serde_json::from_value(body.clone()).map_err(|e| {
+            Error::BadRequest(format!(
+                "split: {e} (the body is {{\"version\": N, \"share\": 0.1}})"
+            ))
+        })?;
+        if !(0.0..=1.0).contains(&split.share) {
+            return Err(Error::BadRequest(
+                "split: share must be between 0 and 1".into(),
+            ));
+        }
+        let key = key_of(source, name);
+        if storage::models::version(&self.db, Registry::Recommendations, &key, split.version)
+            .await?
+            .is_none()
+        {
+            return Err(Error::BadRequest(format!(
+                "recommender `{name}` has no version {}",
+                split.version
+            )));
+        }
+        let value = if split.share > 0.0 {
+            serde_json::to_string(&split).expect("serializes")
+        } else {
+            "null".into()
+        };
+        let now = self.trail.now();
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        storage::settings::put(&mut w, &split_setting(&key), &value, now).await?;
+        let entry = NewEntry {
+            kind: audit::Kind::SettingChanged,
+            actor,
+            subject: None,
+            data: json!({"name": split_setting(&key),
+                         "value": serde_json::from_str::<Value>(&value).unwrap_or(Value::Null)}),
+        };
+        self.trail.record(&mut w, entry).await?;
+        w.commit().await?;
+        self.splits.lock().expect("not poisoned").remove(&key);
+        Ok(json!({"name": name, "source": source, "split": (split.share > 0.0).then_some(split)}))
+    }
+
+    /// A recommender's split (read again after [`RECHECK`]).
+    async fn split(&self, key: &str) -> Result<Option<Split>> {
+        if let Some((at, s)) = self.splits.lock().expect("not poisoned").get(key) {
+            if at.elapsed() < RECHECK {
+                return Ok(*s);
+            }
+        }
+        let s = storage::settings::get(&self.db, &split_setting(key))
+            .await?
+            .and_then(|(v, _)| serde_json::from_str::<Option<Split>>(&v).ok().flatten());
+        self.splits
+            .lock()
+            .expect("not poisoned")
+            .insert(key.to_owned(), (Instant::now(), s));
+        Ok(s)
+    }
+
+    /// One version of a recommender, loaded once (versions do not change).
+    async fn version(&self, key: &str, version: i64) -> Result<Option<Arc<Loaded>>> {
+        let held_key = format!("{key}#{version}");
+        if let Some(l) = self.loaded.lock().expect("not poisoned").get(&held_key) {
+            return Ok(Some(l.clone()));
+        }
+        let _loading = self.loading.lock().await;
+        let Some(m) =
+            storage::models::version(&self.db, Registry::Recommendations, key, version).await?
+        else {
+            return Ok(None);
+        };
+        let loaded = Arc::new(self.parse_loaded(&m)?);
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(held_key, loaded.clone());
+        Ok(Some(loaded))
     }
 
     /// The active version of a recommender, loaded (and checked again after [`RECHECK`]).
@@ -599,6 +718,16 @@ impl Recommendations {
             self.loaded.lock().expect("not poisoned").remove(&key);
             return Ok(None);
         };
+        let loaded = Arc::new(self.parse_loaded(&m)?);
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(key, loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// A stored version made ready to serve.
+    fn parse_loaded(&self, m: &StoredModel) -> Result<Loaded> {
         let stored: Stored = serde_json::from_str(&m.model)
             .map_err(|e| Error::Internal(format!("a stored recommender does not parse: {e}")))?;
         let mut scores = vec![0f32; stored.items.len()];
@@ -616,18 +745,13 @@ impl Recommendations {
                 (signal.clone(), m)
             })
             .collect();
-        let loaded = Arc::new(Loaded {
+        Ok(Loaded {
             version: m.version,
             checked: Mutex::new(Instant::now()),
             stored,
             popularity,
             monitors: Mutex::new(monitors),
-        });
-        self.loaded
-            .lock()
-            .expect("not poisoned")
-            .insert(key, loaded.clone());
-        Ok(Some(loaded))
+        })
     }
 
     /// The catalogue's filters at `source` (checked again after [`RECHECK`]).
@@ -772,6 +896,17 @@ impl Recommendations {
             .as_ref()
             .map(|(p, _)| p.to_string())
             .unwrap_or_default();
+        let mut loaded = loaded;
+        if !history.is_empty() {
+            let key = key_of(source, &request.model);
+            if let Some(split) = self.split(&key).await? {
+                if split.version != loaded.version && bucket(&pseudonym, &key) < split.share {
+                    if let Some(other) = self.version(&key, split.version).await? {
+                        loaded = other;
+                    }
+                }
+            }
+        }
         let reason = match (granted, history.len()) {
             (false, _) => Reason::NoConsent,
             (true, 0) => Reason::NewUser,

@@ -197,3 +197,25 @@ pub async fn active_version(db: &Db, r: Registry, name: &str) -> Result<Option<i
     .map(|r| r.try_get(0))
     .transpose()?)
 }
+
+/// One version of one name, if it exists.
+pub async fn version(
+    db: &Db,
+    r: Registry,
+    name: &str,
+    version: i64,
+) -> Result<Option<StoredModel>> {
+    sqlx::query(&format!(
+        "SELECT {} FROM {} WHERE {} = $1 AND version = $2",
+        r.columns(),
+        r.table(),
+        r.key()
+    ))
+    .bind(name)
+    .bind(version)
+    .fetch_optional(&db.pool)
+    .await?
+    .as_ref()
+    .map(stored)
+    .transpose()
+}

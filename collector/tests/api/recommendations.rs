@@ -391,6 +391,72 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
     assert_eq!(back["version"], 1);
     let (_, r, _) = get(&app, "/v1/recommendations/u0?source=default&k=3", None).await;
     assert_eq!(r["model"]["version"], 1, "{r}");
+    // A live comparison: every subject with history on version 2, then about half.
+    let (status, sp) = app
+        .admin_send(
+            "PUT",
+            "/v1/recommenders/default/split?source=default",
+            &json!({"version": 2, "share": 1.0}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sp}");
+    let (_, r, _) = get(&app, "/v1/recommendations/u0?source=default&k=3", None).await;
+    assert_eq!(r["model"]["version"], 2, "{r}");
+    assert!(
+        r["recId"].as_str().unwrap().starts_with("default.2."),
+        "{r}"
+    );
+    let (_, nina, _) = get(&app, "/v1/recommendations/nina?source=default&k=3", None).await;
+    assert_eq!(
+        nina["model"]["version"], 1,
+        "no consent, no comparison: {nina}"
+    );
+    app.admin_send(
+        "PUT",
+        "/v1/recommenders/default/split?source=default",
+        &json!({"version": 2, "share": 0.5}),
+    )
+    .await;
+    let mut on_two = 0;
+    for u in 0..20 {
+        let path = format!("/v1/recommendations/u{u}?source=default&k=3");
+        let (_, first, _) = get(&app, &path, None).await;
+        let (_, again, _) = get(&app, &path, None).await;
+        assert_eq!(
+            first["model"]["version"], again["model"]["version"],
+            "each subject stays on one side"
+        );
+        on_two += (first["model"]["version"] == 2) as usize;
+    }
+    assert!(
+        (3..=17).contains(&on_two),
+        "about half on version 2: {on_two}"
+    );
+    let (status, _) = app
+        .admin_send(
+            "PUT",
+            "/v1/recommenders/default/split?source=default",
+            &json!({"version": 9, "share": 0.5}),
+        )
+        .await;
+    assert_eq!(status, 400, "no version 9");
+    let (status, _) = app
+        .admin_send(
+            "PUT",
+            "/v1/recommenders/default/split?source=default",
+            &json!({"version": 2, "share": 1.5}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    app.admin_send(
+        "PUT",
+        "/v1/recommenders/default/split?source=default",
+        &json!({"version": 2, "share": 0}),
+    )
+    .await;
+    let (_, r, _) = get(&app, "/v1/recommendations/u0?source=default&k=3", None).await;
+    assert_eq!(r["model"]["version"], 1, "the comparison ended: {r}");
+
     let list = app.admin_json("/v1/recommenders").await;
     assert_eq!(list["recommenders"].as_array().unwrap().len(), 2, "{list}");
     // Training and promotion are audited.
