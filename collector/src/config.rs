@@ -30,6 +30,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The default `RECOMMENDATION_WEIGHTS`: Segment's e-commerce and content event names
+/// (views count less than clicks, clicks less than adding to a cart, that less than
+/// buying).
+pub const DEFAULT_RECOMMENDATION_WEIGHTS: &str = "page=1,screen=1,Product Viewed=1,Content Viewed=1,Product Clicked=2,Recommendation Clicked=2,Product Added=4,Order Completed=8";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -203,7 +208,7 @@ impl Default for Config {
             segmentation_interest_half_life_days: 30,
             segmentation_currency: String::new(),
             segmentation_currency_rates: String::new(),
-            recommendation_weights: crate::recommend::interactions::DEFAULT_WEIGHTS.into(),
+            recommendation_weights: DEFAULT_RECOMMENDATION_WEIGHTS.into(),
             recommendation_cache_entries: 50_000,
             redis_url: None,
             recommendation_cache_secs: 300,

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights(BTreeMap<String, f32>);
 
-/// The default weights: Segment's e-commerce and content event names.
-pub const DEFAULT_WEIGHTS: &str = "page=1,screen=1,Product Viewed=1,Content Viewed=1,Product Clicked=2,Recommendation Clicked=2,Product Added=4,Order Completed=8";
+/// The default weights (kept with the other defaults in the configuration).
+pub use crate::config::DEFAULT_RECOMMENDATION_WEIGHTS as DEFAULT_WEIGHTS;
 
 impl Weights {
     /// Parses `NAME=WEIGHT,NAME=WEIGHT` (weights finite and > 0).
