@@ -624,11 +624,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 ));
             };
             let state = open(&cli).await?;
-            let source = state
-                .keys
-                .find_source(source)
-                .await?
-                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let source = named_source(&state, source).await?;
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
@@ -662,11 +658,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             source,
         })) => {
             let state = open(&cli).await?;
-            let source = state
-                .keys
-                .find_source(source)
-                .await?
-                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let source = named_source(&state, source).await?;
             let v = state
                 .recommendations
                 .promote(&source, name, *version, "cli".into())
@@ -675,11 +667,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Some(Command::Recommend(RecommendCommand::Rollback { name, source })) => {
             let state = open(&cli).await?;
-            let source = state
-                .keys
-                .find_source(source)
-                .await?
-                .ok_or_else(|| Error::BadRequest(format!("no source {source}")))?;
+            let source = named_source(&state, source).await?;
             let v = state
                 .recommendations
                 .rollback(&source, name, "cli".into())
@@ -734,6 +722,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The source named (by id or name) on the command line.
+async fn named_source(state: &AppState, source: &str) -> Result<crate::ids::SourceId> {
+    state
+        .keys
+        .find_source(source)
+        .await?
+        .ok_or_else(|| Error::BadRequest(format!("no source {source}")))
 }
 
 /// The key that signs checkpoints: from the configuration, else the one generated in the
