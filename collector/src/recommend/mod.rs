@@ -75,6 +75,10 @@ const POPULAR_KEPT: usize = 1000;
 /// The K of the held-out metrics in training reports.
 const REPORT_K: usize = 10;
 
+/// The largest catalogue an EASE recommender may be stored for: its weights are
+/// items × items numbers (2,000 items: 4 million).
+pub const EASE_MAX_ITEMS: usize = 2_000;
+
 /// Largest K a request may ask for.
 pub const MAX_K: usize = 200;
 
@@ -472,6 +476,12 @@ impl Recommendations {
             return Err(Error::BadRequest(format!(
                 "{} users with interactions and {} items at source {source}: too few to train on",
                 data.users,
+                data.items.len()
+            )));
+        }
+        if matches!(training.model, ModelSpec::Ease(_)) && data.items.len() > EASE_MAX_ITEMS {
+            return Err(Error::BadRequest(format!(
+                "EASE keeps items × items weights: {} items is more than the {EASE_MAX_ITEMS} a stored recommender may have (use item_knn or als)",
                 data.items.len()
             )));
         }
