@@ -270,8 +270,12 @@ fn main() {
         let (users, n) = (data.users, data.items.len());
         let s = split::random(&data.pairs, 0.2, SEED).unwrap();
         let v = split::random(&s.train, 0.2, SEED + 1).unwrap();
+        // 0/1 as the script reads them: the 2,209 repeated (book, user) pairs of the
+        // ratings count once, not twice.
+        let binary = |m: Csr| m.map(|_, _, _| 1.0);
         let (train, test) = s.matrices(users, n).unwrap();
         let (vtrain, vtest) = v.matrices(users, n).unwrap();
+        let (train, vtrain) = (binary(train), binary(vtrain));
         println!(
             "\n{}: {} interactions ({} distinct pairs), {users} users, {n} items; train {} / test {}",
             data.name,
@@ -524,8 +528,8 @@ fn main() {
         }
         // Cold start: 10 % of users never trained on; half their items shown, half to find.
         let c = split::cold_start(&data.pairs, 0.1, 0.5, SEED).unwrap();
-        let ctrain = split::to_matrix(&c.train, users, n).unwrap();
-        let shown = split::to_matrix(&c.shown, users, n).unwrap();
+        let ctrain = binary(split::to_matrix(&c.train, users, n).unwrap());
+        let shown = binary(split::to_matrix(&c.shown, users, n).unwrap());
         let ctest = split::to_matrix(&c.test, users, n).unwrap();
         let unseen = Protocol {
             exclude_history: true,
