@@ -130,36 +130,43 @@ impl Model {
             Model::ItemKnn(m) => m.similar(item, k),
             Model::Content(m) => m.similar(item, k),
             Model::Popularity(_) => Ok(Vec::new()),
-            Model::Ease(_) | Model::Als(_) => {
-                let s = self.scorer();
-                if item as usize >= s.items() {
-                    return Err(Error::Shape(format!("item {item} is not in the model")));
+            Model::Ease(m) => Self::best_but(m.items(), item, k, |out| {
+                m.score(History::new(&[item], &[1.0]), out)
+            }),
+            Model::Als(m) => Self::best_but(m.items(), item, k, |out| {
+                let q = m.item_factors(item as usize);
+                let qn = crate::simd::dot(q, q).sqrt().max(f32::MIN_POSITIVE);
+                for (j, o) in out.iter_mut().enumerate() {
+                    let y = m.item_factors(j);
+                    let yn = crate::simd::dot(y, y).sqrt().max(f32::MIN_POSITIVE);
+                    *o = crate::simd::dot(q, y) / (qn * yn);
                 }
-                let me = [item];
-                let mut out = vec![0f32; s.items()];
-                match self {
-                    Model::Ease(m) => m.score(History::new(&me, &[1.0]), &mut out),
-                    Model::Als(m) => {
-                        let q = m.item_factors(item as usize);
-                        let qn = crate::simd::dot(q, q).sqrt().max(f32::MIN_POSITIVE);
-                        for (j, o) in out.iter_mut().enumerate() {
-                            let y = m.item_factors(j);
-                            let yn = crate::simd::dot(y, y).sqrt().max(f32::MIN_POSITIVE);
-                            *o = crate::simd::dot(q, y) / (qn * yn);
-                        }
-                    }
-                    _ => unreachable!(),
-                }
-                Ok(crate::rank::top_k(
-                    &out,
-                    k,
-                    crate::Exclude {
-                        consumed: &me,
-                        ..Default::default()
-                    },
-                ))
-            }
+            }),
         }
+    }
+
+    /// The best `k` of `items` scores that `score` writes, leaving out `item` itself
+    /// (refused when beyond the catalogue).
+    fn best_but(
+        items: usize,
+        item: u32,
+        k: usize,
+        score: impl FnOnce(&mut [f32]),
+    ) -> Result<Vec<(u32, f32)>> {
+        if item as usize >= items {
+            return Err(Error::Shape(format!("item {item} is not in the model")));
+        }
+        let mut out = vec![0f32; items];
+        score(&mut out);
+        let me = [item];
+        Ok(crate::rank::top_k(
+            &out,
+            k,
+            crate::Exclude {
+                consumed: &me,
+                ..Default::default()
+            },
+        ))
     }
 }
 

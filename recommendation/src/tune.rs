@@ -76,11 +76,8 @@ pub fn search(
         })
         .map(|t| t.spec)
         .unwrap_or(ModelSpec::Popularity);
-    let all = split::Split {
-        train: train.to_vec(),
-        test: test.to_vec(),
-    };
-    let (tr, te) = all.matrices(users, items)?;
+    let tr = split::to_matrix(train, users, items)?;
+    let te = split::to_matrix(test, users, items)?;
     let start = clock();
     let model = best.fit(&tr, |_, _| {})?;
     let fit_seconds = clock() - start;

@@ -139,15 +139,15 @@ struct Loaded {
     monitors: Mutex<Vec<(String, Monitor)>>,
 }
 
-/// What a source's catalogue says, in a model's item indexes.
-#[derive(Default)]
+/// What a source's catalogue says of which items may be shown, by item id.
 struct Catalog {
     version: (i64, i64),
     /// Items that must not be shown (sorted).
     unavailable: Vec<String>,
     /// Items only for some countries or devices.
     restricted: HashMap<String, (Vec<String>, Vec<String>)>,
-    checked: Option<Instant>,
+    /// When the database last said this is the catalogue's version.
+    checked: Mutex<Instant>,
 }
 
 /// A recommendation request beyond the subject.
@@ -773,28 +773,21 @@ impl Recommendations {
             .get(source)
             .cloned();
         if let Some(c) = &held {
-            if c.checked.is_some_and(|t| t.elapsed() < RECHECK) {
+            if c.checked.lock().expect("not poisoned").elapsed() < RECHECK {
                 return Ok(c.clone());
             }
         }
         let version = storage::catalog::version(&self.db, source).await?;
         if let Some(c) = held.filter(|c| c.version == version) {
-            let fresh = Arc::new(Catalog {
-                version,
-                unavailable: c.unavailable.clone(),
-                restricted: c.restricted.clone(),
-                checked: Some(Instant::now()),
-            });
-            self.catalogs
-                .lock()
-                .expect("not poisoned")
-                .insert(source.clone(), fresh.clone());
-            return Ok(fresh);
+            // Unchanged: the same filters, checked now.
+            *c.checked.lock().expect("not poisoned") = Instant::now();
+            return Ok(c);
         }
         let mut catalog = Catalog {
             version,
-            checked: Some(Instant::now()),
-            ..Default::default()
+            unavailable: Vec::new(),
+            restricted: HashMap::new(),
+            checked: Mutex::new(Instant::now()),
         };
         for item in storage::catalog::list(&self.db, source).await? {
             if !item.available {
