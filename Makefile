@@ -7,6 +7,8 @@ LIB_DIR := target/release
 
 .PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
+# One build from scratch: no incremental caches (gigabytes the run would never reuse).
+test: export CARGO_INCREMENTAL := 0
 test: deps lint test-rust test-clients fuzz-api test-ui test-python test-kotlin test-swift examples
 	@echo "make test: every test family passed"
 
