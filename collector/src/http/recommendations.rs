@@ -53,7 +53,9 @@ pub struct RecommendQuery {
 /// no_consent`), never a ranking from their history. The history is the subject's
 /// profile now (updated from the feed within moments), folded into the active model
 /// without retraining; a subject with none gets the popular items (`new_user`), one
-/// with fewer than 3 items a blend with popularity (`sparse_profile`). Items the subject
+/// with fewer than 3 items a blend with popularity (`sparse_profile`); both from the
+/// subject's smallest segment, else the request's country, else its device, else
+/// overall (`popularity` says which). Items the subject
 /// has, unavailable ones and those not for the request's country or device are left
 /// out. `recId` names the list: send it with impressions and clicks. With a source's
 /// server key (its own source) or the compliance token (`source`). An `ETag` names the
@@ -64,7 +66,7 @@ pub struct RecommendQuery {
     tag = "recommendations",
     params(("subjectId" = String, Path, description = "The subject's raw id."), RecommendQuery),
     responses(
-        (status = 200, description = "`{subjectId, items: [{item, score}], model: {name, version, kind}, recId, personalized, reason, slot, cached}`.", body = Object),
+        (status = 200, description = "`{subjectId, items: [{item, score}], model: {name, version, kind}, recId, personalized, reason, popularity, slot, cached}`.", body = Object),
         (status = 304, description = "Not modified (`If-None-Match`)."),
         ConsentReadErrors,
     ),

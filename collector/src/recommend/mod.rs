@@ -12,7 +12,8 @@
 //! out what they already have, unavailable items, items not for their country or
 //! device, and what the request excludes; a subject without `personalization` consent
 //! gets the popular items (never a personalized ranking), a subject with no history the
-//! popular items, a sparse profile a blend with popularity. Answers are cached by
+//! popular items, a sparse profile a blend with popularity — for these two, the popular
+//! items of their segment or the request's context when known. Answers are cached by
 //! everything they depend on ([`cache`]). `offline` evaluates models on a plain file.
 pub mod cache;
 pub mod feedback;
@@ -20,7 +21,7 @@ pub mod interactions;
 pub mod offline;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -43,7 +44,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     audit::{self, NewEntry, Trail},
     error::{Error, Result},
-    ids::{SourceId, UnixMs},
+    ids::{Pseudonym, SourceId, UnixMs},
     keys::sources::ConsentScope,
     pseudonym::Pseudonymizer,
     segments::{name_ok, Segments, NAME_RULE},
@@ -71,6 +72,21 @@ const RECHECK: Duration = Duration::from_secs(1);
 
 /// Popular items kept with a model, for fallbacks.
 const POPULAR_KEPT: usize = 1000;
+
+/// Popular items kept per group (segment, country, device type), the groups kept (the
+/// largest), and the users a group needs for its own list: a smaller group's favourites
+/// would say more about a few people than about the group.
+const GROUP_KEPT: usize = 200;
+const MAX_GROUPS: usize = 300;
+const MIN_GROUP_USERS: usize = 20;
+
+fn country_key(c: &str) -> String {
+    format!("country:{}", c.to_ascii_uppercase())
+}
+
+fn device_key(d: &str) -> String {
+    format!("device:{}", d.to_ascii_lowercase())
+}
 
 /// The K of the held-out metrics in training reports.
 const REPORT_K: usize = 10;
@@ -127,6 +143,10 @@ struct Stored {
     /// number of items (`history_length`) and the best score served (`top_score`).
     #[serde(default)]
     drift: Vec<(String, Bins)>,
+    /// Popular items per group (`segment:NAME`, `country:XX`, `device:TYPE`): its
+    /// number of users and its items best first (index, users).
+    #[serde(default)]
+    groups: BTreeMap<String, (u32, Vec<(u32, f32)>)>,
 }
 
 /// A recommender's active version in memory.
@@ -210,6 +230,10 @@ pub struct Answer {
     pub personalized: bool,
     /// Why the list is what it is.
     pub reason: Reason,
+    /// Whose popular items the list used, when it used any: `overall`, or the subject's
+    /// `segment` (its name is not told), the request's `country` or `device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<String>,
     pub slot: Option<String>,
 }
 
@@ -346,6 +370,10 @@ struct Dataset {
     items: Vocabulary,
     users: usize,
     interactions: Vec<Interaction>,
+    /// The users (rows) of each group popularity is counted for: `segment:NAME` (the
+    /// audience's members), `country:XX` and `device:TYPE` (users with an interaction
+    /// there).
+    groups: BTreeMap<String, Vec<u32>>,
 }
 
 impl Recommendations {
@@ -423,11 +451,32 @@ impl Recommendations {
         let mut items = Vocabulary::new();
         let mut interactions = Vec::new();
         let mut users = 0usize;
+        let mut audiences: HashMap<Pseudonym, Vec<String>> = HashMap::new();
+        for (audience, subject) in storage::audiences::memberships_at(&self.db, source).await? {
+            audiences.entry(subject).or_default().push(audience);
+        }
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         self.segments
-            .for_each_profile_at(source, |_, events| {
+            .for_each_profile_at(source, |subject, events| {
                 let history = interactions::history(&events, &self.weights);
                 if history.is_empty() {
                     return Ok(());
+                }
+                let mut keys: BTreeSet<String> = audiences
+                    .get(&subject)
+                    .into_iter()
+                    .flatten()
+                    .map(|a| format!("segment:{a}"))
+                    .collect();
+                for e in &events {
+                    if interactions::of_event(e, &self.weights).is_empty() {
+                        continue;
+                    }
+                    keys.extend(e.context.country.as_deref().map(country_key));
+                    keys.extend(e.context.device_type.as_deref().map(device_key));
+                }
+                for k in keys {
+                    groups.entry(k).or_default().push(users as u32);
                 }
                 for (item, (w, at)) in history {
                     interactions.push(Interaction {
@@ -449,6 +498,7 @@ impl Recommendations {
             items,
             users,
             interactions,
+            groups,
         })
     }
 
@@ -740,13 +790,7 @@ impl Recommendations {
     fn parse_loaded(&self, m: &StoredModel) -> Result<Loaded> {
         let stored: Stored = serde_json::from_str(&m.model)
             .map_err(|e| Error::Internal(format!("a stored recommender does not parse: {e}")))?;
-        let mut scores = vec![0f32; stored.items.len()];
-        for &(i, s) in &stored.popular {
-            if let Some(v) = scores.get_mut(i as usize) {
-                *v = s;
-            }
-        }
-        let popularity = Popularity::from_scores(scores);
+        let popularity = dense(stored.items.len(), &stored.popular);
         let monitors = stored
             .drift
             .iter()
@@ -916,6 +960,12 @@ impl Recommendations {
             (true, n) if n < SPARSE_BELOW => Reason::SparseProfile,
             _ => Reason::Personalized,
         };
+        let group = match reason {
+            Reason::NewUser | Reason::SparseProfile => {
+                self.group_for(source, raw, &loaded, request).await?
+            }
+            Reason::Personalized | Reason::NoConsent => None,
+        };
         // Everything the answer depends on; a subject without consent or history gets
         // the same list as every other such subject.
         let mut h = Sha256::new();
@@ -928,6 +978,7 @@ impl Recommendations {
             &catalog.version.1.to_string(),
             if personal { &pseudonym } else { "" },
             reason.as_str(),
+            group.as_deref().unwrap_or(""),
             &request.k.to_string(),
             request.slot.as_deref().unwrap_or(""),
             &request.exclude.join("\u{1f}"),
@@ -969,7 +1020,14 @@ impl Recommendations {
             }
             _ => history,
         };
-        let answer = Arc::new(rank(&loaded, &catalog, request, &history, reason, &rec_id));
+        let answer = Arc::new(rank(
+            &loaded,
+            &catalog,
+            request,
+            &history,
+            (reason, group.as_deref()),
+            &rec_id,
+        ));
         if reason == Reason::Personalized {
             let mut monitors = loaded.monitors.lock().expect("not poisoned");
             for (signal, m) in monitors.iter_mut() {
@@ -986,6 +1044,41 @@ impl Recommendations {
         }
         self.cache.put(key, answer.clone()).await;
         Ok((answer, false))
+    }
+
+    /// The group whose popular items a new user or sparse profile gets instead of the
+    /// overall ones: the smallest of the subject's segments that has a list, else the
+    /// request's country, else its device type; None for the overall list. Only for a
+    /// subject who granted `personalization` (segments are a profile's).
+    async fn group_for(
+        &self,
+        source: &SourceId,
+        raw: &str,
+        loaded: &Loaded,
+        request: &Request,
+    ) -> Result<Option<String>> {
+        let groups = &loaded.stored.groups;
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        if let Some(memberships) = self.segments.segments_of(source, raw).await? {
+            let smallest = memberships
+                .iter()
+                .map(|m| format!("segment:{}", m.audience))
+                .filter_map(|k| Some((groups.get(&k)?.0, k)))
+                .min();
+            if let Some((_, k)) = smallest {
+                return Ok(Some(k));
+            }
+        }
+        let context = [
+            request.country.as_deref().map(country_key),
+            request.device.as_deref().map(device_key),
+        ];
+        Ok(context
+            .into_iter()
+            .flatten()
+            .find(|k| groups.contains_key(k)))
     }
 
     /// The items most like `item` by recommender `name` at `source` (no subject: the same
@@ -1063,13 +1156,24 @@ fn yes() -> bool {
     true
 }
 
+/// Popularity over every item from a kept list (the rest score 0).
+fn dense(items: usize, kept: &[(u32, f32)]) -> Popularity {
+    let mut scores = vec![0f32; items];
+    for &(i, s) in kept {
+        if let Some(v) = scores.get_mut(i as usize) {
+            *v = s;
+        }
+    }
+    Popularity::from_scores(scores)
+}
+
 /// Ranks for one request (CPU only).
 fn rank(
     loaded: &Loaded,
     catalog: &Catalog,
     request: &Request,
     history: &BTreeMap<String, (f32, i64)>,
-    reason: Reason,
+    (reason, group): (Reason, Option<&str>),
     key: &str,
 ) -> Answer {
     let names = &loaded.stored.items;
@@ -1114,14 +1218,17 @@ fn rank(
     };
     let history = History::new(&items, &values);
     let model = loaded.stored.model.scorer();
+    let of_group = group
+        .and_then(|g| loaded.stored.groups.get(g))
+        .map(|(_, kept)| dense(names.len(), kept));
+    let popularity = of_group.as_ref().unwrap_or(&loaded.popularity);
     let ranked = match reason {
         Reason::Personalized => model.recommend(history, request.k, exclude),
-        Reason::SparseProfile => Blend::new(vec![(model, 1.0), (&loaded.popularity, 0.5)])
-            .recommend(history, request.k, exclude),
+        Reason::SparseProfile => {
+            Blend::new(vec![(model, 1.0), (popularity, 0.5)]).recommend(history, request.k, exclude)
+        }
         Reason::NewUser | Reason::NoConsent => {
-            loaded
-                .popularity
-                .recommend(History::default(), request.k, exclude)
+            popularity.recommend(History::default(), request.k, exclude)
         }
     };
     Answer {
@@ -1138,6 +1245,14 @@ fn rank(
         rec_id: key.to_owned(),
         personalized: matches!(reason, Reason::Personalized | Reason::SparseProfile),
         reason,
+        popularity: match reason {
+            Reason::Personalized => None,
+            _ => Some(
+                group
+                    .map_or("overall", |g| g.split(':').next().unwrap_or(g))
+                    .to_owned(),
+            ),
+        },
         slot: request.slot.clone(),
     }
 }
@@ -1230,6 +1345,23 @@ fn fit(
     };
     let pop = Popularity::fit(&all);
     let popular_items = top_k(pop.scores(), POPULAR_KEPT, Exclude::default());
+    let mut sizes: Vec<(usize, &String)> = data
+        .groups
+        .iter()
+        .filter(|(_, rows)| rows.len() >= MIN_GROUP_USERS)
+        .map(|(k, rows)| (rows.len(), k))
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let groups = sizes
+        .into_iter()
+        .take(MAX_GROUPS)
+        .map(|(n, key)| {
+            let rows = data.groups[key].iter().map(|&r| r as usize);
+            let pop = Popularity::fit_rows(&all, rows);
+            let top = top_k(pop.scores(), GROUP_KEPT, Exclude::default());
+            (key.clone(), (n as u32, top))
+        })
+        .collect();
     let drift = drift_bins(&all, &model);
     let report = json!({
         "users": users, "items": n, "interactions": data.interactions.len(),
@@ -1245,6 +1377,7 @@ fn fit(
             model,
             popular: popular_items,
             drift,
+            groups,
         },
         report,
     ))

@@ -248,6 +248,18 @@ pub async fn audiences_of(
     Ok(Vec::new())
 }
 
+/// Every membership at `source`: (audience, subject), what per-segment popularity is
+/// counted from when a recommender is trained.
+pub async fn memberships_at(db: &Db, source: &SourceId) -> Result<Vec<(String, Pseudonym)>> {
+    sqlx::query("SELECT audience, subject FROM audience_members WHERE source_id = $1")
+        .bind(source.as_str())
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, Pseudonym::from_stored(r.try_get(1)?))))
+        .collect()
+}
+
 /// A page of an audience's entries and exits at a source, oldest first, after the change
 /// `after` (its time, subject and direction).
 pub async fn changes_page(

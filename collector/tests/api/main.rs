@@ -118,6 +118,24 @@ mod recommendations_sqlite {
     }
 }
 
+mod recommendations_groups {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_users_get_what_is_popular_in_their_segment_or_context_sqlite() {
+        crate::recommendations::new_users_get_what_is_popular_in_their_segment_or_context(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_users_get_what_is_popular_in_their_segment_or_context_postgres() {
+        crate::recommendations::new_users_get_what_is_popular_in_their_segment_or_context(
+            crate::helpers::Backend::Postgres,
+        )
+        .await
+    }
+}
+
 mod recommendations_content {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn content_recommenders_use_item_tags() {

@@ -713,3 +713,144 @@ pub async fn content_recommenders_use_item_tags(b: Backend) {
     .await;
     assert!(items(&s).iter().all(|i| i.starts_with('b')), "{s}");
 }
+
+/// New users get the popular items of the smallest of their segments, else of the
+/// request's country, else of its device type, else overall; visitors without
+/// `personalization` always the overall ones.
+pub async fn new_users_get_what_is_popular_in_their_segment_or_context(b: Backend) {
+    let app = spawn_app(b).await;
+    let yes = json!({"analytics": true, "personalization": true});
+    let no = json!({"analytics": true, "personalization": false});
+    let (status, v) = app
+        .admin_send(
+            "PUT",
+            "/v1/audiences/newsletter",
+            &json!({"rule": {"performed": {"event": "Newsletter Joined", "within_days": 30}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let mut consents = vec![
+        consent("c-nora", "nora", yes.clone(), &ago(120)),
+        consent("c-fred", "fred", yes.clone(), &ago(120)),
+        consent("c-nils", "nils", no, &ago(120)),
+    ];
+    let mut batch = Vec::new();
+    let mut event = |id: String, subject: &str, name: &str, item: Option<&str>, ctx: Value| {
+        let mut e = json!({"messageId": id, "type": "track", "event": name,
+            "anonymousId": subject, "timestamp": ago(30), "context": ctx});
+        if let Some(item) = item {
+            e["properties"] = json!({"product_id": item});
+        }
+        batch.push(e);
+    };
+    let mobile_fr = json!({"device": {"type": "mobile"}, "location": {"country": "FR"}});
+    let desktop_de = json!({"device": {"type": "desktop"}, "location": {"country": "DE"}});
+    // 25 on mobile in France (m1, m2), 30 on desktops in Germany (d1, d2), and 20 more
+    // there who joined the newsletter and read n1: d1 and d2 are the most popular overall.
+    for (group, users, items, ctx) in [
+        ("m", 25, &["m1", "m2"][..], &mobile_fr),
+        ("d", 30, &["d1", "d2"][..], &desktop_de),
+        ("n", 20, &["n1"][..], &desktop_de),
+    ] {
+        for u in 0..users {
+            let subject = format!("{group}{u}");
+            consents.push(consent(
+                &format!("c-{subject}"),
+                &subject,
+                yes.clone(),
+                &ago(120),
+            ));
+            for item in items {
+                event(
+                    format!("v-{subject}-{item}"),
+                    &subject,
+                    "Product Viewed",
+                    Some(item),
+                    ctx.clone(),
+                );
+            }
+            if group == "n" {
+                event(
+                    format!("j-{subject}"),
+                    &subject,
+                    "Newsletter Joined",
+                    None,
+                    ctx.clone(),
+                );
+            }
+        }
+    }
+    event(
+        "j-nora".into(),
+        "nora",
+        "Newsletter Joined",
+        None,
+        json!({}),
+    );
+    let (status, answer) = app
+        .post("/v1/batch", &json!({"consent": consents, "batch": batch}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    profile_has(&app, "nora", 1).await;
+    profile_has(&app, "n19", 2).await;
+    let started = Instant::now();
+    while app.admin_json("/v1/profiles/nora?source=default").await["segments"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nora never joined"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/default/models?source=default",
+            &json!({"model": {"kind": "item_knn"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let ask = |who: &str, query: &str| {
+        let path = format!("/v1/recommendations/{who}?source=default&k=2{query}");
+        let app = &app;
+        async move {
+            let (status, r, _) = get(app, &path, None).await;
+            assert_eq!(status, 200, "{r}");
+            (
+                r["reason"].as_str().unwrap().to_owned(),
+                r["popularity"].as_str().unwrap().to_owned(),
+                items(&r),
+            )
+        }
+    };
+    let overall = vec!["d1".to_owned(), "d2".to_owned()];
+    // Nora is in the newsletter segment: its members' favourite, whatever the context.
+    let (reason, popularity, got) = ask("nora", "&country=FR").await;
+    assert_eq!(
+        (reason.as_str(), popularity.as_str()),
+        ("new_user", "segment")
+    );
+    assert_eq!(got[0], "n1", "{got:?}");
+    // Fred is in no segment: his country's favourites, else his device's, else overall.
+    let (_, popularity, got) = ask("fred", "&country=fr").await;
+    assert_eq!(
+        (popularity.as_str(), got),
+        ("country", vec!["m1".to_owned(), "m2".to_owned()])
+    );
+    let (_, popularity, got) = ask("fred", "&device=Mobile&country=US").await;
+    assert_eq!(
+        (popularity.as_str(), got),
+        ("device", vec!["m1".to_owned(), "m2".to_owned()])
+    );
+    let (_, popularity, got) = ask("fred", "&country=US").await;
+    assert_eq!((popularity.as_str(), &got), ("overall", &overall));
+    // Nils did not grant personalization: the overall list, in any context.
+    let (reason, popularity, got) = ask("nils", "&country=FR&device=mobile").await;
+    assert_eq!(
+        (reason.as_str(), popularity.as_str(), &got),
+        ("no_consent", "overall", &overall)
+    );
+}
