@@ -632,7 +632,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             );
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             let training = Training {
-                model: *spec,
+                model: spec.clone(),
                 seed: *seed,
                 test_fraction: 0.2,
             };

@@ -2,6 +2,7 @@
 //! crate's models ([`Model`]), which serializes with its parameters so a stored model
 //! scores alone; and grids of specs for hyperparameter search, parsed from text such as
 //! `als:factors=64,128;regularization=0.1,1` (every combination of the values listed).
+//! A hybrid spec blends other kinds with weights ([`HybridParams`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,13 +10,14 @@ use crate::als::{Als, AlsParams};
 use crate::content::{Content, ContentParams};
 use crate::ease::{Ease, EaseParams};
 use crate::error::{parameter, Error, Result};
+use crate::hybrid::Blend;
 use crate::knn::{ItemKnn, ItemKnnParams, Weighting};
 use crate::matrix::Csr;
 use crate::popularity::Popularity;
 use crate::{History, Scorer};
 
 /// What to fit: a collaborative model and its parameters, or popularity.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelSpec {
     /// Item-based nearest neighbours.
@@ -28,10 +30,35 @@ pub enum ModelSpec {
     Content(ContentParams),
     /// The number of users per item.
     Popularity,
+    /// A weighted blend of models of the other kinds.
+    Hybrid(HybridParams),
 }
 
+/// The parts of a hybrid: each part's scores are scaled to `[0, 1]` by its best score
+/// for the user, then summed with the weights ([`Blend`]), so models on different
+/// scales (a collaborative one and a content one) count as much as asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridParams {
+    /// Two to [`MAX_HYBRID_PARTS`] models, none of them a hybrid.
+    pub parts: Vec<HybridPart>,
+}
+
+/// One model of a hybrid and its weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridPart {
+    /// The model.
+    pub model: ModelSpec,
+    /// Its weight, finite and > 0.
+    pub weight: f32,
+}
+
+/// The most parts a hybrid may have.
+pub const MAX_HYBRID_PARTS: usize = 4;
+
 impl ModelSpec {
-    /// The kind's name: `item_knn`, `als`, `ease` or `popularity`.
+    /// The kind's name: `item_knn`, `als`, `ease`, `content`, `popularity` or `hybrid`.
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::ItemKnn(_) => "item_knn",
@@ -39,6 +66,15 @@ impl ModelSpec {
             ModelSpec::Ease(_) => "ease",
             ModelSpec::Content(_) => "content",
             ModelSpec::Popularity => "popularity",
+            ModelSpec::Hybrid(_) => "hybrid",
+        }
+    }
+
+    /// This spec and, for a hybrid, each of its parts' specs.
+    pub fn kinds(&self) -> Vec<&ModelSpec> {
+        match self {
+            ModelSpec::Hybrid(h) => h.parts.iter().map(|p| &p.model).collect(),
+            other => vec![other],
         }
     }
 
@@ -50,6 +86,36 @@ impl ModelSpec {
             ModelSpec::Ease(p) => p.check().map(|_| ()),
             ModelSpec::Content(p) => p.check().map(|_| ()),
             ModelSpec::Popularity => Ok(()),
+            ModelSpec::Hybrid(h) => {
+                if !(2..=MAX_HYBRID_PARTS).contains(&h.parts.len()) {
+                    return Err(parameter(
+                        "parts",
+                        format!("a hybrid blends 2 to {MAX_HYBRID_PARTS} models"),
+                    ));
+                }
+                for (n, part) in h.parts.iter().enumerate() {
+                    if matches!(part.model, ModelSpec::Hybrid(_)) {
+                        return Err(parameter(
+                            "parts",
+                            format!("part {n} is a hybrid; blend its parts instead"),
+                        ));
+                    }
+                    if !(part.weight.is_finite() && part.weight > 0.0) {
+                        return Err(parameter(
+                            "weight",
+                            format!("part {n}: must be a finite number > 0"),
+                        ));
+                    }
+                    part.model.check().map_err(|e| match e {
+                        Error::Parameter { name, reason } => Error::Parameter {
+                            name,
+                            reason: format!("part {n}: {reason}"),
+                        },
+                        other => other,
+                    })?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -66,6 +132,16 @@ impl ModelSpec {
         user_items: &Csr,
         item_terms: Option<&Csr>,
         mut progress: impl FnMut(usize, usize),
+    ) -> Result<Model> {
+        self.fit_dyn(user_items, item_terms, &mut progress)
+    }
+
+    /// [`ModelSpec::fit_with`] without a type per closure (a hybrid fits its parts with it).
+    fn fit_dyn(
+        &self,
+        user_items: &Csr,
+        item_terms: Option<&Csr>,
+        progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Model> {
         let model = match self {
             ModelSpec::ItemKnn(p) => Model::ItemKnn(p.check()?.fit(user_items)),
@@ -88,6 +164,15 @@ impl ModelSpec {
                 Model::Content(p.check()?.fit(terms)?)
             }
             ModelSpec::Popularity => Model::Popularity(Popularity::fit(user_items)),
+            ModelSpec::Hybrid(h) => {
+                self.check()?;
+                let mut parts = Vec::with_capacity(h.parts.len());
+                for part in &h.parts {
+                    let m = part.model.fit_dyn(user_items, item_terms, &mut |_, _| {})?;
+                    parts.push((m, part.weight));
+                }
+                Model::Hybrid(Hybrid { parts })
+            }
         };
         progress(1, 1);
         Ok(model)
@@ -108,6 +193,35 @@ pub enum Model {
     Popularity(Popularity),
     /// Content-based.
     Content(Content),
+    /// A weighted blend.
+    Hybrid(Hybrid),
+}
+
+/// Fitted models and their weights, scored as a [`Blend`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hybrid {
+    /// The parts, in the order of the spec.
+    pub parts: Vec<(Model, f32)>,
+}
+
+impl Hybrid {
+    fn blend(&self) -> Blend<'_> {
+        Blend::new(self.parts.iter().map(|(m, w)| (m.scorer(), *w)).collect())
+    }
+}
+
+impl Scorer for Hybrid {
+    fn items(&self) -> usize {
+        self.blend().items()
+    }
+
+    fn score(&self, history: History<'_>, out: &mut [f32]) {
+        self.blend().score(history, out)
+    }
+
+    fn score_known(&self, user: usize, history: History<'_>, out: &mut [f32]) {
+        self.blend().score_known(user, history, out)
+    }
 }
 
 impl Model {
@@ -119,6 +233,23 @@ impl Model {
             Model::Ease(m) => m,
             Model::Popularity(m) => m,
             Model::Content(m) => m,
+            Model::Hybrid(m) => m,
+        }
+    }
+
+    /// The model with what only scoring the training users needs dropped (ALS's user
+    /// factors: users are folded in from their history instead), for storage.
+    pub fn without_users(self) -> Model {
+        match self {
+            Model::Als(m) => Model::Als(m.without_users()),
+            Model::Hybrid(h) => Model::Hybrid(Hybrid {
+                parts: h
+                    .parts
+                    .into_iter()
+                    .map(|(m, w)| (m.without_users(), w))
+                    .collect(),
+            }),
+            other => other,
         }
     }
 
@@ -130,6 +261,23 @@ impl Model {
             Model::ItemKnn(m) => m.similar(item, k),
             Model::Content(m) => m.similar(item, k),
             Model::Popularity(_) => Ok(Vec::new()),
+            // Each part's own list (a few times k deep), scaled by its best and weighed.
+            Model::Hybrid(h) => {
+                let mut sum: std::collections::HashMap<u32, f32> = Default::default();
+                for (m, w) in &h.parts {
+                    let list = m.similar(item, k.saturating_mul(4))?;
+                    let top = list.first().map_or(0.0, |b| b.1.abs());
+                    if top > 0.0 {
+                        for (j, s) in list {
+                            *sum.entry(j).or_default() += w * s / top;
+                        }
+                    }
+                }
+                let mut all: Vec<(u32, f32)> = sum.into_iter().collect();
+                all.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                all.truncate(k);
+                Ok(all)
+            }
             Model::Ease(m) => Self::best_but(m.items(), item, k, |out| {
                 m.score(History::new(&[item], &[1.0]), out)
             }),
@@ -182,6 +330,12 @@ pub fn parse_grid(text: &str) -> Result<Vec<ModelSpec>> {
         "ease" => ModelSpec::Ease(EaseParams::default()),
         "content" => ModelSpec::Content(ContentParams::default()),
         "popularity" => ModelSpec::Popularity,
+        "hybrid" => {
+            return Err(parameter(
+                "grid",
+                "a hybrid is given whole, as JSON, not as a grid",
+            ))
+        }
         other => {
             return Err(parameter(
                 "grid",
@@ -196,7 +350,7 @@ pub fn parse_grid(text: &str) -> Result<Vec<ModelSpec>> {
         let mut next = Vec::new();
         for spec in &specs {
             for value in values.split(',').map(str::trim) {
-                next.push(set(*spec, name.trim(), value)?);
+                next.push(set(spec.clone(), name.trim(), value)?);
             }
         }
         specs = next;
@@ -284,6 +438,62 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("weighting=bm25"));
+    }
+
+    #[test]
+    fn a_hybrid_is_the_blend_of_its_parts_and_is_checked() {
+        let x = Csr::from_triplets(
+            4,
+            4,
+            &[
+                (0, 0, 1.0),
+                (0, 1, 1.0),
+                (1, 1, 1.0),
+                (1, 2, 1.0),
+                (2, 2, 1.0),
+                (3, 3, 1.0),
+            ],
+        )
+        .unwrap();
+        let parse = |v: serde_json::Value| serde_json::from_value::<ModelSpec>(v).unwrap();
+        let spec = parse(serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": {"kind": "item_knn"}, "weight": 1.0},
+            {"model": {"kind": "popularity"}, "weight": 0.25}]}));
+        let m = spec.fit(&x, |_, _| {}).unwrap();
+        let knn = ModelSpec::ItemKnn(ItemKnnParams::default())
+            .fit(&x, |_, _| {})
+            .unwrap();
+        let pop = Popularity::fit(&x);
+        let h = History::of(&x, 0);
+        let (mut got, mut want) = (vec![0f32; 4], vec![0f32; 4]);
+        m.scorer().score(h, &mut got);
+        Blend::new(vec![(knn.scorer(), 1.0), (&pop, 0.25)]).score(h, &mut want);
+        assert_eq!(got, want);
+        assert!(!m.similar(1, 2).unwrap().is_empty());
+        let back: Model = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+
+        let fault = |v: serde_json::Value| parse(v).check().unwrap_err().to_string();
+        let knn = serde_json::json!({"kind": "item_knn"});
+        assert!(fault(serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": knn, "weight": 1.0}]}))
+        .contains("2 to 4"));
+        assert!(fault(serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": knn, "weight": 1.0}, {"model": knn, "weight": -1.0}]}))
+        .contains("part 1: must be a finite number > 0"));
+        assert!(fault(serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": knn, "weight": 1.0},
+            {"model": {"kind": "ease", "lambda": -2.0}, "weight": 1.0}]}))
+        .contains("part 1: "));
+        let nested = serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": knn, "weight": 1.0}, {"model": knn, "weight": 1.0}]});
+        assert!(fault(serde_json::json!({"kind": "hybrid", "parts": [
+            {"model": knn, "weight": 1.0}, {"model": nested, "weight": 1.0}]}))
+        .contains("is a hybrid"));
+        assert!(parse_grid("hybrid")
+            .unwrap_err()
+            .to_string()
+            .contains("JSON"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::model::ModelSpec;
 use crate::split::{self, Interaction};
 
 /// One spec's cross-validated score.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
     /// The spec tried.
     pub spec: ModelSpec,
@@ -64,7 +64,7 @@ pub fn search(
             progress(done, total);
         }
         trials.push(Trial {
-            spec: *spec,
+            spec: spec.clone(),
             ndcg: sum / folds as f64,
         });
     }
@@ -74,7 +74,7 @@ pub fn search(
             Some(b) if b.ndcg >= t.ndcg => Some(b),
             _ => Some(t),
         })
-        .map(|t| t.spec)
+        .map(|t| t.spec.clone())
         .unwrap_or(ModelSpec::Popularity);
     let tr = split::to_matrix(train, users, items)?;
     let te = split::to_matrix(test, users, items)?;

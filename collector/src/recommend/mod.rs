@@ -100,7 +100,7 @@ pub const MAX_K: usize = 200;
 
 /// A recommender's spec as stored and as the API takes it: the model and how it is
 /// judged.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Training {
     pub model: ModelSpec,
@@ -529,7 +529,8 @@ impl Recommendations {
                 data.items.len()
             )));
         }
-        if matches!(training.model, ModelSpec::Ease(_)) && data.items.len() > EASE_MAX_ITEMS {
+        let ease = |s: &&ModelSpec| matches!(s, ModelSpec::Ease(_));
+        if training.model.kinds().iter().any(ease) && data.items.len() > EASE_MAX_ITEMS {
             return Err(Error::BadRequest(format!(
                 "EASE keeps items × items weights: {} items is more than the {EASE_MAX_ITEMS} a stored recommender may have (use item_knn or als)",
                 data.items.len()
@@ -548,6 +549,7 @@ impl Recommendations {
                     .map(|t| (m.version, t.model)),
                 None => None,
             };
+        let spec = serde_json::to_string(&training).expect("serializes");
         let (stored, report) =
             tokio::task::spawn_blocking(move || fit(data, training, active_spec, item_terms))
                 .await
@@ -558,7 +560,7 @@ impl Recommendations {
             name: key.clone(),
             version: 0,
             status: String::new(),
-            spec: serde_json::to_string(&training).expect("serializes"),
+            spec,
             model: serde_json::to_string(&stored).expect("serializes"),
             report: report.to_string(),
             trained_at_ms: 0,
@@ -587,7 +589,7 @@ impl Recommendations {
         active_kind: Option<ModelSpec>,
         data: &mut Dataset,
     ) -> Result<Option<assent_recommendation::Csr>> {
-        let content = |s: &ModelSpec| matches!(s, ModelSpec::Content(_));
+        let content = |s: &ModelSpec| s.kinds().iter().any(|k| matches!(k, ModelSpec::Content(_)));
         if !content(&training.model) && !active_kind.as_ref().is_some_and(content) {
             return Ok(None);
         }
@@ -1132,6 +1134,7 @@ impl Stored {
             Model::Ease(_) => "ease",
             Model::Popularity(_) => "popularity",
             Model::Content(_) => "content",
+            Model::Hybrid(_) => "hybrid",
         }
     }
 }
@@ -1339,10 +1342,7 @@ fn fit(
         .fit_with(&all, item_terms.as_ref(), |_, _| {})
         .map_err(bad)?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
-    let model = match model {
-        Model::Als(m) => Model::Als(m.without_users()),
-        other => other,
-    };
+    let model = model.without_users();
     let pop = Popularity::fit(&all);
     let popular_items = top_k(pop.scores(), POPULAR_KEPT, Exclude::default());
     let mut sizes: Vec<(usize, &String)> = data

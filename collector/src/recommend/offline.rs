@@ -146,7 +146,7 @@ fn table(
     );
     for t in results {
         let r = &t.test;
-        let params = serde_json::to_value(t.best).unwrap_or_default();
+        let params = serde_json::to_value(&t.best).unwrap_or_default();
         let cv = t
             .trials
             .iter()

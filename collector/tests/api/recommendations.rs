@@ -712,6 +712,53 @@ pub async fn content_recommenders_use_item_tags(b: Backend) {
     )
     .await;
     assert!(items(&s).iter().all(|i| i.starts_with('b')), "{s}");
+
+    // A hybrid blends the neighbours of what u0 read with the tags of it: a1 (both say
+    // so) first, then the unseen a-new (tags only); a bad part is refused, naming it.
+    let hybrid = json!({"model": {"kind": "hybrid", "parts": [
+        {"model": {"kind": "item_knn", "neighbours": 10}, "weight": 1.0},
+        {"model": {"kind": "content"}, "weight": 0.5}]}});
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/recommenders/mixed/models?source=default",
+            &hybrid,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, r, _) = get(
+        &app,
+        "/v1/recommendations/u0?source=default&k=2&model=mixed",
+        None,
+    )
+    .await;
+    assert_eq!(r["model"]["kind"], "hybrid", "{r}");
+    assert_eq!(items(&r), ["a1", "a-new"], "{r}");
+    let (_, s, _) = get(
+        &app,
+        "/v1/items/a1/similar?source=default&k=3&model=mixed",
+        None,
+    )
+    .await;
+    assert!(items(&s).iter().all(|i| i.starts_with('a')), "{s}");
+    let bad = json!({"model": {"kind": "hybrid", "parts": [
+        {"model": {"kind": "item_knn"}, "weight": 1.0},
+        {"model": {"kind": "als", "factors": 0}, "weight": 1.0}]}});
+    let (status, e) = app
+        .admin_send("POST", "/v1/recommenders/mixed/models?source=default", &bad)
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("part 1"), "{e}");
+    assert_eq!(
+        app.admin_json("/v1/recommenders").await["recommenders"]
+            .as_array()
+            .map(|a| a
+                .iter()
+                .filter(|r| r["name"].as_str().unwrap_or("").contains("mixed"))
+                .count()),
+        Some(1),
+        "nothing stored for the refused spec"
+    );
 }
 
 /// New users get the popular items of the smallest of their segments, else of the
