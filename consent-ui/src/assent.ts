@@ -36,6 +36,11 @@ export function pickLanguage(wanted: (string | undefined)[]): string {
  * the Consent Mode defaults before any tag runs), then `start()` shows the banner or
  * applies the stored choice.
  */
+/** A list's id as the collector names it: `NAME.VERSION.HASH` (protocol's `RecId`). */
+function isRecId(v: unknown): v is string {
+  return typeof v === "string" && /^[^.\s]+\.[1-9][0-9]*\.[0-9a-f]{32}$/.test(v);
+}
+
 export class Assent {
   readonly cfg: Config;
   readonly gpc: boolean;
@@ -264,6 +269,22 @@ export class Assent {
 
   track(event: string, properties: Record<string, unknown> = {}, purpose: Optional = "analytics"): boolean {
     return this.tracker.enqueue({ type: "track", event, properties, purpose });
+  }
+
+  /**
+   * The impression of a recommendation list: `recId` is the `recId` of the collector's
+   * answer, so the view counts for the model version that ranked it (click-through per
+   * version). Needs analytics; false, sending nothing, for an id that is not a recId.
+   */
+  recommendationViewed(recId: string, properties: Record<string, unknown> = {}): boolean {
+    if (!isRecId(recId)) return false;
+    return this.track("Recommendation Viewed", { ...properties, rec_id: recId });
+  }
+
+  /** A click on `itemId` in the list `recId` (as `recommendationViewed`). */
+  recommendationClicked(recId: string, itemId: string, properties: Record<string, unknown> = {}): boolean {
+    if (!isRecId(recId) || typeof itemId !== "string" || !itemId.trim()) return false;
+    return this.track("Recommendation Clicked", { ...properties, rec_id: recId, item_id: itemId });
   }
 
   page(name?: string, properties: Record<string, unknown> = {}): boolean {

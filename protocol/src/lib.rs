@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod event_view;
 mod purpose;
+mod recommendation;
 mod timestamp;
 
 pub use batch::{BatchEnvelope, BatchResponse, RejectCode, Rejection};
@@ -21,6 +22,9 @@ pub use error::ProtocolError;
 pub use event::{Context, Event, EventType, LibraryInfo, MessageId};
 pub use event_view::EventView;
 pub use purpose::Purpose;
+pub use recommendation::{
+    RecId, RECOMMENDATION_CLICKED, RECOMMENDATION_CONVERSIONS, RECOMMENDATION_VIEWED,
+};
 pub use timestamp::Timestamp;
 
 /// Largest accepted event, serialized, in bytes (Segment's limit).

@@ -26,7 +26,7 @@ use std::{
     thread::JoinHandle,
 };
 
-use assent_protocol::{EventType, Purpose};
+use assent_protocol::{EventType, Purpose, RecId, RECOMMENDATION_CLICKED, RECOMMENDATION_VIEWED};
 
 mod clock;
 mod consent;
@@ -102,6 +102,45 @@ fn parse_purpose(purpose: Option<String>) -> Result<Purpose> {
     }
 }
 
+impl AssentClient {
+    /// A feedback event of a recommendation list: the properties given, with `rec_id`
+    /// (and `item_id`) set.
+    fn feedback(
+        &self,
+        event: &str,
+        rec_id: &str,
+        item_id: Option<&str>,
+        properties_json: &str,
+    ) -> Result<bool> {
+        let rec_id: RecId = rec_id.parse().map_err(|_| {
+            AssentError::invalid_argument("rec_id is not a recId (NAME.VERSION.HASH)")
+        })?;
+        let mut properties: serde_json::Map<String, serde_json::Value> =
+            match json_object(properties_json)? {
+                Some(raw) => {
+                    serde_json::from_str(raw.get()).map_err(|e| AssentError::InvalidJson {
+                        reason: format!("line {} column {}", e.line(), e.column()),
+                    })?
+                }
+                None => Default::default(),
+            };
+        properties.insert("rec_id".into(), rec_id.to_string().into());
+        if let Some(item) = item_id {
+            properties.insert("item_id".into(), item.into());
+        }
+        let text = serde_json::Value::Object(properties).to_string();
+        self.live()?.record_event(NewEvent {
+            kind: EventType::Track,
+            purpose: Purpose::Analytics,
+            event: Some(event),
+            name: None,
+            previous_id: None,
+            properties: json_object(&text)?,
+            traits: None,
+        })
+    }
+}
+
 #[uniffi::export]
 impl AssentClient {
     /// A client that uploads with the built-in HTTP client.
@@ -168,6 +207,36 @@ impl AssentClient {
             properties,
             traits: None,
         })
+    }
+
+    /// Queues the impression of a recommendation list (`Recommendation Viewed`, purpose
+    /// `analytics`): `rec_id` is the `recId` of the collector's answer, so the view
+    /// counts for the model version that ranked the list; `properties_json` (an object,
+    /// or empty) adds to it, e.g. the `slot`. An id that is not `NAME.VERSION.HASH` is an
+    /// `InvalidArgument` and nothing is stored. Returns false when `analytics` is not
+    /// granted.
+    pub fn recommendation_viewed(&self, rec_id: String, properties_json: String) -> Result<bool> {
+        self.feedback(RECOMMENDATION_VIEWED, &rec_id, None, &properties_json)
+    }
+
+    /// Queues a click on `item_id` in the list `rec_id` (`Recommendation Clicked`, purpose
+    /// `analytics`), checked as [`AssentClient::recommendation_viewed`]; an empty
+    /// `item_id` is an `InvalidArgument`.
+    pub fn recommendation_clicked(
+        &self,
+        rec_id: String,
+        item_id: String,
+        properties_json: String,
+    ) -> Result<bool> {
+        if item_id.trim().is_empty() {
+            return Err(AssentError::invalid_argument("item_id must not be empty"));
+        }
+        self.feedback(
+            RECOMMENDATION_CLICKED,
+            &rec_id,
+            Some(&item_id),
+            &properties_json,
+        )
     }
 
     /// Queues a `screen` event (purpose `analytics`).

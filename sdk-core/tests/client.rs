@@ -670,3 +670,62 @@ fn the_uploader_does_not_wake_while_idle_or_paused() {
     c.set_write_key("fixed".into()).unwrap();
     assert!(server.wait_for(Duration::from_secs(5), |s| s.stored().len() == 2));
 }
+
+#[test]
+fn recommendation_feedback_carries_the_lists_rec_id() {
+    let server = Recorder::start();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(config(&server.url, dir.path()));
+    let rec_id = "home.3.0123456789abcdef0123456789abcdef".to_owned();
+    assert!(
+        !c.recommendation_viewed(rec_id.clone(), "".into()).unwrap(),
+        "no analytics yet: nothing stored"
+    );
+    c.set_consent(purposes(&[("analytics", true)]), "custom".into())
+        .unwrap();
+    assert!(c
+        .recommendation_viewed(rec_id.clone(), r#"{"slot": "home"}"#.into())
+        .unwrap());
+    assert!(c
+        .recommendation_clicked(rec_id.clone(), "book-7".into(), "".into())
+        .unwrap());
+    let queued = c.queued_count();
+    for bad in ["", "home.3", "home.x.0123456789abcdef0123456789abcdef"] {
+        assert!(matches!(
+            c.recommendation_viewed(bad.into(), "".into()),
+            Err(AssentError::InvalidArgument { .. })
+        ));
+    }
+    assert!(matches!(
+        c.recommendation_clicked(rec_id.clone(), " ".into(), "".into()),
+        Err(AssentError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        c.recommendation_viewed(rec_id.clone(), "[1]".into()),
+        Err(AssentError::InvalidJson { .. })
+    ));
+    assert_eq!(c.queued_count(), queued, "bad input changes nothing");
+    assert_eq!(c.flush().unwrap().accepted, 2);
+    let body = &server.requests()[0].body;
+    let events: Vec<Event> = body["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Event::from_json(&e.to_string()).expect("a valid protocol event"))
+        .collect();
+    let props = |i: usize| events[i].properties.as_ref().unwrap().clone();
+    assert_eq!(
+        events[0].event.as_deref(),
+        Some(assent_protocol::RECOMMENDATION_VIEWED)
+    );
+    assert_eq!(props(0)["rec_id"], rec_id.as_str());
+    assert_eq!(props(0)["slot"], "home");
+    assert_eq!(
+        events[1].event.as_deref(),
+        Some(assent_protocol::RECOMMENDATION_CLICKED)
+    );
+    assert_eq!(
+        (&props(1)["rec_id"], &props(1)["item_id"]),
+        (&rec_id.as_str().into(), &"book-7".into())
+    );
+}

@@ -92,6 +92,21 @@ def test_track_and_flush_reach_a_real_server(recorder, new_client):
         jsonschema.validate(event, {"$ref": "#/$defs/event", "$defs": defs})
 
 
+def test_recommendation_feedback_carries_the_lists_rec_id(recorder, new_client):
+    client = new_client()
+    client.set_consent({"analytics": True}, "custom")
+    rec_id = "home.3." + "0123456789abcdef" * 2  # the recId of a collector's answer
+    assert client.recommendation_viewed(rec_id, json.dumps({"slot": "home"}))
+    assert client.recommendation_clicked(rec_id, "book-7", "")
+    with pytest.raises(AssentError.InvalidArgument):
+        client.recommendation_viewed("home.3", "")
+    client.flush()
+    assert [(e["event"], e["properties"]) for e in recorder.events()] == [
+        ("Recommendation Viewed", {"slot": "home", "rec_id": rec_id}),
+        ("Recommendation Clicked", {"rec_id": rec_id, "item_id": "book-7"}),
+    ]
+
+
 def test_withdrawal_purges_and_ids_survive_restart(recorder, new_client, tmp_path):
     client = new_client()
     client.set_consent({"analytics": True, "personalization": True}, "custom")

@@ -8,6 +8,9 @@
 //! consumer's position are written in one transaction, so each event counts once.
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use assent_protocol::{
+    RecId, RECOMMENDATION_CLICKED, RECOMMENDATION_CONVERSIONS, RECOMMENDATION_VIEWED,
+};
 use serde_json::Value;
 
 use crate::{
@@ -26,16 +29,6 @@ const BATCH: usize = 5_000;
 const POLL: Duration = Duration::from_secs(1);
 const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 
-/// How a `rec_id` names its list: `NAME.VERSION.HASH`.
-pub fn parse_rec_id(rec_id: &str) -> Option<(&str, i64)> {
-    let mut parts = rec_id.split('.');
-    let (name, version, hash) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || hash.len() != 32 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some((name, version.parse().ok()?))
-}
-
 /// Counts per (recommender `SOURCE/NAME`, version): impressions, clicks, conversions.
 pub type Tally = BTreeMap<(String, i64), [i64; 3]>;
 
@@ -45,19 +38,19 @@ pub fn tally(items: &[Item]) -> Tally {
     for item in items {
         let Item::Event(e) = item else { continue };
         let slot = match e.name.as_deref() {
-            Some("Recommendation Viewed") => 0,
-            Some("Recommendation Clicked") => 1,
-            Some("Product Added" | "Order Completed") => 2,
+            Some(RECOMMENDATION_VIEWED) => 0,
+            Some(RECOMMENDATION_CLICKED) => 1,
+            Some(n) if RECOMMENDATION_CONVERSIONS.contains(&n) => 2,
             _ => continue,
         };
         let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
-        let Some((name, version)) = payload["properties"]["rec_id"]
+        let Some(id) = payload["properties"]["rec_id"]
             .as_str()
-            .and_then(parse_rec_id)
+            .and_then(|r| r.parse::<RecId>().ok())
         else {
             continue;
         };
-        out.entry((format!("{}/{name}", e.source_id), version))
+        out.entry((format!("{}/{}", e.source_id, id.name()), id.version()))
             .or_default()[slot] += 1;
     }
     out
@@ -102,22 +95,5 @@ async fn follow(db: &Db, clock: &dyn crate::clock::Clock) -> Result<()> {
         feed::save_position(&mut w, CONSUMER, last, clock.now_ms()).await?;
         w.commit().await?;
         follower.advance(last);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rec_ids_name_their_version() {
-        let hash = "0123456789abcdef0123456789abcdef";
-        assert_eq!(
-            parse_rec_id(&format!("default.3.{hash}")),
-            Some(("default", 3))
-        );
-        assert_eq!(parse_rec_id("default.3"), None);
-        assert_eq!(parse_rec_id(&format!("default.x.{hash}")), None);
-        assert_eq!(parse_rec_id(&format!("a.1.{hash}.z")), None);
     }
 }

@@ -1006,7 +1006,9 @@ impl Recommendations {
         if let Some(hit) = self.cache.get(&key).await {
             return Ok((hit, true));
         }
-        let rec_id = format!("{}.{}.{key}", request.model, loaded.version);
+        let rec_id = assent_protocol::RecId::new(&request.model, loaded.version, &key)
+            .map_err(|e| Error::Internal(format!("a list's id: {e}")))?
+            .to_string();
         let history = match loaded.stored.model {
             // Interests fade: each item's weight halves every half-life of its age.
             Model::Content(_) => {

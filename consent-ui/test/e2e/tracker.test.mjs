@@ -99,6 +99,33 @@ test("events that cannot be sent are refused at once, without breaking the page 
   await context.close();
 });
 
+test("impressions and clicks of a recommendation list carry its recId; a bad id sends nothing", async () => {
+  const { context, page, s } = await accepted();
+  const recId = "home.3." + "0123456789abcdef".repeat(2);
+  const results = await page.evaluate((id) => [
+    assent.recommendationViewed(id, { slot: "home" }),
+    assent.recommendationClicked(id, "book-7"),
+    assent.recommendationViewed("home.3", {}),
+    assent.recommendationViewed(id.toUpperCase(), {}),
+    assent.recommendationClicked(id, ""),
+    assent.recommendationClicked(undefined, "book-7"),
+  ], recId);
+  assert.deepEqual(results, [true, true, false, false, false, false]);
+  await page.evaluate(() => assent.flush());
+  const held = await until(async () => {
+    const h = await collector.subject(s.id);
+    return h.events.length === 2 && h;
+  }, "the two feedback events");
+  assert.deepEqual(
+    held.events.map((e) => [e.event, e.properties]).sort(),
+    [
+      ["Recommendation Clicked", { rec_id: recId, item_id: "book-7" }],
+      ["Recommendation Viewed", { slot: "home", rec_id: recId }],
+    ],
+  );
+  await context.close();
+});
+
 test("a failed batch is retried with the same messageIds and stored once", async () => {
   const { context, page, s } = await accepted();
   const bodies = [];
