@@ -4,7 +4,9 @@
 //!
 //! `B` is dense: memory and the inversion grow with the square and the cube of the
 //! catalogue (10,000 items: 400 MB for `B`, seconds to invert on two cores), which is
-//! why it suits catalogues up to tens of thousands of items.
+//! why it suits catalogues up to tens of thousands of items. With `keep` set, each
+//! item keeps only its `keep` strongest weights (by magnitude), so what is stored and
+//! scored grows with the catalogue, not its square.
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::Mat;
@@ -24,6 +26,8 @@ pub struct EaseParams {
     pub lambda: f64,
     /// The largest catalogue accepted (the work grows with its cube).
     pub max_items: usize,
+    /// Weights kept per item, the strongest by magnitude; 0 keeps them all (dense).
+    pub keep: usize,
 }
 
 impl Default for EaseParams {
@@ -31,6 +35,7 @@ impl Default for EaseParams {
         EaseParams {
             lambda: 500.0,
             max_items: 40_000,
+            keep: 0,
         }
     }
 }
@@ -97,16 +102,60 @@ impl ValidEaseParams {
         // B_ij = −P_ij / P_jj: row i of B (what item i adds to each other item) is row i
         // of P scaled column by column; P is symmetric, so read its column i.
         let diag: Vec<f64> = (0..n).map(|j| inverse[(j, j)]).collect();
-        let mut weights = vec![0f32; n * n];
-        weights
-            .par_chunks_mut(n.max(1))
-            .enumerate()
-            .for_each(|(i, row)| {
-                let col = inverse.col(i);
-                for (j, (w, p)) in row.iter_mut().zip(col.iter()).enumerate() {
-                    *w = if i == j { 0.0 } else { (-p / diag[j]) as f32 };
+        let row_of = |i: usize, row: &mut [f32]| {
+            let col = inverse.col(i);
+            for (j, (w, p)) in row.iter_mut().zip(col.iter()).enumerate() {
+                *w = if i == j { 0.0 } else { (-p / diag[j]) as f32 };
+            }
+        };
+        let keep = self.0.keep;
+        let weights = if keep == 0 || keep >= n {
+            let mut dense = vec![0f32; n * n];
+            dense
+                .par_chunks_mut(n.max(1))
+                .enumerate()
+                .for_each(|(i, row)| row_of(i, row));
+            Weights::Dense(dense)
+        } else {
+            let rows: Vec<Vec<(u32, f32)>> = (0..n)
+                .into_par_iter()
+                .map_init(
+                    || vec![0f32; n],
+                    |row, i| {
+                        row_of(i, row);
+                        let mut order: Vec<u32> =
+                            (0..n as u32).filter(|&j| j as usize != i).collect();
+                        let strongest = |a: &u32, b: &u32| {
+                            row[*b as usize]
+                                .abs()
+                                .total_cmp(&row[*a as usize].abs())
+                                .then(a.cmp(b))
+                        };
+                        if order.len() > keep {
+                            order.select_nth_unstable_by(keep - 1, strongest);
+                            order.truncate(keep);
+                        }
+                        order.sort_unstable();
+                        order.into_iter().map(|j| (j, row[j as usize])).collect()
+                    },
+                )
+                .collect();
+            let mut offsets = Vec::with_capacity(n + 1);
+            offsets.push(0u32);
+            let (mut cols, mut values) = (Vec::new(), Vec::new());
+            for r in rows {
+                for (j, w) in r {
+                    cols.push(j);
+                    values.push(w);
                 }
-            });
+                offsets.push(cols.len() as u32);
+            }
+            Weights::Sparse {
+                offsets,
+                cols,
+                values,
+            }
+        };
         Ok(Ease {
             params: self.0,
             items: n,
@@ -115,12 +164,28 @@ impl ValidEaseParams {
     }
 }
 
-/// A fitted EASE model: the dense item-by-item weights.
+/// `B`, whole or with each row's strongest weights (untagged: a dense model stored
+/// before pruning existed reads as it was written, a plain array).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Weights {
+    /// Row-major, items × items.
+    Dense(Vec<f32>),
+    /// Row `i`'s kept weights are `cols[offsets[i]..offsets[i + 1]]` (ascending) with
+    /// `values` alongside.
+    Sparse {
+        offsets: Vec<u32>,
+        cols: Vec<u32>,
+        values: Vec<f32>,
+    },
+}
+
+/// A fitted EASE model: the item-by-item weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ease {
     params: EaseParams,
     items: usize,
-    weights: Vec<f32>,
+    weights: Weights,
 }
 
 impl Ease {
@@ -129,9 +194,29 @@ impl Ease {
         self.params
     }
 
-    /// `B_ij`: how much having item `i` adds to item `j`'s score.
+    /// `B_ij`: how much having item `i` adds to item `j`'s score (0 where pruned).
     pub fn weight(&self, i: usize, j: usize) -> f32 {
-        self.weights[i * self.items + j]
+        match &self.weights {
+            Weights::Dense(w) => w[i * self.items + j],
+            Weights::Sparse {
+                offsets,
+                cols,
+                values,
+            } => {
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                cols[a..b]
+                    .binary_search(&(j as u32))
+                    .map_or(0.0, |k| values[a + k])
+            }
+        }
+    }
+
+    /// The number of weights held (items² when dense).
+    pub fn stored_weights(&self) -> usize {
+        match &self.weights {
+            Weights::Dense(w) => w.len(),
+            Weights::Sparse { values, .. } => values.len(),
+        }
     }
 }
 
@@ -145,8 +230,22 @@ impl Scorer for Ease {
         out.fill(0.0);
         let n = self.items;
         for (&i, &v) in history.items.iter().zip(history.values) {
-            if let Some(row) = self.weights.get(i as usize * n..(i as usize + 1) * n) {
-                axpy(v, row, out);
+            let i = i as usize;
+            if i >= n {
+                continue;
+            }
+            match &self.weights {
+                Weights::Dense(w) => axpy(v, &w[i * n..(i + 1) * n], out),
+                Weights::Sparse {
+                    offsets,
+                    cols,
+                    values,
+                } => {
+                    let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                    for (&j, &w) in cols[a..b].iter().zip(&values[a..b]) {
+                        out[j as usize] += v * w;
+                    }
+                }
             }
         }
     }
@@ -209,5 +308,29 @@ mod tests {
         .check()
         .unwrap();
         assert!(small.fit(&x).unwrap_err().to_string().contains("max_items"));
+
+        // Keeping one weight per item: the strongest of each row, the rest 0.
+        let pruned = EaseParams {
+            lambda: 1.0,
+            keep: 1,
+            ..Default::default()
+        }
+        .check()
+        .unwrap()
+        .fit(&x)
+        .unwrap();
+        assert_eq!(pruned.stored_weights(), 3);
+        for i in 0..3 {
+            let strongest = (0..3)
+                .filter(|&j| j != i)
+                .max_by(|&a, &b| m.weight(i, a).abs().total_cmp(&m.weight(i, b).abs()))
+                .unwrap();
+            for j in 0..3 {
+                let want = if j == strongest { m.weight(i, j) } else { 0.0 };
+                assert_eq!(pruned.weight(i, j), want, "B[{i}][{j}]");
+            }
+        }
+        let back: Ease = serde_json::from_str(&serde_json::to_string(&pruned).unwrap()).unwrap();
+        assert_eq!(back, pruned);
     }
 }

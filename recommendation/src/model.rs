@@ -395,6 +395,7 @@ fn set(mut spec: ModelSpec, name: &str, value: &str) -> Result<ModelSpec> {
         (ModelSpec::Als(p), "cg_steps") => p.cg_steps = int()?,
         (ModelSpec::Als(p), "seed") => p.seed = value.parse().map_err(|_| bad())?,
         (ModelSpec::Ease(p), "lambda") => p.lambda = num()?,
+        (ModelSpec::Ease(p), "keep") => p.keep = int()?,
         (ModelSpec::Content(p), "item_terms") => p.item_terms = int()?,
         (ModelSpec::Content(p), "profile_terms") => p.profile_terms = int()?,
         (s, _) => {

@@ -529,10 +529,10 @@ impl Recommendations {
                 data.items.len()
             )));
         }
-        let ease = |s: &&ModelSpec| matches!(s, ModelSpec::Ease(_));
-        if training.model.kinds().iter().any(ease) && data.items.len() > EASE_MAX_ITEMS {
+        let dense_ease = |s: &&ModelSpec| matches!(s, ModelSpec::Ease(p) if p.keep == 0);
+        if training.model.kinds().iter().any(dense_ease) && data.items.len() > EASE_MAX_ITEMS {
             return Err(Error::BadRequest(format!(
-                "EASE keeps items × items weights: {} items is more than the {EASE_MAX_ITEMS} a stored recommender may have (use item_knn or als)",
+                "EASE keeps items × items weights: {} items is more than the {EASE_MAX_ITEMS} a stored recommender may hold whole (set keep, e.g. 200 weights per item, or use item_knn or als)",
                 data.items.len()
             )));
         }

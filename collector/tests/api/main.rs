@@ -138,6 +138,14 @@ mod recommendations_groups {
 
 mod recommendations_content {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_catalogue_takes_a_pruned_ease() {
+        crate::recommendations::a_large_catalogue_takes_a_pruned_ease(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn content_recommenders_use_item_tags() {
         crate::recommendations::content_recommenders_use_item_tags(crate::helpers::Backend::Sqlite)
             .await

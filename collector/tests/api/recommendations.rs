@@ -901,3 +901,79 @@ pub async fn new_users_get_what_is_popular_in_their_segment_or_context(b: Backen
         ("no_consent", "overall", &overall)
     );
 }
+
+/// EASE on a catalogue too large to store whole is refused with what to do instead;
+/// with `keep`, each item's strongest weights are stored and it serves.
+pub async fn a_large_catalogue_takes_a_pruned_ease(b: Backend) {
+    let app = spawn_app(b).await;
+    let yes = json!({"analytics": true, "personalization": true});
+    let consents = vec![
+        consent("c-p", "pia", yes.clone(), &ago(120)),
+        consent("c-q", "quin", yes, &ago(120)),
+    ];
+    let (status, answer) = app
+        .post("/v1/batch", &json!({"consent": consents, "batch": []}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // 2,100 items: pia has the even ones and item 1, quin the odd ones and item 0.
+    let all: Vec<Value> = (0..2_100)
+        .flat_map(|i| {
+            let mut v = vec![viewed(
+                &format!("v{i}"),
+                if i % 2 == 0 { "pia" } else { "quin" },
+                &format!("i{i}"),
+                50,
+            )];
+            if i < 2 {
+                v.push(viewed(
+                    &format!("w{i}"),
+                    if i == 0 { "quin" } else { "pia" },
+                    &format!("i{i}"),
+                    40,
+                ));
+            }
+            v
+        })
+        .collect();
+    for chunk in all.chunks(500) {
+        let (status, answer) = app.post("/v1/batch", &json!({"batch": chunk})).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    profile_has(&app, "pia", 1_051).await;
+    profile_has(&app, "quin", 1_051).await;
+    let train = |spec: Value| {
+        let app = &app;
+        async move {
+            app.admin_send(
+                "POST",
+                "/v1/recommenders/big/models?source=default",
+                &json!({"model": spec}),
+            )
+            .await
+        }
+    };
+    let (status, e) = train(json!({"kind": "ease", "lambda": 1.0})).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("set keep"), "{e}");
+    let (status, v) = train(json!({"kind": "ease", "lambda": 1.0, "keep": 20})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["report"]["items"], 2_100, "{v}");
+    let (status, r, _) = get(
+        &app,
+        "/v1/recommendations/pia?source=default&k=3&model=big",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["model"]["kind"].as_str(), r["reason"].as_str()),
+        (Some("ease"), Some("personalized")),
+        "{r}"
+    );
+    assert!(
+        items(&r)
+            .iter()
+            .all(|i| i.trim_start_matches('i').parse::<u32>().unwrap() % 2 == 1),
+        "three items, none of those pia has (she has the even ones): {r}"
+    );
+}
