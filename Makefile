@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-experiments bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 # One build from scratch: no incremental caches (gigabytes the run would never reuse).
 test: export CARGO_INCREMENTAL := 0
@@ -119,6 +119,10 @@ bench-segmentation: deps
 bench-recommendation: deps
 	$(VENV)/bin/pip install -q implicit scipy threadpoolctl
 	cargo bench -p assent-recommendation --bench compare
+
+# Flag evaluations and experiment assignments per second on one core.
+bench-experiments:
+	cargo bench -p assent-experiments --bench flags
 
 # Schema-driven fuzzing of the HTTP API (schemathesis from PyPI against the served
 # /openapi.json and the real binary): no 5xx, no undocumented status, content type or
