@@ -102,6 +102,10 @@ impl ValidAlsParams {
             half_step(&item_users, &users, &mut items, &p);
             progress(done);
         }
+        // The users were last solved against the items of the step before; once more
+        // against the final items, so the training users' factors are what a fold-in
+        // would give them now.
+        half_step(user_items, &items, &mut users, &p);
         let gram = gram(&items, f);
         Ok(Als {
             params: p,
