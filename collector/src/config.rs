@@ -144,6 +144,9 @@ pub struct Config {
     /// The confidence weight of each event name that counts as an interaction with an
     /// item, `NAME=WEIGHT,…` (`page` and `screen` for pages and screens).
     pub recommendation_weights: String,
+    /// A request header a trusted proxy or CDN sets to the visitor's country (ISO
+    /// 3166-1 alpha-2), e.g. `cf-ipcountry`; content and flag targeting read it.
+    pub country_header: Option<String>,
     /// Answers kept per generation of the recommendations cache (in process).
     pub recommendation_cache_entries: usize,
     /// `redis://host:port/db`: keep recommendation answers in Redis, shared by every
@@ -210,6 +213,7 @@ impl Default for Config {
             segmentation_currency_rates: String::new(),
             recommendation_weights: DEFAULT_RECOMMENDATION_WEIGHTS.into(),
             recommendation_cache_entries: 50_000,
+            country_header: None,
             redis_url: None,
             recommendation_cache_secs: 300,
             recommendation_drift_threshold: 0.1,
@@ -352,6 +356,10 @@ impl Config {
             "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
             "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),
             "RECOMMENDATION_WEIGHTS" => self.recommendation_weights = value.into(),
+            "COUNTRY_HEADER" => {
+                self.country_header =
+                    (!value.trim().is_empty()).then(|| value.trim().to_ascii_lowercase())
+            }
             "RECOMMENDATION_CACHE_ENTRIES" => self.recommendation_cache_entries = num(key, value)?,
             // Variables of other tools (and ASSENT_CONFIG, read by the CLI) are not ours.
             _ => {}

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod error;
+pub mod experiments;
 pub mod fast_map;
 pub mod feed;
 pub mod http;

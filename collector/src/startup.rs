@@ -112,6 +112,10 @@ impl Application {
             state.db.clone(),
             state.clock.clone(),
         ));
+        tokio::spawn(crate::experiments::metrics::run(
+            state.db.clone(),
+            state.experiments.clone(),
+        ));
         tokio::spawn(crate::recommend::retrain_on_schedule(
             state.recommendations.clone(),
             Duration::from_secs(state.config.recommendation_retrain_secs),

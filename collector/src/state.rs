@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     consent::cache::ConsentCache,
     error::{Error, Result},
+    experiments::Experiments,
     ingest::Ingest,
     keys::{self, Keys},
     metrics::Metrics,
@@ -47,6 +48,8 @@ pub struct AppState {
     pub segments: Arc<Segments>,
     /// Recommenders, the catalogue, rankings.
     pub recommendations: Arc<Recommendations>,
+    /// Content slots, flags and experiments.
+    pub experiments: Arc<Experiments>,
     /// Subjects' consent records in memory (ingest reads through it).
     pub consent_cache: Arc<ConsentCache>,
 }
@@ -69,6 +72,7 @@ narrow_state!(
     Arc<Subjects> => subjects,
     Arc<Segments> => segments,
     Arc<Recommendations> => recommendations,
+    Arc<Experiments> => experiments,
     Arc<Config> => config,
     Arc<dyn Clock> => clock,
     Arc<Pseudonymizer> => pseudonymizer,
@@ -154,9 +158,16 @@ impl AppState {
             },
             f64::from(config.segmentation_interest_half_life_days.max(1)),
         ));
+        let experiments = Arc::new(Experiments::new(
+            db.clone(),
+            pseudonymizer.clone(),
+            segments.clone(),
+            clock.clone(),
+        ));
         let state = AppState {
             segments,
             recommendations,
+            experiments,
             trail: Arc::new(trail),
             keys,
             ingest,

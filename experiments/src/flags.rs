@@ -246,6 +246,19 @@ impl Flag {
         self.kind
     }
 
+    /// Its variants' names.
+    pub fn variant_names(&self) -> impl Iterator<Item = &str> {
+        self.variants.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The value of variant `name`.
+    pub fn value_of(&self, name: &str) -> Option<&Value> {
+        self.variants
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
     /// Evaluates the flag for `ctx`; `caller_default` is served, with the reason, when
     /// the flag is off or anything goes wrong.
     pub fn evaluate<'a>(&'a self, ctx: &Context<'_>, caller_default: &'a Value) -> Evaluation<'a> {

@@ -4,6 +4,7 @@
 //! `sdk_files` (the banner's bundle), `openapi` (the served document) and `schemas` (the
 //! shapes it names).
 pub mod audit;
+pub mod experiments;
 pub mod extract;
 pub mod openapi;
 pub mod profiles;
@@ -99,6 +100,9 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         .route("/v1/group", post(group))
         .route("/v1/alias", post(alias))
         .route("/v1/consent", post(consent_post))
+        .route("/v1/content/{slot}", get(experiments::content))
+        .route("/v1/flags", get(experiments::flags))
+        .route("/v1/flags/{key}", get(experiments::flag))
         .merge(
             Router::new()
                 .route("/sdk/{file}", get(sdk_files::serve))
@@ -180,6 +184,22 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
             post(recommendations::rollback),
         )
         .route("/v1/recommenders/{name}/split", put(recommendations::split))
+        .route("/v1/definitions/{kind}", get(experiments::list_definitions))
+        .route(
+            "/v1/definitions/{kind}/{name}",
+            put(experiments::put_definition)
+                .get(experiments::get_definition)
+                .delete(experiments::delete_definition),
+        )
+        .route(
+            "/v1/definitions/{kind}/{name}/history",
+            get(experiments::history),
+        )
+        .route(
+            "/v1/definitions/{kind}/{name}/rollback",
+            post(experiments::rollback),
+        )
+        .route("/v1/experiments/{name}/results", get(experiments::results))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

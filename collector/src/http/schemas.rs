@@ -157,6 +157,8 @@ error_statuses! {
     ComplianceErrors = [400, 401, 405, 429, 503];
     /// Setting and deleting audiences.
     AudienceWriteErrors = [400, 401, 404, 405, 408, 413, 415, 429, 503];
+    /// Reading definitions and results of experiments.
+    DefinitionReadErrors = [400, 401, 404, 405, 429, 503];
     /// `/metrics`.
     MetricsErrors = [401, 405, 429];
     /// `/readyz`.

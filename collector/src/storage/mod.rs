@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod consent;
 pub mod definitions;
 pub mod duplicates;
+pub mod experiments;
 pub mod feed;
 pub mod feedback;
 pub mod identity;

@@ -180,6 +180,38 @@ pub async fn audience_memberships(
         .collect()
 }
 
+/// The subject's experiment assignments: (experiment, source, variant index, exposed at).
+pub async fn experiment_assignments(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT experiment, source_id, variant, exposed_at_ms FROM experiment_assignments
+         WHERE subject IN ({l}) ORDER BY experiment, source_id"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
+/// The subject's metric values in experiments: (experiment, source, metric, value).
+pub async fn experiment_values(
+    db: &Db,
+    all: &[Pseudonym],
+) -> Result<Vec<(String, String, String, f64)>> {
+    let l = numbered(1, all.len());
+    let sql = format!(
+        "SELECT experiment, source_id, metric, value FROM experiment_values
+         WHERE subject IN ({l}) ORDER BY experiment, source_id, metric"
+    );
+    let rows = bind_all(sqlx::query(&sql), all).fetch_all(&db.pool).await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
 /// The subject's entries into and exits from audiences: (audience, source, at, entered),
 /// oldest first.
 pub async fn audience_changes(

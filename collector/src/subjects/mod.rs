@@ -178,6 +178,23 @@ pub async fn collect(subjects: &Subjects, raw: &str, page: &PageQuery) -> Result
         })
         .collect();
     answer["audienceChanges"] = changes.into();
+    let assignments: Vec<Value> = stored::experiment_assignments(db, &all)
+        .await?
+        .into_iter()
+        .map(|(experiment, source, variant, exposed)| {
+            json!({"experiment": experiment, "source": source, "variant": variant,
+                   "exposedAt": exposed.map(time)})
+        })
+        .collect();
+    answer["experimentAssignments"] = assignments.into();
+    let values: Vec<Value> = stored::experiment_values(db, &all)
+        .await?
+        .into_iter()
+        .map(|(experiment, source, metric, value)| {
+            json!({"experiment": experiment, "source": source, "metric": metric, "value": value})
+        })
+        .collect();
+    answer["experimentValues"] = values.into();
     let links: Vec<Value> = stored::identity_links(db, &all)
         .await?
         .into_iter()

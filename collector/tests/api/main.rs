@@ -1,5 +1,6 @@
 //! The collector's HTTP API, black-box, on SQLite and on PostgreSQL: the same suite runs
 //! against both (`sqlite::name` and `postgres::name`).
+mod experiments;
 mod feed;
 mod helpers;
 mod recommendations;
@@ -113,6 +114,26 @@ mod recommendations_sqlite {
     async fn replicas_share_recommendations_through_redis() {
         crate::recommendations::replicas_share_recommendations_through_redis(
             crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+}
+
+mod experiments_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn experiments_detect_what_is_there_and_flag_a_broken_split() {
+        crate::experiments::experiments_detect_what_is_there_and_flag_a_broken_split(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+}
+
+mod experiments_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn experiments_detect_what_is_there_and_flag_a_broken_split() {
+        crate::experiments::experiments_detect_what_is_there_and_flag_a_broken_split(
+            crate::helpers::Backend::Postgres,
         )
         .await
     }

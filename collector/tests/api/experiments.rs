@@ -1,0 +1,443 @@
+//! Content, flags and experiments over the real server: definitions checked and
+//! versioned, variants served by consent, targeting and sticky assignment, traffic of
+//! simulated visitors through the real ingest path, and the results the statistics
+//! predict — a difference detected, none detected, a broken split flagged.
+use std::time::{Duration, Instant};
+
+use assent_experiments::hash::bucket;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn now_minus(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assent_protocol::Timestamp::from_unix_millis(now - minutes * 60_000).to_string()
+}
+
+async fn put(app: &TestApp, kind: &str, name: &str, body: Value) -> (u16, Value) {
+    app.admin_send("PUT", &format!("/v1/definitions/{kind}/{name}"), &body)
+        .await
+}
+
+/// `GET` with the write key (what the web script sends), optionally a User-Agent.
+async fn serve(
+    app: &TestApp,
+    path: &str,
+    ua: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut r = app
+        .client
+        .get(format!("{}{path}", app.url))
+        .basic_auth(WRITE_KEY, Some(""));
+    if let Some(ua) = ua {
+        r = r.header("user-agent", ua);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    )
+}
+
+fn headline(title: &str) -> Value {
+    json!({"title": title})
+}
+
+fn slot(variants: &[&str]) -> Value {
+    let v: serde_json::Map<String, Value> = variants
+        .iter()
+        .map(|n| (n.to_string(), headline(&format!("The {n} one"))))
+        .collect();
+    json!({"blockType": "headline", "variants": v, "default": variants[0]})
+}
+
+fn experiment(slot: &str, weights: [f64; 2], mde: f64) -> Value {
+    json!({"slot": slot, "variants": ["control", "treatment"], "weights": weights, "mde": mde,
+           "primary": {"name": "signups", "kind": "conversion", "event": "Signed Up"}})
+}
+
+/// `n` visitors who granted analytics are served `slot`; those whose deterministic draw
+/// falls under their variant's true rate sign up. Returns the visitors per variant and
+/// the sign-ups sent.
+async fn traffic(
+    app: &TestApp,
+    prefix: &str,
+    n: usize,
+    slot: &str,
+    rates: [f64; 2],
+) -> ([u64; 2], u64) {
+    let yes = json!({"analytics": true, "personalization": false});
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in ids.chunks(100) {
+        let consents: Vec<Value> = chunk
+            .iter()
+            .map(|s| consent(&format!("c-{s}"), s, yes.clone(), &now_minus(30)))
+            .collect();
+        let (status, v) = app
+            .post("/v1/batch", &json!({"consent": consents, "batch": []}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let mut seen = [0u64; 2];
+    let mut signups = Vec::new();
+    for s in &ids {
+        let (status, r, _) = serve(app, &format!("/v1/content/{slot}?subject={s}"), None).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["reason"], "experiment", "{r}");
+        let v = usize::from(r["variant"] == "treatment");
+        seen[v] += 1;
+        if bucket("conversion", s) < rates[v] {
+            signups.push(
+                json!({"messageId": format!("su-{s}"), "type": "track", "event": "Signed Up",
+                "anonymousId": s, "timestamp": now_minus(0)}),
+            );
+        }
+    }
+    for chunk in signups.chunks(400) {
+        let (status, v) = app.post("/v1/batch", &json!({"batch": chunk})).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    (seen, signups.len() as u64)
+}
+
+/// Results once the metrics consumer has counted `conversions` sign-ups.
+async fn results(app: &TestApp, name: &str, conversions: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = app
+            .admin_json(&format!("/v1/experiments/{name}/results"))
+            .await;
+        let counted: u64 = r["metrics"][0]["variants"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| v["conversions"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        if counted >= conversions || started.elapsed() > Duration::from_secs(20) {
+            assert_eq!(counted, conversions, "{r}");
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend) {
+    // Thousands of simulated visitors from one address: limits for a crowd.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&fresh_database(b, dir.path()).await);
+    cfg.consent_records_per_second = 100_000;
+    cfg.consent_records_burst = 100_000;
+    cfg.rate_limit_per_second = 100_000;
+    cfg.rate_limit_burst = 100_000;
+    let app = spawn_with(cfg, dir).await;
+    // Definitions: checked, nothing stored when they do not hold.
+    let (status, v) = put(&app, "slots", "hero", slot(&["control", "treatment"])).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"], 1);
+    let bad_content =
+        json!({"blockType": "headline", "variants": {"a": {"subtitle": 3}}, "default": "a"});
+    let (status, e) = put(&app, "slots", "broken", bad_content).await;
+    assert_eq!(status, 400, "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/subtitle") && message.contains("title"),
+        "{message}"
+    );
+    let (status, e) = put(
+        &app,
+        "block-types",
+        "quote",
+        json!({"schema": {"type": "nope"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("does not compile"), "{e}");
+    let (status, e) = put(
+        &app,
+        "block-types",
+        "quote",
+        json!({"schema": {"type": "object"}, "template": "{{#each}}"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = put(&app, "block-types", "quote",
+        json!({"schema": {"type": "object", "properties": {"text": {"type": "string"}}}, "template": "<q>{{text}}</q> {{author}}"})).await;
+    assert_eq!(status, 200, "{e}");
+    let (status, e) = put(
+        &app,
+        "slots",
+        "quotes",
+        json!({"blockType": "quote", "variants": {"a": {"text": "Hi"}}, "default": "a"}),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a template field the content lacks fails when saved: {e}"
+    );
+    assert!(e.to_string().contains("does not render"), "{e}");
+    let (status, e) = put(
+        &app,
+        "experiments",
+        "bad",
+        experiment("hero", [0.7, 0.7], 0.5),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("sum to 1"), "{e}");
+    let (status, e) = put(
+        &app,
+        "experiments",
+        "bad",
+        experiment("hero", [-0.5, 1.5], 0.5),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    let mut segmented = slot(&["control", "treatment"]);
+    segmented["rules"] = json!([{"when": {"segment": "nobody-made-this"}, "variant": "treatment"}]);
+    let (status, e) = put(&app, "slots", "segmented", segmented).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e.to_string().contains("no audience"), "{e}");
+    for (kind, name) in [
+        ("slots", "broken"),
+        ("slots", "quotes"),
+        ("experiments", "bad"),
+        ("slots", "segmented"),
+    ] {
+        let r = app
+            .admin_get(&format!("/v1/definitions/{kind}/{name}"))
+            .await;
+        assert_eq!(r.status().as_u16(), 404, "{kind}/{name} was not stored");
+    }
+
+    // Before any experiment: targeting by device needs personalization; without it the
+    // fallback, cacheable by anyone.
+    let mut targeted = slot(&["control", "treatment"]);
+    targeted["rules"] = json!([{"when": {"device": ["mobile"]}, "variant": "treatment"}]);
+    targeted["fallback"] = json!("control");
+    assert_eq!(put(&app, "slots", "hero", targeted).await.0, 200);
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    let (status, r, h) = serve(&app, "/v1/content/hero?subject=nobody", Some(iphone)).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["variant"].as_str(), r["reason"].as_str()),
+        (Some("control"), Some("fallback")),
+        "{r}"
+    );
+    assert_eq!(h["cache-control"], "public, max-age=60");
+    let (_, html, _) = serve(&app, "/v1/content/hero?subject=nobody&format=html", None).await;
+    assert_eq!(html, "<h2>The control one</h2>");
+    let yes = json!({"analytics": true, "personalization": true});
+    let (status, _) = app
+        .post("/v1/batch", &json!({"consent": [consent("c-pat", "pat", yes, &now_minus(30))],
+            "batch": [{"messageId": "p-1", "type": "page", "anonymousId": "pat", "timestamp": now_minus(5)}]}))
+        .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let targeted = loop {
+        let (_, r, _) = serve(&app, "/v1/content/hero?subject=pat", Some(iphone)).await;
+        if r["reason"] == "targeting" || started.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        targeted["variant"], "treatment",
+        "an iPhone is a mobile device: {targeted}"
+    );
+    let history = app.admin_json("/v1/definitions/slots/hero/history").await;
+    assert_eq!(history["versions"].as_array().unwrap().len(), 2);
+    assert!(
+        history["versions"][1]["changes"]
+            .to_string()
+            .contains("/rules"),
+        "{history}"
+    );
+
+    // 1. A real difference (10 % against 25 %), enough visitors: detected.
+    let (status, v) = put(
+        &app,
+        "experiments",
+        "hero-test",
+        experiment("hero", [0.5, 0.5], 0.6),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, e) = put(
+        &app,
+        "experiments",
+        "hero-again",
+        experiment("hero", [0.5, 0.5], 0.6),
+    )
+    .await;
+    assert_eq!(status, 400, "one experiment per slot at a time: {e}");
+    let rates = [0.10, 0.25];
+    let (seen, sent) = traffic(&app, "a", 1_200, "hero", rates).await;
+    let r = results(&app, "hero-test", sent).await;
+    assert_eq!(
+        r["variants"][0]["visitors"].as_u64().unwrap()
+            + r["variants"][1]["visitors"].as_u64().unwrap(),
+        1_200,
+        "{r}"
+    );
+    assert_eq!(
+        [
+            r["variants"][0]["visitors"].as_u64().unwrap(),
+            r["variants"][1]["visitors"].as_u64().unwrap()
+        ],
+        seen
+    );
+    let c = &r["metrics"][0]["comparisons"][0];
+    assert!(c["pValue"].as_f64().unwrap() < 1e-6, "{c}");
+    assert!(c["relative"]["low"].as_f64().unwrap() > 0.0, "{c}");
+    assert_eq!(r["srm"]["mismatch"], false, "{r}");
+    assert_eq!(r["sampleSize"]["reached"], true, "{r}");
+    assert!(
+        r["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("treatment beats the control on signups"),
+        "{r}"
+    );
+    // Sticky: new weights do not move anyone already served.
+    let mut before = Vec::new();
+    for i in 0..50 {
+        let (_, r, _) = serve(&app, &format!("/v1/content/hero?subject=a-{i}"), None).await;
+        before.push(r["variant"].clone());
+    }
+    assert_eq!(
+        put(
+            &app,
+            "experiments",
+            "hero-test",
+            experiment("hero", [0.1, 0.9], 0.6)
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for (i, was) in before.iter().enumerate() {
+        let (_, again, _) = serve(&app, &format!("/v1/content/hero?subject=a-{i}"), None).await;
+        assert_eq!(
+            (&again["variant"], again["reason"].as_str()),
+            (was, Some("experiment")),
+            "a-{i}"
+        );
+    }
+
+    // 2. No difference (15 % both): first too few visitors for the fixed horizon, so no
+    // verdict; with the sequential option, no difference found.
+    assert_eq!(
+        put(&app, "slots", "footer", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        put(
+            &app,
+            "experiments",
+            "footer-test",
+            experiment("footer", [0.5, 0.5], 0.6)
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, sent) = traffic(&app, "b", 400, "footer", [0.15, 0.15]).await;
+    let r = results(&app, "footer-test", sent).await;
+    assert_eq!(r["sampleSize"]["reached"], false, "{r}");
+    assert!(
+        r["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not enough visitors yet"),
+        "{r}"
+    );
+    let mut sequential = experiment("footer", [0.5, 0.5], 0.6);
+    sequential["sequential"] = json!(true);
+    assert_eq!(
+        put(&app, "experiments", "footer-test", sequential).await.0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let r = results(&app, "footer-test", sent).await;
+    let c = &r["metrics"][0]["comparisons"][0];
+    assert!(c["sequential"]["pValue"].as_f64().unwrap() > 0.05, "{c}");
+    assert!(c["pValue"].as_f64().unwrap() > 0.05, "{c}");
+    assert!(
+        r["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("No significant difference"),
+        "{r}"
+    );
+
+    // 3. A broken split: weights changed mid-way (the first visitors stay where they
+    // were), so visitors no longer match the weights — the sample-ratio check says so.
+    assert_eq!(
+        put(&app, "slots", "banner", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        put(
+            &app,
+            "experiments",
+            "banner-test",
+            experiment("banner", [0.5, 0.5], 0.6)
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, sent_1) = traffic(&app, "c", 300, "banner", [0.2, 0.2]).await;
+    assert_eq!(
+        put(
+            &app,
+            "experiments",
+            "banner-test",
+            experiment("banner", [0.9, 0.1], 0.6)
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (_, sent_2) = traffic(&app, "d", 300, "banner", [0.2, 0.2]).await;
+    let r = results(&app, "banner-test", sent_1 + sent_2).await;
+    assert_eq!(r["srm"]["mismatch"], true, "{r}");
+    assert!(
+        r["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sample ratio mismatch"),
+        "{r}"
+    );
+
+    // A visitor without analytics consent sees the default and is not counted.
+    let before = r["variants"][0]["visitors"].as_u64().unwrap()
+        + r["variants"][1]["visitors"].as_u64().unwrap();
+    let (_, r, _) = serve(&app, "/v1/content/banner?subject=stranger", None).await;
+    assert_eq!(
+        (r["variant"].as_str(), r["reason"].as_str()),
+        (Some("control"), Some("fallback")),
+        "{r}"
+    );
+    let after = app.admin_json("/v1/experiments/banner-test/results").await;
+    assert_eq!(
+        after["variants"][0]["visitors"].as_u64().unwrap()
+            + after["variants"][1]["visitors"].as_u64().unwrap(),
+        before
+    );
+}
