@@ -58,6 +58,10 @@ pub enum Command {
     /// offline on an interaction file.
     #[command(subcommand)]
     Recommend(RecommendCommand),
+    /// Content, flags and experiments: set, list, show the history of and roll back
+    /// definitions; an experiment's results as a table.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
     /// A segmentation worker: consumes the feed from NATS JetStream with the other
     /// workers (needs ASSENT_NATS_URL; profiles in the shared database) until stopped.
     Worker,
@@ -96,6 +100,51 @@ pub enum SegmentsCommand {
     Rollback { name: String },
     /// Decide every audience's members again from stored history.
     Backfill,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// An experiment's results: visitors, the sample-ratio check, each metric per
+    /// variant against the control, adjusted p-values and a verdict.
+    Results {
+        name: String,
+        /// The JSON the HTTP API answers instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a definition from a JSON file (checked as the HTTP API checks it).
+    Set {
+        /// `block-types`, `slots`, `flags` or `experiments`.
+        kind: String,
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// The definitions of a kind in force (JSON lines).
+    List { kind: String },
+    /// Every version of a definition, oldest first (JSON lines).
+    History { kind: String, name: String },
+    /// Put an old version back in force, as a new version.
+    Rollback {
+        kind: String,
+        name: String,
+        version: i64,
+    },
+}
+
+fn definition_kind(kind: &str) -> Result<crate::experiments::Kind> {
+    use crate::experiments::Kind;
+    Ok(match kind {
+        "block-types" => Kind::BlockType,
+        "slots" => Kind::Slot,
+        "flags" => Kind::Flag,
+        "experiments" => Kind::Experiment,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "{other:?}: block-types, slots, flags or experiments"
+            )))
+        }
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -645,6 +694,53 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .await?;
             bar.finish_and_clear();
             println!("{}", serde_json::to_string(&version).expect("serializes"));
+        }
+        Some(Command::Experiments(command)) => {
+            let state = open(&cli).await?;
+            let x = &state.experiments;
+            let line = |v: &crate::experiments::Version| {
+                println!("{}", serde_json::to_string(v).expect("serializes"))
+            };
+            match command {
+                ExperimentsCommand::Results { name, json } => {
+                    let r = x.results(name).await?;
+                    if *json {
+                        println!("{r}");
+                    } else {
+                        print!("{}", crate::experiments::table(&r));
+                    }
+                }
+                ExperimentsCommand::Set { kind, name, file } => {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+                    let body: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?;
+                    line(
+                        &x.put(definition_kind(kind)?, name, &body, "cli".into())
+                            .await?,
+                    );
+                }
+                ExperimentsCommand::List { kind } => {
+                    for v in x.list(definition_kind(kind)?).await? {
+                        line(&v);
+                    }
+                }
+                ExperimentsCommand::History { kind, name } => {
+                    for v in x.history(definition_kind(kind)?, name).await? {
+                        line(&v);
+                    }
+                }
+                ExperimentsCommand::Rollback {
+                    kind,
+                    name,
+                    version,
+                } => {
+                    line(
+                        &x.rollback(definition_kind(kind)?, name, *version, "cli".into())
+                            .await?,
+                    );
+                }
+            }
         }
         Some(Command::Recommend(RecommendCommand::Models)) => {
             let state = open(&cli).await?;

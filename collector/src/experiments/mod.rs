@@ -6,6 +6,8 @@ pub mod definitions;
 pub mod metrics;
 mod results;
 
+pub use results::table;
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},

@@ -244,3 +244,154 @@ fn verdict(
         winners.join("; ") + "."
     }
 }
+
+/// The results as a plain-text table (what `assent-collector experiments results`
+/// prints).
+pub fn table(r: &Value) -> String {
+    let mut out = String::new();
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let sample = &r["sampleSize"];
+    out.push_str(&format!(
+        "experiment {} ({}), alpha {}, {}\n",
+        r["experiment"].as_str().unwrap_or(""),
+        if r["running"] == true {
+            "running"
+        } else {
+            "stopped"
+        },
+        f(&r["alpha"]),
+        if r["sequential"] == true {
+            "sequential (always-valid p-values)".to_owned()
+        } else {
+            match sample["perVariant"].as_u64() {
+                Some(n) => format!(
+                    "fixed horizon {n} visitors per variant ({})",
+                    if sample["reached"] == true {
+                        "reached"
+                    } else {
+                        "not reached"
+                    }
+                ),
+                None => "fixed horizon unknown yet".to_owned(),
+            }
+        }
+    ));
+    out.push_str(&format!(
+        "{:<14}{:>8}{:>10}\n",
+        "variant", "weight", "visitors"
+    ));
+    for v in r["variants"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<14}{:>8.2}{:>10}\n",
+            v["variant"].as_str().unwrap_or(""),
+            f(&v["weight"]),
+            v["visitors"].as_u64().unwrap_or(0)
+        ));
+    }
+    match r["srm"].as_object() {
+        Some(s) => out.push_str(&format!(
+            "sample ratio: chi-square {:.2}, p {:.3e}{}\n",
+            s["statistic"].as_f64().unwrap_or(f64::NAN),
+            s["pValue"].as_f64().unwrap_or(f64::NAN),
+            if s["mismatch"] == true {
+                " — MISMATCH"
+            } else if s["checked"] == true {
+                " (ok)"
+            } else {
+                " (not checked: fewer than 8 visitors in a variant)"
+            }
+        )),
+        None => out.push_str("sample ratio: not computed\n"),
+    }
+    for m in r["metrics"].as_array().into_iter().flatten() {
+        let rate = m["kind"] == "conversion" || m["kind"] == "click_through";
+        out.push_str(&format!(
+            "\n{} ({}{}, event {:?})\n",
+            m["name"].as_str().unwrap_or(""),
+            m["kind"].as_str().unwrap_or(""),
+            if m["primary"] == true {
+                ", primary"
+            } else {
+                ", guardrail"
+            },
+            m["event"].as_str().unwrap_or("")
+        ));
+        out.push_str(&format!(
+            "{:<14}{:>10}{:>12}{:>10}  {:<30}{:<30}{:>10}{:>10}{:>10}\n",
+            "variant",
+            "visitors",
+            if rate { "conversions" } else { "sum" },
+            if rate { "rate" } else { "mean" },
+            "change (interval)",
+            "relative (interval)",
+            "p",
+            "p Holm",
+            "p BH"
+        ));
+        let comparisons = m["comparisons"].as_array().cloned().unwrap_or_default();
+        for v in m["variants"].as_array().into_iter().flatten() {
+            let name = v["variant"].as_str().unwrap_or("");
+            let (count, level) = if rate {
+                (
+                    v["conversions"].to_string(),
+                    format!("{:.2} %", f(&v["rate"]) * 100.0),
+                )
+            } else {
+                (
+                    format!("{:.2}", f(&v["sum"])),
+                    format!("{:.3}", f(&v["mean"])),
+                )
+            };
+            let mut line = format!(
+                "{name:<14}{:>10}{count:>12}{level:>10}",
+                v["visitors"].as_u64().unwrap_or(0)
+            );
+            if let Some(c) = comparisons.iter().find(|c| c["variant"] == name) {
+                if let Some(e) = c["error"].as_str() {
+                    line.push_str(&format!("  {e}"));
+                } else {
+                    let (a, rel) = (&c["absolute"], &c["relative"]);
+                    let scale = if rate { 100.0 } else { 1.0 };
+                    let abs = format!(
+                        "{:+.2}{} [{:+.2}, {:+.2}]",
+                        f(&a["estimate"]) * scale,
+                        if rate { " pp" } else { "" },
+                        f(&a["low"]) * scale,
+                        f(&a["high"]) * scale
+                    );
+                    let relative = if f(&rel["estimate"]).is_finite() {
+                        format!(
+                            "{:+.1} % [{:+.1}, {:+.1}]",
+                            f(&rel["estimate"]) * 100.0,
+                            f(&rel["low"]) * 100.0,
+                            f(&rel["high"]) * 100.0
+                        )
+                    } else {
+                        "— (the control is 0)".to_owned()
+                    };
+                    line.push_str(&format!(
+                        "  {abs:<30}{relative:<30}{:>10.2e}{:>10.2e}{:>10.2e}",
+                        f(&c["pValue"]),
+                        f(&c["pHolm"]),
+                        f(&c["pBenjaminiHochberg"])
+                    ));
+                    if let Some(s) = c["sequential"].as_object() {
+                        line.push_str(&format!(
+                            "  always-valid p {:.2e}, [{:+.3}, {:+.3}]",
+                            s["pValue"].as_f64().unwrap_or(f64::NAN),
+                            f(&s["absolute"]["low"]) * scale,
+                            f(&s["absolute"]["high"]) * scale
+                        ));
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "\nverdict: {}\n",
+        r["verdict"].as_str().unwrap_or("")
+    ));
+    out
+}

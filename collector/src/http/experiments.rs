@@ -335,7 +335,9 @@ fn subject(q: &ServeQuery) -> Result<&str> {
     tag = "experiments",
     params(("slot" = String, Path, description = "The slot's name."), ServeQuery),
     responses(
-        (status = 200, description = "`{slot, blockType, variant, reason, content, html, experiment}`, or the HTML with `format=html`.", body = Object),
+        (status = 200, description = "`{slot, blockType, variant, reason, content, html, experiment}`, or the HTML with `format=html`.",
+         content((Object = "application/json"), (String = "text/html"))),
+        (status = 304, description = "Not modified (`If-None-Match`; answers that are not personal)."),
         ConsentReadErrors,
     ),
     security(("bearer" = []), ("basic" = []))

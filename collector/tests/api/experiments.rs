@@ -307,6 +307,20 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
             .starts_with("treatment beats the control on signups"),
         "{r}"
     );
+    // The command line's table says the same.
+    let table = assent_collector::experiments::table(&r);
+    assert!(
+        table.contains("verdict: treatment beats the control on signups"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("control{:>17}", seen[0])),
+        "{table}"
+    );
+    assert!(
+        table.contains("sample ratio: chi-square") && table.contains("(ok)"),
+        "{table}"
+    );
     // Sticky: new weights do not move anyone already served.
     let mut before = Vec::new();
     for i in 0..50 {
