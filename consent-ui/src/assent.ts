@@ -287,6 +287,29 @@ export class Assent {
     return this.track("Recommendation Clicked", { ...properties, rec_id: recId, item_id: itemId });
   }
 
+  /**
+   * Asks the collector which variant of content slot `slot` this visitor gets (their
+   * experiment variant, a targeted one with personalization consent, else the
+   * fallback) and, given an element, puts the block's HTML (rendered and escaped by the
+   * collector) in it. Resolves with the answer, or null (the element left as it was)
+   * when the slot is unknown or the collector cannot be reached. Before a decision the
+   * visitor's id is not sent: they get the fallback.
+   */
+  async content(slot: string, element?: Element | null): Promise<Record<string, unknown> | null> {
+    if (typeof slot !== "string" || !/^[a-z0-9_-]{1,64}$/.test(slot)) return null;
+    const subject = this.current() ? this.state!.id : "";
+    const url = `${this.cfg.endpoint}/v1/content/${slot}${subject ? `?subject=${encodeURIComponent(subject)}` : ""}`;
+    try {
+      const r = await fetch(url, { headers: { authorization: `Basic ${btoa(`${this.cfg.writeKey}:`)}` }, credentials: "omit" });
+      if (!r.ok) return null;
+      const answer = (await r.json()) as Record<string, unknown>;
+      if (element && typeof answer.html === "string") element.innerHTML = answer.html;
+      return answer;
+    } catch {
+      return null;
+    }
+  }
+
   page(name?: string, properties: Record<string, unknown> = {}): boolean {
     return this.tracker.enqueue({ type: "page", name: name || document.title, properties, purpose: "analytics" });
   }

@@ -17,6 +17,7 @@ function api(a: Assent) {
     version: __ASSENT_VERSION__,
     track: a.track.bind(a),
     page: a.page.bind(a),
+    content: a.content.bind(a),
     recommendationViewed: a.recommendationViewed.bind(a),
     recommendationClicked: a.recommendationClicked.bind(a),
     identify: a.identify.bind(a),

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { INIT, consentOf, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
+import { ADMIN, INIT, consentOf, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
 
 let site, collector, browser, hostOrigin;
 const CONFIG = {
@@ -123,6 +123,49 @@ test("impressions and clicks of a recommendation list carry its recId; a bad id 
       ["Recommendation Viewed", { slot: "home", rec_id: recId }],
     ],
   );
+  await context.close();
+});
+
+test("assent.content fills an element with the visitor's variant, the fallback before a decision", async () => {
+  const put = (kind, name, body) =>
+    fetch(`${collector.url}/v1/definitions/${kind}/${name}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  let r = await put("slots", "hero", {
+    blockType: "headline",
+    variants: { plain: { title: "Hello" }, bold: { title: "Hello <b>you</b>" } },
+    default: "plain",
+  });
+  assert.equal(r.status, 200);
+  r = await put("experiments", "hero-all", {
+    slot: "hero", variants: ["plain", "bold"], weights: [0, 1],
+    primary: { name: "signups", kind: "conversion", event: "Signed Up" },
+  });
+  assert.equal(r.status, 200, await r.text());
+  const context = await browser.newContext();
+  await context.addInitScript(INIT);
+  const page = await context.newPage();
+  await page.goto(site.origin + "/t/");
+  await ready(page);
+  const before = await page.evaluate(async () => {
+    document.body.insertAdjacentHTML("beforeend", '<div id="hero"></div>');
+    const a = await assent.content("hero", document.getElementById("hero"));
+    return [a && a.reason, document.getElementById("hero").innerHTML, await assent.content("Not A Slot")];
+  });
+  assert.deepEqual(before, ["fallback", "<h2>Hello</h2>", null]);
+  await inBanner(page, "#accept").click();
+  await until(() => stored(page), "state");
+  await page.evaluate(() => assent.flush());
+  const after = await until(async () => {
+    const got = await page.evaluate(async () => {
+      const a = await assent.content("hero", document.getElementById("hero"));
+      return [a && a.reason, a && a.variant, document.getElementById("hero").innerHTML];
+    });
+    return got[0] === "experiment" && got;
+  }, "the experiment's variant once analytics is granted");
+  assert.deepEqual(after, ["experiment", "bold", "<h2>Hello &lt;b&gt;you&lt;/b&gt;</h2>"]);
   await context.close();
 });
 
