@@ -25,14 +25,17 @@ CREATE TABLE experiment_assignments (
     received_at_ms BIGINT NOT NULL,
     PRIMARY KEY (experiment, source_id, subject)
 );
--- Each exposed subject's value of each metric since exposure (1 for a conversion),
--- summed from the feed by the experiment-metrics consumer. Subject data, as above.
+-- Each exposed subject's value of each metric since exposure (1 per event for a rate,
+-- the property summed otherwise), summed from the feed by the experiment-metrics
+-- consumer, and the same metric over the 30 days before exposure (CUPED's covariate,
+-- read from the subject's stored events when first exposed). Subject data, as above.
 CREATE TABLE experiment_values (
     experiment     TEXT NOT NULL,
     source_id      TEXT NOT NULL,
     subject        TEXT NOT NULL,
     metric         TEXT NOT NULL,
     value          DOUBLE PRECISION NOT NULL,
+    pre_value      DOUBLE PRECISION NOT NULL,
     received_at_ms BIGINT NOT NULL,
     PRIMARY KEY (experiment, source_id, subject, metric)
 );

@@ -156,6 +156,13 @@ pub struct ExperimentDefinition {
     pub sequential: bool,
     #[serde(default = "default_tuning")]
     pub sequential_tuning: f64,
+    /// Decide on CUPED-adjusted comparisons when visitors have pre-exposure values.
+    #[serde(default = "yes")]
+    pub cuped: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> f64 {

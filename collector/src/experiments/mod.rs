@@ -39,6 +39,12 @@ use definitions::{Catalogue, SlotDefinition};
 /// (another replica may have changed them).
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// The pre-exposure window of CUPED's covariate, and how much of a subject's history is
+/// read for it (pages of events).
+const PRE_PERIOD_MS: i64 = 30 * 24 * 3600 * 1000;
+const PRE_PAGE: usize = 500;
+const PRE_PAGES: usize = 20;
+
 /// What a request says of where it comes from, beyond the subject.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
@@ -410,8 +416,72 @@ impl Experiments {
             let at = stored.as_ref().and_then(|s| s.exposed_at_ms).or(exposed_at);
             storage::experiments::assign(&self.db, &e.name, source, &current, v as i64, at, now)
                 .await?;
+            if exposed && (fresh || unexposed) {
+                for (metric, pre) in self.pre_values(e, source, &all, now).await? {
+                    storage::experiments::set_pre_value(
+                        &self.db, &e.name, source, &current, &metric, pre, now,
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(Some((e.name.clone(), e.def.variants[v].clone())))
+    }
+
+    /// Each metric of `e` over the [`PRE_PERIOD_MS`] before `exposed_at`, from the
+    /// subject's stored events at `source` (CUPED's covariate; a rate counts whether it
+    /// happened).
+    async fn pre_values(
+        &self,
+        e: &definitions::Experiment,
+        source: &SourceId,
+        all: &[crate::ids::Pseudonym],
+        exposed_at: i64,
+    ) -> Result<Vec<(String, f64)>> {
+        let mut values: Vec<(String, f64)> = e.metrics().map(|m| (m.name.clone(), 0.0)).collect();
+        let mut after = (exposed_at - PRE_PERIOD_MS, String::new(), String::new());
+        'pages: for _ in 0..PRE_PAGES {
+            let page =
+                storage::subjects::events_after(&self.db, all, after.clone(), PRE_PAGE).await?;
+            for ev in &page {
+                if ev.timestamp_ms >= exposed_at {
+                    break 'pages;
+                }
+                if ev.source_id != source.as_str() {
+                    continue;
+                }
+                let payload: Value = serde_json::from_str(&ev.payload).unwrap_or(Value::Null);
+                for (m, (_, v)) in e.metrics().zip(values.iter_mut()) {
+                    if payload["event"].as_str() != Some(m.event.as_str()) {
+                        continue;
+                    }
+                    *v += match (m.kind.is_rate(), &m.property) {
+                        (true, _) => 1.0,
+                        (false, Some(p)) => payload["properties"][p]
+                            .as_f64()
+                            .filter(|x| x.is_finite())
+                            .unwrap_or(0.0),
+                        (false, None) => 0.0,
+                    };
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PRE_PAGE => {
+                    after = (
+                        last.timestamp_ms,
+                        last.source_id.clone(),
+                        last.message_id.clone(),
+                    )
+                }
+                _ => break,
+            }
+        }
+        for (m, (_, v)) in e.metrics().zip(values.iter_mut()) {
+            if m.kind.is_rate() {
+                *v = v.min(1.0);
+            }
+        }
+        Ok(values)
     }
 
     fn context<'a>(

@@ -5,12 +5,13 @@
 //! sample size, and a verdict in words that declares no winner early.
 
 use assent_experiments::stats::{
-    benjamini_hochberg, chi_square, holm, msprt, sample_ratio, sample_size_means,
-    sample_size_proportions, two_proportions, welch, Comparison, Moments, Proportion,
+    benjamini_hochberg, chi_square, cuped, holm, msprt, sample_ratio, sample_size_means,
+    sample_size_proportions, two_proportions, welch, Comparison, Moments, Paired, Proportion,
 };
 use serde_json::{json, Value};
 
 use super::definitions::{Experiment, Metric};
+use crate::storage::experiments::MetricSums;
 use crate::{
     error::Result,
     storage::{self, Db},
@@ -39,13 +40,27 @@ pub async fn of(db: &Db, e: &Experiment, now_ms: i64) -> Result<Value> {
     let mut rows: Vec<Row> = Vec::new();
     let mut primary_control: Option<(bool, f64, f64)> = None;
     for (mi, m) in metrics.iter().enumerate() {
-        let mut sums = vec![(0u64, 0f64, 0f64); k];
-        for (v, n, s, s2) in storage::experiments::metric_sums(db, &e.name, &m.name).await? {
-            if let Some(slot) = sums.get_mut(v as usize) {
-                *slot = (n as u64, s, s2);
+        let rate = m.kind.is_rate();
+        let mut full = vec![MetricSums::default(); k];
+        for (v, x) in storage::experiments::metric_sums(db, &e.name, &m.name, rate).await? {
+            if let Some(slot) = full.get_mut(v as usize) {
+                *slot = x;
             }
         }
-        let rate = m.kind.is_rate();
+        let sums: Vec<(u64, f64, f64)> = full
+            .iter()
+            .map(|x| (x.positive.max(0) as u64, x.sum, x.sum_sq))
+            .collect();
+        // CUPED when the pre-exposure values vary (visitors seen before exposure).
+        let with_pre = e.def.cuped && full.iter().any(|x| x.sum_pre_sq > 0.0);
+        let paired = |i: usize| Paired {
+            n: visitors[i],
+            sum_y: full[i].sum,
+            sum_y2: full[i].sum_sq,
+            sum_x: full[i].sum_pre,
+            sum_x2: full[i].sum_pre_sq,
+            sum_xy: full[i].sum_pre_value,
+        };
         let per_variant: Vec<Value> = (0..k)
             .map(|v| {
                 let (n, s, _) = sums[v];
@@ -99,11 +114,27 @@ pub async fn of(db: &Db, e: &Experiment, now_ms: i64) -> Result<Value> {
                 welch(m(0), m(v), alpha).map(|c| (c, None, "Welch's t"))
             };
             match result {
-                Ok((c, chi, test)) => {
+                Ok((plain, chi, test)) => {
                     let mut o = json!({"variant": e.def.variants[v], "test": test,
-                        "absolute": c.absolute, "relative": c.relative,
-                        "statistic": c.statistic, "pValue": c.p_value});
-                    if let Some(df) = c.df {
+                        "absolute": plain.absolute, "relative": plain.relative,
+                        "statistic": plain.statistic, "pValue": plain.p_value});
+                    let mut c = plain;
+                    if with_pre {
+                        if let Ok((adjusted, theta)) = cuped(paired(0), paired(v), alpha) {
+                            let narrower = 1.0
+                                - (adjusted.std_error / plain.std_error.max(f64::MIN_POSITIVE))
+                                    .powi(2);
+                            o["cuped"] = json!({"absolute": adjusted.absolute, "relative": adjusted.relative,
+                                "pValue": adjusted.p_value, "theta": theta, "varianceReduction": narrower});
+                            c = adjusted;
+                        }
+                    }
+                    o["decidedBy"] = json!(if with_pre && o.get("cuped").is_some() {
+                        "cuped"
+                    } else {
+                        "test"
+                    });
+                    if let Some(df) = plain.df {
                         o["df"] = json!(df);
                     }
                     if let Some((stat, p)) = chi {
@@ -375,6 +406,15 @@ pub fn table(r: &Value) -> String {
                         f(&c["pHolm"]),
                         f(&c["pBenjaminiHochberg"])
                     ));
+                    if let Some(x) = c["cuped"].as_object() {
+                        line.push_str(&format!(
+                            "  CUPED {:+.2} [{:+.2}, {:+.2}] p {:.2e}",
+                            f(&x["absolute"]["estimate"]) * scale,
+                            f(&x["absolute"]["low"]) * scale,
+                            f(&x["absolute"]["high"]) * scale,
+                            x["pValue"].as_f64().unwrap_or(f64::NAN)
+                        ));
+                    }
                     if let Some(s) = c["sequential"].as_object() {
                         line.push_str(&format!(
                             "  always-valid p {:.2e}, [{:+.3}, {:+.3}]",

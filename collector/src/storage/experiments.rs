@@ -226,8 +226,9 @@ pub async fn add_value(
     now_ms: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO experiment_values (experiment, source_id, subject, metric, value, received_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO experiment_values
+           (experiment, source_id, subject, metric, value, pre_value, received_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 0, $6)
          ON CONFLICT (experiment, source_id, subject, metric) DO UPDATE
            SET value = experiment_values.value + excluded.value",
     )
@@ -238,6 +239,34 @@ pub async fn add_value(
     .bind(value)
     .bind(now_ms)
     .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets a subject's pre-exposure value of a metric (its value since exposure kept).
+pub async fn set_pre_value(
+    db: &Db,
+    experiment: &str,
+    source: &SourceId,
+    subject: &Pseudonym,
+    metric: &str,
+    pre_value: f64,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO experiment_values
+           (experiment, source_id, subject, metric, value, pre_value, received_at_ms)
+         VALUES ($1, $2, $3, $4, 0, $5, $6)
+         ON CONFLICT (experiment, source_id, subject, metric) DO UPDATE
+           SET pre_value = excluded.pre_value",
+    )
+    .bind(experiment)
+    .bind(source.as_str())
+    .bind(subject.as_str())
+    .bind(metric)
+    .bind(pre_value)
+    .bind(now_ms)
+    .execute(&db.pool)
     .await?;
     Ok(())
 }
@@ -256,25 +285,56 @@ pub async fn exposed_per_variant(db: &Db, experiment: &str) -> Result<Vec<(i64, 
     .collect()
 }
 
-/// Per variant, over the exposed subjects with a value of `metric`: how many, Σ value,
-/// Σ value² (a subject without one has 0).
+/// A variant's sums of one metric over its exposed subjects (a subject without a row
+/// counts 0): subjects with a value above 0, Σ y, Σ y², and with the pre-exposure value
+/// x, Σ x, Σ x², Σ x·y — y being the value, or for a rate whether it is above 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricSums {
+    pub positive: i64,
+    pub sum: f64,
+    pub sum_sq: f64,
+    pub sum_pre: f64,
+    pub sum_pre_sq: f64,
+    pub sum_pre_value: f64,
+}
+
+/// Per variant, [`MetricSums`] of `metric` (`rate`: y is 1 when the value is above 0).
 pub async fn metric_sums(
     db: &Db,
     experiment: &str,
     metric: &str,
-) -> Result<Vec<(i64, i64, f64, f64)>> {
-    sqlx::query(
-        "SELECT a.variant, COUNT(*), SUM(v.value), SUM(v.value * v.value)
+    rate: bool,
+) -> Result<Vec<(i64, MetricSums)>> {
+    let y = if rate {
+        "CASE WHEN v.value > 0 THEN CAST(1 AS DOUBLE PRECISION) ELSE CAST(0 AS DOUBLE PRECISION) END"
+    } else {
+        "v.value"
+    };
+    sqlx::query(&format!(
+        "SELECT a.variant, SUM(CASE WHEN v.value > 0 THEN 1 ELSE 0 END), SUM({y}), SUM({y} * {y}),
+                SUM(v.pre_value), SUM(v.pre_value * v.pre_value), SUM(v.pre_value * {y})
          FROM experiment_assignments a JOIN experiment_values v
            ON v.experiment = a.experiment AND v.source_id = a.source_id AND v.subject = a.subject
          WHERE a.experiment = $1 AND v.metric = $2 AND a.exposed_at_ms IS NOT NULL
-         GROUP BY a.variant ORDER BY a.variant",
-    )
+         GROUP BY a.variant ORDER BY a.variant"
+    ))
     .bind(experiment)
     .bind(metric)
     .fetch_all(&db.pool)
     .await?
     .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+    .map(|r| {
+        Ok((
+            r.try_get(0)?,
+            MetricSums {
+                positive: r.try_get(1)?,
+                sum: r.try_get(2)?,
+                sum_sq: r.try_get(3)?,
+                sum_pre: r.try_get(4)?,
+                sum_pre_sq: r.try_get(5)?,
+                sum_pre_value: r.try_get(6)?,
+            },
+        ))
+    })
     .collect()
 }

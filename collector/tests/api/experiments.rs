@@ -138,6 +138,11 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
     cfg.consent_records_burst = 100_000;
     cfg.rate_limit_per_second = 100_000;
     cfg.rate_limit_burst = 100_000;
+    // A fixed pseudonymization key: the same pseudonyms, so the same split, every run
+    // (the figures below are one draw, not a fresh one each time).
+    cfg.pseudonym_key = Some(assent_collector::config::Secret::new(
+        "experiments-test-key-0123456789abcdef",
+    ));
     let app = spawn_with(cfg, dir).await;
     // Definitions: checked, nothing stored when they do not hold.
     let (status, v) = put(&app, "slots", "hero", slot(&["control", "treatment"])).await;
@@ -262,7 +267,7 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         "{history}"
     );
 
-    // 1. A real difference (10 % against 25 %), enough visitors: detected.
+    // 1. A real difference (10 % against 30 %), enough visitors: detected.
     let (status, v) = put(
         &app,
         "experiments",
@@ -279,7 +284,7 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
     )
     .await;
     assert_eq!(status, 400, "one experiment per slot at a time: {e}");
-    let rates = [0.10, 0.25];
+    let rates = [0.10, 0.30];
     let (seen, sent) = traffic(&app, "a", 1_200, "hero", rates).await;
     let r = results(&app, "hero-test", sent).await;
     assert_eq!(
@@ -439,9 +444,98 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         "{r}"
     );
 
+    // 4. CUPED: each visitor's orders of the month before exposure predict their orders
+    // after it, so the adjusted interval of the revenue lift is much narrower.
+    assert_eq!(
+        put(&app, "slots", "cart", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    let mut cart = experiment("cart", [0.5, 0.5], 0.2);
+    cart["primary"] = json!({"name": "revenue", "kind": "revenue", "event": "Order Completed", "property": "revenue"});
+    assert_eq!(put(&app, "experiments", "cart-test", cart).await.0, 200);
+    let yes = json!({"analytics": true});
+    let ids: Vec<String> = (0..300).map(|i| format!("e-{i}")).collect();
+    let spend = |s: &str| 20.0 + 60.0 * bucket("spend", s);
+    for chunk in ids.chunks(100) {
+        let consents: Vec<Value> = chunk
+            .iter()
+            .map(|s| consent(&format!("c-{s}"), s, yes.clone(), &now_minus(4 * 1440)))
+            .collect();
+        let before: Vec<Value> = chunk
+            .iter()
+            .map(|s| {
+                json!({"messageId": format!("pre-{s}"), "type": "track",
+            "event": "Order Completed", "anonymousId": s, "timestamp": now_minus(2 * 1440),
+            "properties": {"revenue": spend(s)}})
+            })
+            .collect();
+        let (status, v) = app
+            .post("/v1/batch", &json!({"consent": consents, "batch": before}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let mut after = Vec::new();
+    let mut total = 0.0;
+    for s in &ids {
+        let (_, r, _) = serve(&app, &format!("/v1/content/cart?subject={s}"), None).await;
+        let lift = if r["variant"] == "treatment" {
+            3.0
+        } else {
+            0.0
+        };
+        after.push(
+            json!({"messageId": format!("post-{s}"), "type": "track", "event": "Order Completed",
+            "anonymousId": s, "timestamp": now_minus(0),
+            "properties": {"revenue": spend(s) + lift + 10.0 * bucket("noise", s) - 5.0}}),
+        );
+        total += after.last().unwrap()["properties"]["revenue"]
+            .as_f64()
+            .unwrap();
+    }
+    for chunk in after.chunks(100) {
+        assert_eq!(app.post("/v1/batch", &json!({"batch": chunk})).await.0, 200);
+    }
+    let started = Instant::now();
+    let r = loop {
+        let r = app.admin_json("/v1/experiments/cart-test/results").await;
+        let sum: f64 = r["metrics"][0]["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["sum"].as_f64().unwrap_or(0.0))
+            .sum();
+        if (sum - total).abs() < 1e-6 * total || started.elapsed() > Duration::from_secs(20) {
+            assert!(
+                (sum - total).abs() < 1e-6 * total,
+                "counted {sum} of {total}: {r}"
+            );
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let c = &r["metrics"][0]["comparisons"][0];
+    let width = |i: &Value| i["high"].as_f64().unwrap() - i["low"].as_f64().unwrap();
+    assert_eq!(c["decidedBy"], "cuped", "{c}");
+    assert!(
+        c["cuped"]["varianceReduction"].as_f64().unwrap() > 0.8,
+        "{c}"
+    );
+    assert!(
+        width(&c["cuped"]["absolute"]) < 0.5 * width(&c["absolute"]),
+        "{c}"
+    );
+    let lift = &c["cuped"]["absolute"];
+    assert!(
+        lift["low"].as_f64().unwrap() < 3.0 && lift["high"].as_f64().unwrap() > 3.0,
+        "the true lift is inside: {c}"
+    );
+
     // A visitor without analytics consent sees the default and is not counted.
-    let before = r["variants"][0]["visitors"].as_u64().unwrap()
-        + r["variants"][1]["visitors"].as_u64().unwrap();
+    let banner = app.admin_json("/v1/experiments/banner-test/results").await;
+    let before = banner["variants"][0]["visitors"].as_u64().unwrap()
+        + banner["variants"][1]["visitors"].as_u64().unwrap();
     let (_, r, _) = serve(&app, "/v1/content/banner?subject=stranger", None).await;
     assert_eq!(
         (r["variant"].as_str(), r["reason"].as_str()),
