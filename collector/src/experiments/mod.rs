@@ -409,10 +409,12 @@ impl Experiments {
         };
         let exposed_at = if exposed { Some(now) } else { None };
         let fresh = matches!(assigned, Assigned::New(_));
-        // Under the current pseudonym too, so events after a key rotation still count.
-        let moved = stored.as_ref().is_some_and(|s| s.subject != current);
+        // Moved to the current pseudonym, so events after a key rotation still count.
+        if let Some(s) = stored.as_ref().filter(|s| s.subject != current) {
+            storage::experiments::rekey(&self.db, &e.name, source, &s.subject, &current).await?;
+        }
         let unexposed = exposed && stored.as_ref().is_some_and(|s| s.exposed_at_ms.is_none());
-        if fresh || moved || unexposed {
+        if fresh || unexposed {
             let at = stored.as_ref().and_then(|s| s.exposed_at_ms).or(exposed_at);
             storage::experiments::assign(&self.db, &e.name, source, &current, v as i64, at, now)
                 .await?;

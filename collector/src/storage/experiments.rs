@@ -195,6 +195,30 @@ pub async fn assign(
     Ok(())
 }
 
+/// Moves a subject's assignment and values in `experiment` from the pseudonym they were
+/// stored under to `to` (after a key rotation: new events carry the new one).
+pub async fn rekey(
+    db: &Db,
+    experiment: &str,
+    source: &SourceId,
+    from: &Pseudonym,
+    to: &Pseudonym,
+) -> Result<()> {
+    let mut w = db.write().await?;
+    for table in ["experiment_assignments", "experiment_values"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET subject = $1 WHERE experiment = $2 AND source_id = $3 AND subject = $4"
+        ))
+        .bind(to.as_str())
+        .bind(experiment)
+        .bind(source.as_str())
+        .bind(from.as_str())
+        .execute(&mut *w.tx)
+        .await?;
+    }
+    w.commit().await
+}
+
 /// The exposures of a subject (any of its pseudonyms) at `source` to the experiments
 /// named: (experiment, subject as stored, exposed at).
 pub async fn exposures_of(

@@ -353,6 +353,36 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         );
     }
 
+    // Layers: two experiments whose shares of one layer overlap are refused.
+    assert_eq!(
+        put(&app, "slots", "side", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        put(&app, "slots", "aside", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    let mut first = experiment("side", [0.5, 0.5], 0.6);
+    first["layer"] = json!({"layer": "pages", "start": 0.0, "end": 0.6});
+    assert_eq!(put(&app, "experiments", "side-test", first).await.0, 200);
+    let mut second = experiment("aside", [0.5, 0.5], 0.6);
+    second["layer"] = json!({"layer": "pages", "start": 0.5, "end": 1.0});
+    let (status, e) = put(&app, "experiments", "aside-test", second.clone()).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overlaps experiment \"side-test\""),
+        "{e}"
+    );
+    second["layer"]["start"] = json!(0.6);
+    assert_eq!(put(&app, "experiments", "aside-test", second).await.0, 200);
+
     // 2. No difference (15 % both): first too few visitors for the fixed horizon, so no
     // verdict; with the sequential option, no difference found.
     assert_eq!(
@@ -547,5 +577,101 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         after["variants"][0]["visitors"].as_u64().unwrap()
             + after["variants"][1]["visitors"].as_u64().unwrap(),
         before
+    );
+}
+
+/// Assignments survive a rotation of the pseudonymization key: a visitor served under
+/// the old key keeps their variant under the new one (though the new pseudonym would
+/// hash elsewhere for some), and their conversions after it still count.
+pub async fn assignments_survive_a_key_rotation(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let old_key = "old-experiments-key-0123456789abcdef";
+    let mut c1 = config(&url);
+    c1.pseudonym_key = Some(assent_collector::config::Secret::new(old_key));
+    c1.pseudonym_key_id = "k1".into();
+    let before = spawn_with(c1, tempfile::tempdir().unwrap()).await;
+    assert_eq!(
+        put(&before, "slots", "hero", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    let (status, v) = put(
+        &before,
+        "experiments",
+        "hero-test",
+        experiment("hero", [0.5, 0.5], 0.5),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let yes = json!({"analytics": true});
+    let ids: Vec<String> = (0..40).map(|i| format!("r-{i}")).collect();
+    let consents: Vec<Value> = ids
+        .iter()
+        .map(|s| consent(&format!("c-{s}"), s, yes.clone(), &now_minus(30)))
+        .collect();
+    assert_eq!(
+        before
+            .post("/v1/batch", &json!({"consent": consents, "batch": []}))
+            .await
+            .0,
+        200
+    );
+    let mut variants = Vec::new();
+    for s in &ids {
+        let (_, r, _) = serve(&before, &format!("/v1/content/hero?subject={s}"), None).await;
+        assert_eq!(r["reason"], "experiment", "{r}");
+        variants.push(r["variant"].as_str().unwrap().to_owned());
+    }
+
+    let mut c2 = config(&url);
+    c2.pseudonym_key = Some(assent_collector::config::Secret::new(
+        "new-experiments-key-0123456789abcdef",
+    ));
+    c2.pseudonym_key_id = "k2".into();
+    c2.previous_pseudonym_keys = Some(assent_collector::config::Secret::new(format!(
+        "k1={old_key}"
+    )));
+    let after = spawn_with(c2, tempfile::tempdir().unwrap()).await;
+    let split = assent_experiments::assign::SplitParams {
+        weights: vec![0.5, 0.5],
+        coverage: 1.0,
+    }
+    .check()
+    .unwrap();
+    let mut would_move = 0;
+    for (s, was) in ids.iter().zip(&variants) {
+        let (_, r, _) = serve(&after, &format!("/v1/content/hero?subject={s}"), None).await;
+        assert_eq!(
+            r["variant"].as_str(),
+            Some(was.as_str()),
+            "{s} kept their variant: {r}"
+        );
+        let fresh = after.state.pseudonymizer.pseudonym(s);
+        let by_hash =
+            assent_experiments::assign::assign("hero-test", &split, None, fresh.as_str(), None);
+        if by_hash.variant().map(|v| ["control", "treatment"][v]) != Some(was.as_str()) {
+            would_move += 1;
+        }
+    }
+    assert!(
+        would_move > 5,
+        "only storage keeps them ({would_move} would move)"
+    );
+    // A conversion under the new key counts for the variant served under the old one.
+    let signup = json!({"messageId": "su-r-0", "type": "track", "event": "Signed Up", "anonymousId": "r-0", "timestamp": now_minus(0)});
+    assert_eq!(
+        after.post("/v1/batch", &json!({"batch": [signup]})).await.0,
+        200
+    );
+    let r = results(&after, "hero-test", 1).await;
+    let v = usize::from(variants[0] == "treatment");
+    assert_eq!(r["metrics"][0]["variants"][v]["conversions"], 1, "{r}");
+    assert_eq!(
+        r["variants"][0]["visitors"].as_u64().unwrap()
+            + r["variants"][1]["visitors"].as_u64().unwrap(),
+        40,
+        "each visitor counted once, under either key: {r}"
     );
 }

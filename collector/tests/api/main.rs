@@ -129,6 +129,14 @@ mod experiments_sqlite {
     }
 }
 
+mod experiments_rotation {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn assignments_survive_a_key_rotation() {
+        crate::experiments::assignments_survive_a_key_rotation(crate::helpers::Backend::Sqlite)
+            .await
+    }
+}
+
 mod experiments_postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn experiments_detect_what_is_there_and_flag_a_broken_split() {
