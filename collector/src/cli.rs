@@ -132,21 +132,6 @@ pub enum ExperimentsCommand {
     },
 }
 
-fn definition_kind(kind: &str) -> Result<crate::experiments::Kind> {
-    use crate::experiments::Kind;
-    Ok(match kind {
-        "block-types" => Kind::BlockType,
-        "slots" => Kind::Slot,
-        "flags" => Kind::Flag,
-        "experiments" => Kind::Experiment,
-        other => {
-            return Err(Error::BadRequest(format!(
-                "{other:?}: block-types, slots, flags or experiments"
-            )))
-        }
-    })
-}
-
 #[derive(Debug, Subcommand)]
 pub enum RecommendCommand {
     /// Train a new version of a recommender on every profile at a source; it becomes
@@ -716,17 +701,25 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     let body: serde_json::Value = serde_json::from_str(&text)
                         .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?;
                     line(
-                        &x.put(definition_kind(kind)?, name, &body, "cli".into())
-                            .await?,
+                        &x.put(
+                            crate::experiments::Kind::from_plural(kind)?,
+                            name,
+                            &body,
+                            "cli".into(),
+                        )
+                        .await?,
                     );
                 }
                 ExperimentsCommand::List { kind } => {
-                    for v in x.list(definition_kind(kind)?).await? {
+                    for v in x.list(crate::experiments::Kind::from_plural(kind)?).await? {
                         line(&v);
                     }
                 }
                 ExperimentsCommand::History { kind, name } => {
-                    for v in x.history(definition_kind(kind)?, name).await? {
+                    for v in x
+                        .history(crate::experiments::Kind::from_plural(kind)?, name)
+                        .await?
+                    {
                         line(&v);
                     }
                 }
@@ -736,8 +729,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     version,
                 } => {
                     line(
-                        &x.rollback(definition_kind(kind)?, name, *version, "cli".into())
-                            .await?,
+                        &x.rollback(
+                            crate::experiments::Kind::from_plural(kind)?,
+                            name,
+                            *version,
+                            "cli".into(),
+                        )
+                        .await?,
                     );
                 }
             }

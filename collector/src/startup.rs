@@ -108,13 +108,15 @@ impl Application {
                 Duration::from_secs(state.config.segmentation_retrain_secs),
             ));
         }
-        tokio::spawn(crate::recommend::feedback::run(
+        tokio::spawn(crate::feed::counting::run(
             state.db.clone(),
             state.clock.clone(),
+            crate::recommend::feedback::Feedback,
         ));
-        tokio::spawn(crate::experiments::metrics::run(
+        tokio::spawn(crate::feed::counting::run(
             state.db.clone(),
-            state.experiments.clone(),
+            state.clock.clone(),
+            crate::experiments::metrics::Metrics(state.experiments.clone()),
         ));
         tokio::spawn(crate::recommend::retrain_on_schedule(
             state.recommendations.clone(),

@@ -180,6 +180,23 @@ enum Weights {
     },
 }
 
+impl Weights {
+    /// Row `i`'s kept columns and weights (sparse only; empty when dense).
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        match self {
+            Weights::Sparse {
+                offsets,
+                cols,
+                values,
+            } => {
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                (&cols[a..b], &values[a..b])
+            }
+            Weights::Dense(_) => (&[], &[]),
+        }
+    }
+}
+
 /// A fitted EASE model: the item-by-item weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ease {
@@ -198,15 +215,9 @@ impl Ease {
     pub fn weight(&self, i: usize, j: usize) -> f32 {
         match &self.weights {
             Weights::Dense(w) => w[i * self.items + j],
-            Weights::Sparse {
-                offsets,
-                cols,
-                values,
-            } => {
-                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
-                cols[a..b]
-                    .binary_search(&(j as u32))
-                    .map_or(0.0, |k| values[a + k])
+            Weights::Sparse { .. } => {
+                let (cols, values) = self.weights.row(i);
+                cols.binary_search(&(j as u32)).map_or(0.0, |k| values[k])
             }
         }
     }
@@ -236,13 +247,9 @@ impl Scorer for Ease {
             }
             match &self.weights {
                 Weights::Dense(w) => axpy(v, &w[i * n..(i + 1) * n], out),
-                Weights::Sparse {
-                    offsets,
-                    cols,
-                    values,
-                } => {
-                    let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
-                    for (&j, &w) in cols[a..b].iter().zip(&values[a..b]) {
+                Weights::Sparse { .. } => {
+                    let (cols, values) = self.weights.row(i);
+                    for (&j, &w) in cols.iter().zip(values) {
                         out[j as usize] += v * w;
                     }
                 }

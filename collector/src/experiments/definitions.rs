@@ -25,6 +25,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind a path or the command line names: `block-types`, `slots`, `flags`,
+    /// `experiments`.
+    pub fn from_plural(name: &str) -> Result<Kind> {
+        Ok(match name {
+            "block-types" => Kind::BlockType,
+            "slots" => Kind::Slot,
+            "flags" => Kind::Flag,
+            "experiments" => Kind::Experiment,
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "{other:?}: block-types, slots, flags or experiments"
+                )))
+            }
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::BlockType => "block_type",

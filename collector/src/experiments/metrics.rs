@@ -1,17 +1,15 @@
-//! The experiment-metrics consumer: follows the feed (one process per database by a
-//! lease) and adds each event that an experiment measures to the value of its subject
-//! — when the subject was exposed to that experiment before the event. A batch's
-//! values and the consumer's position are written in one transaction, so each event
-//! counts once.
-use std::{collections::HashMap, sync::Arc, time::Duration};
+//! The experiment-metrics consumer (`crate::feed::counting`): each event that an
+//! experiment measures is added to the value of its subject — when the subject was
+//! exposed to that experiment before the event.
+use std::{collections::HashMap, sync::Arc};
 
 use serde_json::Value;
 
 use super::Experiments;
 use crate::{
     error::Result,
-    feed::{self, Follower, Item},
-    storage::{self, Db},
+    feed::{counting::Counting, EventItem, Item},
+    storage::{self, WriteTx},
 };
 
 /// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
@@ -20,81 +18,60 @@ pub const CONSUMER: &str = "experiment-metrics";
 /// Lock id of the consumer's lease across PostgreSQL replicas.
 const LEASE: i64 = 0x0045_5850_4d45_5400; // "EXPMET"
 
-const BATCH: usize = 5_000;
-
 /// What an event name counts for: (experiment, metric, the property summed — none for
 /// a count).
-type Measured<'a> = HashMap<&'a str, Vec<(&'a str, &'a str, Option<&'a str>)>>;
-const POLL: Duration = Duration::from_secs(1);
-const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
+type Measured = HashMap<String, Vec<(String, String, Option<String>)>>;
 
-/// Runs the consumer for good; after an error, waits and starts again from the saved
-/// position.
-pub async fn run(db: Db, experiments: Arc<Experiments>) {
-    loop {
-        if let Err(e) = follow(&db, &experiments).await {
-            tracing::warn!(error = %e, "experiment metrics consumer stopped; will start again");
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
+/// The consumer, reading what is measured from the definitions in force.
+pub struct Metrics(pub Arc<Experiments>);
 
-async fn follow(db: &Db, experiments: &Experiments) -> Result<()> {
-    let mut lease = loop {
-        if let Some(lock) = db.try_session_lock(LEASE).await? {
-            break lock;
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
-    let mut saved = std::time::Instant::now();
-    loop {
-        let items = follower.next().await?;
-        lease.check().await?;
-        let Some(last) = items.last().map(Item::position) else {
-            continue;
-        };
-        let catalogue = experiments.catalogue().await?;
-        // Event name → (experiment, metric name, property summed or None for a count).
-        let mut measured: Measured<'_> = HashMap::new();
+impl Counting for Metrics {
+    type Batch = (Measured, Vec<EventItem>);
+    const NAME: &'static str = CONSUMER;
+    const LEASE: i64 = LEASE;
+
+    async fn prepare(&self, items: &[Item]) -> Result<Option<Self::Batch>> {
+        let catalogue = self.0.catalogue().await?;
+        let mut measured: Measured = HashMap::new();
         for e in catalogue.experiments.values() {
             for m in e.metrics() {
                 let property = if m.kind.is_rate() {
                     None
                 } else {
-                    m.property.as_deref()
+                    m.property.clone()
                 };
-                measured
-                    .entry(m.event.as_str())
-                    .or_default()
-                    .push((&e.name, &m.name, property));
+                measured.entry(m.event.clone()).or_default().push((
+                    e.name.clone(),
+                    m.name.clone(),
+                    property,
+                ));
             }
         }
-        let relevant: Vec<&storage::feed::EventItem> = items
+        let relevant: Vec<EventItem> = items
             .iter()
             .filter_map(|i| match i {
                 Item::Event(e) if e.name.as_deref().is_some_and(|n| measured.contains_key(n)) => {
-                    Some(e)
+                    Some(e.clone())
                 }
                 _ => None,
             })
             .collect();
-        if relevant.is_empty() && saved.elapsed() < SAVE_IDLE_POSITION {
-            follower.advance(last);
-            continue;
-        }
-        saved = std::time::Instant::now();
-        let now = experiments.clock.now_ms();
-        let mut w = db.write().await?;
-        for e in relevant {
-            let exposures =
-                storage::experiments::exposures_of(&mut w, &e.source_id, &e.subject).await?;
+        Ok((!relevant.is_empty()).then_some((measured, relevant)))
+    }
+
+    async fn write(
+        &self,
+        (measured, events): Self::Batch,
+        w: &mut WriteTx,
+        now_ms: i64,
+    ) -> Result<()> {
+        for e in events {
+            let exposures = storage::experiments::exposures_of(w, &e.source_id, &e.subject).await?;
             if exposures.is_empty() {
                 continue;
             }
             let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
-            for &(experiment, metric, property) in &measured[e.name.as_deref().unwrap_or_default()]
-            {
+            for (experiment, metric, property) in &measured[e.name.as_deref().unwrap_or_default()] {
                 let Some((_, exposed_at)) = exposures.iter().find(|(x, _)| x == experiment) else {
                     continue;
                 };
@@ -107,20 +84,18 @@ async fn follow(db: &Db, experiments: &Experiments) -> Result<()> {
                 };
                 if let Some(v) = value {
                     storage::experiments::add_value(
-                        &mut w,
+                        w,
                         experiment,
                         &e.source_id,
                         &e.subject,
                         metric,
                         v,
-                        now,
+                        now_ms,
                     )
                     .await?;
                 }
             }
         }
-        feed::save_position(&mut w, CONSUMER, last, now).await?;
-        w.commit().await?;
-        follower.advance(last);
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@
 //!
 //! What is stored, and the SQL that reads it, is `storage::feed`; this module hands it on
 //! and adds the consumers' side.
+pub mod counting;
 pub mod nats;
 pub mod warehouse;
 

@@ -24,14 +24,9 @@ use crate::{
     keys::Keys,
 };
 
+/// A kind named in a path: an unknown one is a route that does not exist.
 fn kind_of(name: &str) -> Result<Kind> {
-    Ok(match name {
-        "block-types" => Kind::BlockType,
-        "slots" => Kind::Slot,
-        "flags" => Kind::Flag,
-        "experiments" => Kind::Experiment,
-        _ => return Err(Error::NotFound),
-    })
+    Kind::from_plural(name).map_err(|_| Error::NotFound)
 }
 
 /// Sets a definition: a new version (compliance token).

@@ -6,7 +6,7 @@
 //! The feed only carries what ingest accepted, so each counted event had consent for
 //! its own purpose; the counts name no one (not subject data). A batch's counts and the
 //! consumer's position are written in one transaction, so each event counts once.
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::collections::BTreeMap;
 
 use assent_protocol::{
     RecId, RECOMMENDATION_CLICKED, RECOMMENDATION_CONVERSIONS, RECOMMENDATION_VIEWED,
@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::{
     error::Result,
-    feed::{self, Follower, Item},
-    storage::{self, Db},
+    feed::{counting::Counting, Item},
+    storage::{self, WriteTx},
 };
 
 /// The consumer's name in `feed_consumers` (and in `assent_feed_lag`).
@@ -24,10 +24,6 @@ pub const CONSUMER: &str = "recommendation-feedback";
 
 /// Lock id of the consumer's lease across PostgreSQL replicas.
 const LEASE: i64 = 0x0052_4543_4642_4b00; // "RECFBK"
-
-const BATCH: usize = 5_000;
-const POLL: Duration = Duration::from_secs(1);
-const SAVE_IDLE_POSITION: Duration = Duration::from_secs(1);
 
 /// Counts per (recommender `SOURCE/NAME`, version): impressions, clicks, conversions.
 pub type Tally = BTreeMap<(String, i64), [i64; 3]>;
@@ -56,44 +52,20 @@ pub fn tally(items: &[Item]) -> Tally {
     out
 }
 
-/// Runs the consumer for good; after an error, waits and starts again from the saved
-/// position.
-pub async fn run(db: Db, clock: Arc<dyn crate::clock::Clock>) {
-    loop {
-        if let Err(e) = follow(&db, clock.as_ref()).await {
-            tracing::warn!(error = %e, "recommendation feedback consumer stopped; will start again");
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
+/// The consumer: counts per version, added to `recommendation_feedback`.
+pub struct Feedback;
 
-async fn follow(db: &Db, clock: &dyn crate::clock::Clock) -> Result<()> {
-    let mut lease = loop {
-        if let Some(lock) = db.try_session_lock(LEASE).await? {
-            break lock;
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    let mut follower = Follower::new(db.clone(), CONSUMER, BATCH, POLL).await?;
-    let mut saved = std::time::Instant::now();
-    loop {
-        let items = follower.next().await?;
-        lease.check().await?;
-        let Some(last) = items.last().map(Item::position) else {
-            continue;
-        };
-        let counts = tally(&items);
-        // Nothing to count: the position is saved at most once a second (on SQLite every
-        // write takes the one writer from ingest); items read again count nothing.
-        if counts.is_empty() && saved.elapsed() < SAVE_IDLE_POSITION {
-            follower.advance(last);
-            continue;
-        }
-        saved = std::time::Instant::now();
-        let mut w = db.write().await?;
-        storage::feedback::add(&mut w, &counts, clock.now_ms()).await?;
-        feed::save_position(&mut w, CONSUMER, last, clock.now_ms()).await?;
-        w.commit().await?;
-        follower.advance(last);
+impl Counting for Feedback {
+    type Batch = Tally;
+    const NAME: &'static str = CONSUMER;
+    const LEASE: i64 = LEASE;
+
+    async fn prepare(&self, items: &[Item]) -> Result<Option<Tally>> {
+        let counts = tally(items);
+        Ok((!counts.is_empty()).then_some(counts))
+    }
+
+    async fn write(&self, counts: Tally, w: &mut WriteTx, now_ms: i64) -> Result<()> {
+        storage::feedback::add(w, &counts, now_ms).await
     }
 }
