@@ -310,6 +310,29 @@ export class Assent {
     }
   }
 
+  /**
+   * Flag `key` for this visitor, as the collector evaluates it (OpenFeature details:
+   * `{value, variant, reason, errorCode}`); `defaultValue` on any error, and when the
+   * collector cannot be reached (`reason: "ERROR"`). Before a decision the visitor's id
+   * is not sent.
+   */
+  async flag(key: string, defaultValue: unknown = null): Promise<Record<string, unknown>> {
+    const fallback = (code: string) => ({ value: defaultValue, reason: "ERROR", errorCode: code });
+    if (typeof key !== "string" || !key) return fallback("FLAG_NOT_FOUND");
+    const q = new URLSearchParams({ default: JSON.stringify(defaultValue) ?? "null" });
+    if (this.current()) q.set("subject", this.state!.id);
+    try {
+      const r = await fetch(`${this.cfg.endpoint}/v1/flags/${encodeURIComponent(key)}?${q}`, {
+        headers: { authorization: `Basic ${btoa(`${this.cfg.writeKey}:`)}` },
+        credentials: "omit",
+      });
+      if (!r.ok) return fallback("GENERAL");
+      return (await r.json()) as Record<string, unknown>;
+    } catch {
+      return fallback("GENERAL");
+    }
+  }
+
   page(name?: string, properties: Record<string, unknown> = {}): boolean {
     return this.tracker.enqueue({ type: "page", name: name || document.title, properties, purpose: "analytics" });
   }

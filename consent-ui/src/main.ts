@@ -18,6 +18,7 @@ function api(a: Assent) {
     track: a.track.bind(a),
     page: a.page.bind(a),
     content: a.content.bind(a),
+    flag: a.flag.bind(a),
     recommendationViewed: a.recommendationViewed.bind(a),
     recommendationClicked: a.recommendationClicked.bind(a),
     identify: a.identify.bind(a),

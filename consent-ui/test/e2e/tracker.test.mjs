@@ -166,6 +166,17 @@ test("assent.content fills an element with the visitor's variant, the fallback b
     return got[0] === "experiment" && got;
   }, "the experiment's variant once analytics is granted");
   assert.deepEqual(after, ["experiment", "bold", "<h2>Hello &lt;b&gt;you&lt;/b&gt;</h2>"]);
+  r = await put("flags", "new-nav", { kind: "boolean", variants: { on: true, off: false }, default_variant: "off",
+    rules: [{ when: { device: ["desktop"] }, serve: { variant: "on" } }] });
+  assert.equal(r.status, 200, await r.text());
+  const flags = await page.evaluate(async () => [
+    await assent.flag("new-nav", false),
+    await assent.flag("no-such-flag", "fallback"),
+    await assent.flag("new-nav", "not a boolean"),
+  ]);
+  assert.deepEqual(flags[0], { value: true, variant: "on", reason: "TARGETING_MATCH" }, "Chromium on Linux is a desktop, by its User-Agent");
+  assert.deepEqual(flags[1], { value: "fallback", reason: "ERROR", errorCode: "FLAG_NOT_FOUND" });
+  assert.deepEqual(flags[2], { value: "not a boolean", reason: "ERROR", errorCode: "TYPE_MISMATCH" });
   await context.close();
 });
 
