@@ -147,6 +147,9 @@ pub struct Config {
     /// A request header a trusted proxy or CDN sets to the visitor's country (ISO
     /// 3166-1 alpha-2), e.g. `cf-ipcountry`; content and flag targeting read it.
     pub country_header: Option<String>,
+    /// A MaxMind-format database file (GeoLite2-Country.mmdb) for the country of a
+    /// visitor's address, when no trusted header says it.
+    pub geoip_database: Option<String>,
     /// Answers kept per generation of the recommendations cache (in process).
     pub recommendation_cache_entries: usize,
     /// `redis://host:port/db`: keep recommendation answers in Redis, shared by every
@@ -214,6 +217,7 @@ impl Default for Config {
             recommendation_weights: DEFAULT_RECOMMENDATION_WEIGHTS.into(),
             recommendation_cache_entries: 50_000,
             country_header: None,
+            geoip_database: None,
             redis_url: None,
             recommendation_cache_secs: 300,
             recommendation_drift_threshold: 0.1,
@@ -356,6 +360,9 @@ impl Config {
             "SEGMENTATION_CURRENCY" => self.segmentation_currency = value.into(),
             "SEGMENTATION_CURRENCY_RATES" => self.segmentation_currency_rates = value.into(),
             "RECOMMENDATION_WEIGHTS" => self.recommendation_weights = value.into(),
+            "GEOIP_DATABASE" => {
+                self.geoip_database = (!value.trim().is_empty()).then(|| value.trim().to_owned())
+            }
             "COUNTRY_HEADER" => {
                 self.country_header =
                     (!value.trim().is_empty()).then(|| value.trim().to_ascii_lowercase())

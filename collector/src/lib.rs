@@ -14,6 +14,7 @@ pub mod error;
 pub mod experiments;
 pub mod fast_map;
 pub mod feed;
+pub mod geo;
 pub mod http;
 pub mod ids;
 pub mod ingest;

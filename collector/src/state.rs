@@ -50,6 +50,8 @@ pub struct AppState {
     pub recommendations: Arc<Recommendations>,
     /// Content slots, flags and experiments.
     pub experiments: Arc<Experiments>,
+    /// The country of an address, from the configured database.
+    pub geo: Arc<crate::geo::Geo>,
     /// Subjects' consent records in memory (ingest reads through it).
     pub consent_cache: Arc<ConsentCache>,
 }
@@ -73,6 +75,7 @@ narrow_state!(
     Arc<Segments> => segments,
     Arc<Recommendations> => recommendations,
     Arc<Experiments> => experiments,
+    Arc<crate::geo::Geo> => geo,
     Arc<Config> => config,
     Arc<dyn Clock> => clock,
     Arc<Pseudonymizer> => pseudonymizer,
@@ -164,7 +167,9 @@ impl AppState {
             segments.clone(),
             clock.clone(),
         ));
+        let geo = Arc::new(crate::geo::Geo::open(config.geoip_database.as_deref())?);
         let state = AppState {
+            geo,
             segments,
             recommendations,
             experiments,

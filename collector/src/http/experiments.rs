@@ -16,8 +16,9 @@ use crate::{
     config::Config,
     error::{Error, Result},
     experiments::{Experiments, Kind, RequestContext},
+    geo::Geo,
     http::{
-        extract::{require_admin, source_caller, PathParam, QueryParams},
+        extract::{require_admin, source_caller, Client, PathParam, QueryParams},
         read_json,
         schemas::{AudienceWriteErrors, ConsentReadErrors, DefinitionReadErrors},
     },
@@ -252,8 +253,13 @@ pub struct ServeQuery {
 }
 
 /// The request's context: device, OS and browser from the User-Agent (woothee), the
-/// country from the configured trusted header (a CDN's), the rest from the query.
-fn context(config: &Config, headers: &HeaderMap, q: &ServeQuery) -> Result<RequestContext> {
+/// country from the configured trusted header (a CDN's) or else the configured
+/// MaxMind database (the address looked up, never kept), the rest from the query.
+fn context(
+    (config, geo, ip): (&Config, &Geo, std::net::IpAddr),
+    headers: &HeaderMap,
+    q: &ServeQuery,
+) -> Result<RequestContext> {
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -281,7 +287,8 @@ fn context(config: &Config, headers: &HeaderMap, q: &ServeQuery) -> Result<Reque
         .and_then(|h| headers.get(h))
         .and_then(|v| v.to_str().ok())
         .map(|c| c.trim().to_ascii_uppercase())
-        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()));
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        .or_else(|| geo.country(ip));
     let app_version = q
         .app_version
         .as_deref()
@@ -341,13 +348,15 @@ pub async fn content(
     State(keys): State<Arc<Keys>>,
     State(experiments): State<Arc<Experiments>>,
     State(config): State<Arc<Config>>,
+    State(geo): State<Arc<Geo>>,
+    Client(ip): Client,
     PathParam(slot): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (_, source) = source_caller(&keys, &headers, None).await?;
     let scope = keys.sources.get(&source).scope.clone();
-    let request = context(&config, &headers, &q)?;
+    let request = context((&config, &geo, ip), &headers, &q)?;
     let served = experiments
         .content(&source, &scope, subject(&q)?, &slot, &request)
         .await?;
@@ -421,12 +430,14 @@ pub async fn flags(
     State(keys): State<Arc<Keys>>,
     State(experiments): State<Arc<Experiments>>,
     State(config): State<Arc<Config>>,
+    State(geo): State<Arc<Geo>>,
+    Client(ip): Client,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (_, source) = source_caller(&keys, &headers, None).await?;
     let scope = keys.sources.get(&source).scope.clone();
-    let request = context(&config, &headers, &q)?;
+    let request = context((&config, &geo, ip), &headers, &q)?;
     let all = experiments
         .flags(&source, &scope, subject(&q)?, &request)
         .await?;
@@ -456,13 +467,15 @@ pub async fn flag(
     State(keys): State<Arc<Keys>>,
     State(experiments): State<Arc<Experiments>>,
     State(config): State<Arc<Config>>,
+    State(geo): State<Arc<Geo>>,
+    Client(ip): Client,
     PathParam(key): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (_, source) = source_caller(&keys, &headers, None).await?;
     let scope = keys.sources.get(&source).scope.clone();
-    let request = context(&config, &headers, &q)?;
+    let request = context((&config, &geo, ip), &headers, &q)?;
     let default: Option<Value> = q
         .default
         .as_deref()

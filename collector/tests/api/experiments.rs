@@ -675,3 +675,103 @@ pub async fn assignments_survive_a_key_rotation(b: Backend) {
         "each visitor counted once, under either key: {r}"
     );
 }
+
+/// A MaxMind-format database (IPv4, 24-bit records) that knows one /8: every address
+/// whose first octet is `octet` is in country `iso`. Written from the format's
+/// specification (search tree, 16-byte separator, data section, metadata).
+fn mmdb(octet: u8, iso: &str) -> Vec<u8> {
+    const NODES: u32 = 8;
+    let mut out = Vec::new();
+    for depth in 0..8u32 {
+        let bit = (octet >> (7 - depth)) & 1;
+        // The last node points at the data (offset 0): NODES + 16 + offset.
+        let next = if depth == 7 { NODES + 16 } else { depth + 1 };
+        let (left, right) = if bit == 0 {
+            (next, NODES)
+        } else {
+            (NODES, next)
+        };
+        for record in [left, right] {
+            out.extend_from_slice(&record.to_be_bytes()[1..]);
+        }
+    }
+    out.extend_from_slice(&[0u8; 16]);
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.push(0x40 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    };
+    out.push(0xE1);
+    text(&mut out, "country");
+    out.push(0xE1);
+    text(&mut out, "iso_code");
+    text(&mut out, iso);
+    out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+    out.push(0xE9);
+    let uint16 = |out: &mut Vec<u8>, v: u8| out.extend_from_slice(&[0xA1, v]);
+    text(&mut out, "binary_format_major_version");
+    uint16(&mut out, 2);
+    text(&mut out, "binary_format_minor_version");
+    out.push(0xA0);
+    text(&mut out, "build_epoch");
+    out.extend_from_slice(&[0x01, 0x02, 0x01]); // uint64 (extended type 9), 1 byte
+    text(&mut out, "database_type");
+    text(&mut out, "Assent-Test-Country");
+    text(&mut out, "description");
+    out.push(0xE1);
+    text(&mut out, "en");
+    text(&mut out, "a test database");
+    text(&mut out, "ip_version");
+    uint16(&mut out, 4);
+    text(&mut out, "languages");
+    out.extend_from_slice(&[0x01, 0x04]); // array (extended type 11) of 1
+    text(&mut out, "en");
+    text(&mut out, "node_count");
+    out.extend_from_slice(&[0xC1, NODES as u8]);
+    text(&mut out, "record_size");
+    uint16(&mut out, 24);
+    out
+}
+
+/// With a MaxMind-format database configured, a slot's country rule follows the
+/// visitor's address (here 127.0.0.1, which the test database places in France).
+pub async fn country_rules_follow_a_maxmind_database(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("countries.mmdb");
+    std::fs::write(&file, mmdb(127, "FR")).unwrap();
+    let mut cfg = config(&fresh_database(b, dir.path()).await);
+    cfg.geoip_database = Some(file.display().to_string());
+    let app = spawn_with(cfg, dir).await;
+    let mut s = slot(&["control", "french"]);
+    s["rules"] = json!([{"when": {"country": ["FR"]}, "variant": "french"}]);
+    assert_eq!(put(&app, "slots", "hero", s).await.0, 200);
+    let yes = json!({"analytics": true, "personalization": true});
+    let (status, _) = app
+        .post("/v1/batch", &json!({"consent": [consent("c-pia", "pia", yes, &now_minus(30))],
+            "batch": [{"messageId": "p-1", "type": "page", "anonymousId": "pia", "timestamp": now_minus(5)}]}))
+        .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let r = loop {
+        let (_, r, _) = serve(&app, "/v1/content/hero?subject=pia", None).await;
+        if r["reason"] == "targeting" || started.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (r["reason"].as_str(), r["variant"].as_str()),
+        (Some("targeting"), Some("french")),
+        "{r}"
+    );
+    // A file that is not a database stops the collector at start, naming the setting.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.mmdb");
+    std::fs::write(&bad, b"not a database").unwrap();
+    let mut cfg = config(&fresh_database(b, dir.path()).await);
+    cfg.geoip_database = Some(bad.display().to_string());
+    let e = assent_collector::startup::Application::build(cfg)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("GEOIP_DATABASE"), "{e}");
+}

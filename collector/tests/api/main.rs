@@ -131,6 +131,12 @@ mod experiments_sqlite {
 
 mod experiments_rotation {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn country_rules_follow_a_maxmind_database() {
+        crate::experiments::country_rules_follow_a_maxmind_database(crate::helpers::Backend::Sqlite)
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn assignments_survive_a_key_rotation() {
         crate::experiments::assignments_survive_a_key_rotation(crate::helpers::Backend::Sqlite)
             .await
