@@ -234,6 +234,27 @@ pub async fn results(
     Ok(Json(experiments.results(&name).await?).into_response())
 }
 
+/// What serving content and flags reads: keys, the definitions, the configuration and
+/// the country database.
+#[derive(Clone)]
+pub struct Serving {
+    keys: Arc<Keys>,
+    experiments: Arc<Experiments>,
+    config: Arc<Config>,
+    geo: Arc<Geo>,
+}
+
+impl axum::extract::FromRef<crate::state::AppState> for Serving {
+    fn from_ref(s: &crate::state::AppState) -> Serving {
+        Serving {
+            keys: s.keys.clone(),
+            experiments: s.experiments.clone(),
+            config: s.config.clone(),
+            geo: s.geo.clone(),
+        }
+    }
+}
+
 /// Who asks and from where.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -345,10 +366,12 @@ fn subject(q: &ServeQuery) -> Result<&str> {
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn content(
-    State(keys): State<Arc<Keys>>,
-    State(experiments): State<Arc<Experiments>>,
-    State(config): State<Arc<Config>>,
-    State(geo): State<Arc<Geo>>,
+    State(Serving {
+        keys,
+        experiments,
+        config,
+        geo,
+    }): State<Serving>,
     Client(ip): Client,
     PathParam(slot): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
@@ -427,10 +450,12 @@ pub async fn content(
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn flags(
-    State(keys): State<Arc<Keys>>,
-    State(experiments): State<Arc<Experiments>>,
-    State(config): State<Arc<Config>>,
-    State(geo): State<Arc<Geo>>,
+    State(Serving {
+        keys,
+        experiments,
+        config,
+        geo,
+    }): State<Serving>,
     Client(ip): Client,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
@@ -464,10 +489,12 @@ pub async fn flags(
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn flag(
-    State(keys): State<Arc<Keys>>,
-    State(experiments): State<Arc<Experiments>>,
-    State(config): State<Arc<Config>>,
-    State(geo): State<Arc<Geo>>,
+    State(Serving {
+        keys,
+        experiments,
+        config,
+        geo,
+    }): State<Serving>,
     Client(ip): Client,
     PathParam(key): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
