@@ -79,6 +79,16 @@ fn version_of(d: StoredDefinition) -> Version {
     }
 }
 
+/// Who asks: the source, its consent scope, the subject's raw id (may be empty) and the
+/// request's context.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    source: &'a SourceId,
+    scope: &'a ConsentScope,
+    raw: &'a str,
+    request: &'a RequestContext,
+}
+
 /// Why a subject got the variant they got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -559,7 +569,7 @@ impl Experiments {
 
     /// Every flag for the subject whose raw id is `raw` (may be empty), as OpenFeature
     /// resolution details; an experiment's flag gives the subject's variant (stored, not
-    /// an exposure: [`Experiments::flag`] is).
+    /// an exposure: [`Experiments::flag`] is). The subject's segments are read once.
     pub async fn flags(
         &self,
         source: &SourceId,
@@ -568,25 +578,26 @@ impl Experiments {
         request: &RequestContext,
     ) -> Result<Value> {
         let c = self.catalogue().await?;
+        let who = Who {
+            source,
+            scope,
+            raw,
+            request,
+        };
+        let segments = self.personal(source, scope, raw).await?;
         let mut out = serde_json::Map::new();
         for key in c.flags.keys() {
-            out.insert(
-                key.clone(),
-                self.evaluate(&c, source, scope, raw, key, request, None, false)
-                    .await?,
-            );
+            let details = self.evaluate(&c, &who, &segments, key, None, false).await?;
+            out.insert(key.clone(), details);
         }
         Ok(Value::Object(out))
     }
 
     /// Flag `key` for the subject, with the caller's default; an exposure when an
     /// experiment runs on it.
-    #[allow(clippy::too_many_arguments)]
     pub async fn flag(
         &self,
-        source: &SourceId,
-        scope: &ConsentScope,
-        raw: &str,
+        (source, scope, raw): (&SourceId, &ConsentScope, &str),
         key: &str,
         request: &RequestContext,
         default: Option<Value>,
@@ -595,22 +606,31 @@ impl Experiments {
         if !c.flags.contains_key(key) {
             return Ok(json!({"value": default, "reason": "ERROR", "errorCode": "FLAG_NOT_FOUND"}));
         }
-        self.evaluate(&c, source, scope, raw, key, request, default, true)
-            .await
+        let who = Who {
+            source,
+            scope,
+            raw,
+            request,
+        };
+        let segments = self.personal(source, scope, raw).await?;
+        self.evaluate(&c, &who, &segments, key, default, true).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn evaluate(
         &self,
         c: &Catalogue,
-        source: &SourceId,
-        scope: &ConsentScope,
-        raw: &str,
+        who: &Who<'_>,
+        segments: &Option<Vec<String>>,
         key: &str,
-        request: &RequestContext,
         default: Option<Value>,
         exposed: bool,
     ) -> Result<Value> {
+        let Who {
+            source,
+            scope,
+            raw,
+            request,
+        } = *who;
         let f = &c.flags[key];
         if let Some((e, v)) = self
             .variant_in(c, ("flag", key), source, scope, raw, exposed)
@@ -620,7 +640,6 @@ impl Experiments {
                 json!({"value": f.value_of(&v), "variant": v, "reason": "SPLIT", "experiment": e}),
             );
         }
-        let segments = self.personal(source, scope, raw).await?;
         let subject = if raw.is_empty() {
             None
         } else {

@@ -511,7 +511,7 @@ pub async fn flag(
         })
         .transpose()?;
     let answer = experiments
-        .flag(&source, &scope, subject(&q)?, &key, &request, default)
+        .flag((&source, &scope, subject(&q)?), &key, &request, default)
         .await?;
     let mut r = Json(answer).into_response();
     r.headers_mut().insert(

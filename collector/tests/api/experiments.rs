@@ -775,3 +775,90 @@ pub async fn country_rules_follow_a_maxmind_database(b: Backend) {
         .expect("refused");
     assert!(e.to_string().contains("GEOIP_DATABASE"), "{e}");
 }
+
+/// Flags over the API: every flag's details at once, segment rules only for visitors
+/// who granted personalization, the caller's default on any error, 400 for a default
+/// that is not JSON.
+pub async fn flags_follow_their_rules_and_consent(b: Backend) {
+    let app = spawn_app(b).await;
+    let (status, v) = app
+        .admin_send(
+            "PUT",
+            "/v1/audiences/visitors",
+            &json!({"rule": {"performed": {"event": "Signed Up", "within_days": 30}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let flag = json!({"kind": "boolean", "variants": {"on": true, "off": false}, "default_variant": "off",
+        "rules": [{"when": {"segment": "visitors"}, "serve": {"variant": "on"}}]});
+    assert_eq!(put(&app, "flags", "beta-ui", flag).await.0, 200);
+    let off =
+        json!({"kind": "string", "enabled": false, "variants": {"a": "x"}, "default_variant": "a"});
+    assert_eq!(put(&app, "flags", "retired", off).await.0, 200);
+    let consents = [
+        consent(
+            "c-pat",
+            "pat",
+            json!({"analytics": true, "personalization": true}),
+            &now_minus(30),
+        ),
+        consent("c-nop", "nop", json!({"analytics": true}), &now_minus(30)),
+    ];
+    let events: Vec<Value> = ["pat", "nop"]
+        .iter()
+        .map(|s| {
+            json!({"messageId": format!("su-{s}"), "type": "track", "event": "Signed Up",
+                        "anonymousId": s, "timestamp": now_minus(5)})
+        })
+        .collect();
+    let (status, _) = app
+        .post("/v1/batch", &json!({"consent": consents, "batch": events}))
+        .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let pat = loop {
+        let (_, r, _) = serve(&app, "/v1/flags?subject=pat", None).await;
+        if r["flags"]["beta-ui"]["reason"] == "TARGETING_MATCH"
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        pat["flags"]["beta-ui"],
+        json!({"value": true, "variant": "on", "reason": "TARGETING_MATCH"}),
+        "{pat}"
+    );
+    assert_eq!(
+        pat["flags"]["retired"],
+        json!({"value": null, "reason": "DISABLED"}),
+        "{pat}"
+    );
+    let (_, nop, h) = serve(&app, "/v1/flags?subject=nop", None).await;
+    assert_eq!(
+        nop["flags"]["beta-ui"],
+        json!({"value": false, "variant": "off", "reason": "DEFAULT"}),
+        "no segments without personalization: {nop}"
+    );
+    assert!(h["cache-control"].to_str().unwrap().starts_with("private"));
+    let (_, r, _) = serve(
+        &app,
+        "/v1/flags/beta-ui?subject=pat&default=%22yes%22",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r,
+        json!({"value": "yes", "reason": "ERROR", "errorCode": "TYPE_MISMATCH"})
+    );
+    let (_, r, _) = serve(&app, "/v1/flags/nothing?default=3", None).await;
+    assert_eq!(
+        r,
+        json!({"value": 3, "reason": "ERROR", "errorCode": "FLAG_NOT_FOUND"})
+    );
+    let (_, r, _) = serve(&app, "/v1/flags/retired?default=%22mine%22", None).await;
+    assert_eq!(r, json!({"value": "mine", "reason": "DISABLED"}));
+    let (status, r, _) = serve(&app, "/v1/flags/beta-ui?default=not-json", None).await;
+    assert_eq!(status, 400, "{r}");
+}
