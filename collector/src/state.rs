@@ -143,10 +143,16 @@ impl AppState {
                 ..Default::default()
             },
         ));
+        let experiments = Arc::new(Experiments::new(
+            db.clone(),
+            pseudonymizer.clone(),
+            segments.clone(),
+            clock.clone(),
+        ));
         let recommendations = Arc::new(Recommendations::new(
             trail.clone(),
             pseudonymizer.clone(),
-            segments.clone(),
+            (segments.clone(), experiments.clone()),
             Weights::parse(&config.recommendation_weights)?,
             match &config.redis_url {
                 Some(url) => Answers::Redis(cache::Redis::new(
@@ -161,12 +167,7 @@ impl AppState {
             },
             f64::from(config.segmentation_interest_half_life_days.max(1)),
         ));
-        let experiments = Arc::new(Experiments::new(
-            db.clone(),
-            pseudonymizer.clone(),
-            segments.clone(),
-            clock.clone(),
-        ));
+
         let geo = Arc::new(crate::geo::Geo::open(config.geoip_database.as_deref())?);
         let state = AppState {
             geo,

@@ -140,6 +140,9 @@ pub struct ExperimentDefinition {
     /// The flag whose variants are compared (or `slot`).
     #[serde(default)]
     pub flag: Option<String>,
+    /// The recommender whose model versions are compared (variants: version numbers).
+    #[serde(default)]
+    pub recommender: Option<String>,
     /// The variants compared, the control first.
     pub variants: Vec<String>,
     pub weights: Vec<f64>,
@@ -337,13 +340,18 @@ impl Catalogue {
                         && x.stop_ms.is_none()
                         && x.def.slot == e.def.slot
                         && x.def.flag == e.def.flag
+                        && x.def.recommender == e.def.recommender
                 });
                 if let Some((other, _)) = same_target {
                     return Err(bad(
                         "experiment",
                         format!(
                             "experiment {other:?} already runs on the same {}",
-                            if e.def.slot.is_some() { "slot" } else { "flag" }
+                            match (&e.def.slot, &e.def.flag) {
+                                (Some(_), _) => "slot",
+                                (_, Some(_)) => "flag",
+                                _ => "recommender",
+                            }
                         ),
                     ));
                 }
@@ -356,8 +364,19 @@ impl Catalogue {
     pub fn experiment(&self, name: &str, body: &Value) -> Result<Experiment> {
         let def: ExperimentDefinition =
             serde_json::from_value(body.clone()).map_err(|e| bad("experiment", e))?;
-        let variants: Vec<String> = match (&def.slot, &def.flag) {
-            (Some(s), None) => self
+        let variants: Vec<String> = match (&def.slot, &def.flag, &def.recommender) {
+            (None, None, Some(_)) => {
+                for v in &def.variants {
+                    if !v.parse::<i64>().is_ok_and(|n| n >= 1) || v.starts_with(['0', '+']) {
+                        return Err(bad(
+                            "experiment",
+                            format!("{v:?} is not a model version (1, 2, …)"),
+                        ));
+                    }
+                }
+                def.variants.clone()
+            }
+            (Some(s), None, None) => self
                 .slots
                 .get(s)
                 .ok_or_else(|| bad("experiment", format!("no slot {s:?}")))?
@@ -365,14 +384,19 @@ impl Catalogue {
                 .keys()
                 .cloned()
                 .collect(),
-            (None, Some(f)) => self
+            (None, Some(f), None) => self
                 .flags
                 .get(f)
                 .ok_or_else(|| bad("experiment", format!("no flag {f:?}")))?
                 .variant_names()
                 .map(str::to_owned)
                 .collect(),
-            _ => return Err(bad("experiment", "name exactly one of slot and flag")),
+            _ => {
+                return Err(bad(
+                    "experiment",
+                    "name exactly one of slot, flag and recommender",
+                ))
+            }
         };
         if def.variants.len() != def.weights.len() {
             return Err(bad("experiment", "one weight per variant"));

@@ -393,6 +393,7 @@ impl Experiments {
             e.running(now)
                 && match target.0 {
                     "slot" => e.def.slot.as_deref() == Some(target.1),
+                    "recommender" => e.def.recommender.as_deref() == Some(target.1),
                     _ => e.def.flag.as_deref() == Some(target.1),
                 }
         }) else {
@@ -684,6 +685,23 @@ impl Experiments {
             out["errorCode"] = json!(e);
         }
         Ok(out)
+    }
+
+    /// The model version of recommender `name` the subject gets from a running
+    /// experiment on it (with their `analytics` consent; stored and an exposure), and the
+    /// experiment's name.
+    pub async fn recommender_version(
+        &self,
+        source: &SourceId,
+        scope: &ConsentScope,
+        raw: &str,
+        name: &str,
+    ) -> Result<Option<(String, i64)>> {
+        let c = self.catalogue().await?;
+        Ok(self
+            .variant_in(&c, ("recommender", name), source, scope, raw, true)
+            .await?
+            .and_then(|(e, v)| Some((e, v.parse().ok()?))))
     }
 
     /// The results of experiment `name`.

@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     audit::{self, NewEntry, Trail},
     error::{Error, Result},
+    experiments::Experiments,
     ids::{Pseudonym, SourceId, UnixMs},
     keys::sources::ConsentScope,
     pseudonym::Pseudonymizer,
@@ -316,6 +317,8 @@ pub struct Recommendations {
     trail: Trail,
     pseudonymizer: Arc<Pseudonymizer>,
     segments: Arc<Segments>,
+    /// Experiments on recommenders choose a subject's version.
+    experiments: Arc<Experiments>,
     weights: Weights,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     /// Held while a version is read from the database and parsed, so concurrent
@@ -380,7 +383,7 @@ impl Recommendations {
     pub fn new(
         trail: Trail,
         pseudonymizer: Arc<Pseudonymizer>,
-        segments: Arc<Segments>,
+        (segments, experiments): (Arc<Segments>, Arc<Experiments>),
         weights: Weights,
         cache: cache::Answers<Answer>,
         drift: DriftSettings,
@@ -393,6 +396,7 @@ impl Recommendations {
             trail,
             pseudonymizer,
             segments,
+            experiments,
             weights,
             loaded: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
@@ -948,7 +952,18 @@ impl Recommendations {
         let mut loaded = loaded;
         if !history.is_empty() {
             let key = key_of(source, &request.model);
-            if let Some(split) = self.split(&key).await? {
+            // A running experiment on the recommender decides the version first.
+            let tested = self
+                .experiments
+                .recommender_version(source, scope, raw, &request.model)
+                .await?;
+            if let Some((_, version)) = tested {
+                if version != loaded.version {
+                    if let Some(other) = self.version(&key, version).await? {
+                        loaded = other;
+                    }
+                }
+            } else if let Some(split) = self.split(&key).await? {
                 if split.version != loaded.version && bucket(&pseudonym, &key) < split.share {
                     if let Some(other) = self.version(&key, split.version).await? {
                         loaded = other;

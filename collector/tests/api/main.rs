@@ -179,6 +179,14 @@ mod recommendations_groups {
 
 mod recommendations_content {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn experiments_choose_a_recommenders_version() {
+        crate::recommendations::experiments_choose_a_recommenders_version(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_catalogue_takes_a_pruned_ease() {
         crate::recommendations::a_large_catalogue_takes_a_pruned_ease(
             crate::helpers::Backend::Sqlite,

@@ -977,3 +977,62 @@ pub async fn a_large_catalogue_takes_a_pruned_ease(b: Backend) {
         "three items, none of those pia has (she has the even ones): {r}"
     );
 }
+
+/// Model versions compared live through an experiment: each subject with history gets
+/// the version their variant names (the same one every time), and is counted as exposed.
+pub async fn experiments_choose_a_recommenders_version(b: Backend) {
+    let app = spawn_app(b).await;
+    readers(&app).await;
+    for neighbours in [10, 5] {
+        let spec = json!({"model": {"kind": "item_knn", "neighbours": neighbours, "weighting": {"kind": "cosine"}}});
+        let (status, v) = app
+            .admin_send(
+                "POST",
+                "/v1/recommenders/default/models?source=default",
+                &spec,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let experiment = json!({"recommender": "default", "variants": ["1", "2"], "weights": [0.5, 0.5],
+        "primary": {"name": "clicks", "kind": "click_through", "event": "Recommendation Clicked"}});
+    let (status, v) = app
+        .admin_send(
+            "PUT",
+            "/v1/definitions/experiments/default-models",
+            &experiment,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let bad = json!({"recommender": "default", "variants": ["1", "latest"], "weights": [0.5, 0.5],
+        "primary": {"name": "clicks", "kind": "click_through", "event": "Recommendation Clicked"}});
+    let (status, e) = app
+        .admin_send("PUT", "/v1/definitions/experiments/other", &bad)
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let mut seen = std::collections::BTreeSet::new();
+    for u in 0..20 {
+        let path = format!("/v1/recommendations/u{u}?source=default&k=2");
+        let (_, first, _) = get(&app, &path, None).await;
+        let (_, again, _) = get(&app, &path, None).await;
+        assert_eq!(
+            first["model"]["version"], again["model"]["version"],
+            "u{u} stays on one version"
+        );
+        seen.insert(first["model"]["version"].as_i64().unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "both versions served"
+    );
+    let r = app
+        .admin_json("/v1/experiments/default-models/results")
+        .await;
+    assert_eq!(
+        r["variants"][0]["visitors"].as_u64().unwrap()
+            + r["variants"][1]["visitors"].as_u64().unwrap(),
+        20,
+        "{r}"
+    );
+}
