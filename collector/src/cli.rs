@@ -700,15 +700,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                         .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
                     let body: serde_json::Value = serde_json::from_str(&text)
                         .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?;
-                    line(
-                        &x.put(
-                            crate::experiments::Kind::from_plural(kind)?,
-                            name,
-                            &body,
-                            "cli".into(),
-                        )
-                        .await?,
-                    );
+                    let kind = crate::experiments::Kind::from_plural(kind)?;
+                    line(&x.put(kind, name, &body, "cli".into()).await?);
+                    crate::switches::apply(x, &state.segments, kind, name, "cli".into()).await?;
                 }
                 ExperimentsCommand::List { kind } => {
                     for v in x.list(crate::experiments::Kind::from_plural(kind)?).await? {
@@ -728,15 +722,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     name,
                     version,
                 } => {
-                    line(
-                        &x.rollback(
-                            crate::experiments::Kind::from_plural(kind)?,
-                            name,
-                            *version,
-                            "cli".into(),
-                        )
-                        .await?,
-                    );
+                    let kind = crate::experiments::Kind::from_plural(kind)?;
+                    line(&x.rollback(kind, name, *version, "cli".into()).await?);
+                    crate::switches::apply(x, &state.segments, kind, name, "cli".into()).await?;
                 }
             }
         }

@@ -27,6 +27,7 @@ pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod subjects;
+pub mod switches;
 pub mod versions;
 
 pub use clock::{Clock, SystemClock};

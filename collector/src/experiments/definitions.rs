@@ -15,6 +15,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// The flag that switches the collector's real-time segmentation (`crate::switches`):
+/// it must be boolean.
+pub const REALTIME_FLAG: &str = "segmentation-realtime";
+
 /// What a definition is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -307,6 +311,12 @@ impl Catalogue {
             Kind::Flag => {
                 let d: FlagDefinition =
                     serde_json::from_value(body.clone()).map_err(|e| bad("flag", e))?;
+                if name == REALTIME_FLAG && d.kind != assent_experiments::flags::FlagKind::Boolean {
+                    return Err(bad(
+                        "flag",
+                        format!("{REALTIME_FLAG} switches real-time segmentation: it is boolean"),
+                    ));
+                }
                 d.check(name).map_err(|e| bad("flag", e))?;
                 for (i, r) in d.rules.iter().enumerate() {
                     segment_known(&r.when, &format!("flag: rules[{i}].when"))?;

@@ -32,8 +32,8 @@ use crate::{
     storage::{self, experiments::StoredDefinition, Db},
 };
 
-pub use definitions::Kind;
 use definitions::{Catalogue, SlotDefinition};
+pub use definitions::{Kind, REALTIME_FLAG};
 
 /// How long a server trusts the definitions it holds before asking the database again
 /// (another replica may have changed them).

@@ -57,6 +57,7 @@ fn kind_of(name: &str) -> Result<Kind> {
 pub async fn put_definition(
     State(keys): State<Arc<Keys>>,
     State(experiments): State<Arc<Experiments>>,
+    State(segments): State<Arc<crate::segments::Segments>>,
     State(config): State<Arc<Config>>,
     PathParam((kind, name)): PathParam<(String, String)>,
     headers: HeaderMap,
@@ -65,7 +66,9 @@ pub async fn put_definition(
     let caller = require_admin(&keys, &headers).await?;
     let kind = kind_of(&kind)?;
     let body = read_json(&config, &headers, body).await?;
-    Ok(Json(experiments.put(kind, &name, &body, caller.actor()).await?).into_response())
+    let version = experiments.put(kind, &name, &body, caller.actor()).await?;
+    crate::switches::apply(&experiments, &segments, kind, &name, caller.actor()).await?;
+    Ok(Json(version).into_response())
 }
 
 /// A definition in force (compliance token).
@@ -192,6 +195,7 @@ pub struct Rollback {
 pub async fn rollback(
     State(keys): State<Arc<Keys>>,
     State(experiments): State<Arc<Experiments>>,
+    State(segments): State<Arc<crate::segments::Segments>>,
     State(config): State<Arc<Config>>,
     PathParam((kind, name)): PathParam<(String, String)>,
     headers: HeaderMap,
@@ -202,12 +206,11 @@ pub async fn rollback(
     let body = read_json(&config, &headers, body).await?;
     let r: Rollback =
         serde_json::from_value(body).map_err(|e| Error::BadRequest(format!("rollback: {e}")))?;
-    Ok(Json(
-        experiments
-            .rollback(kind, &name, r.version, caller.actor())
-            .await?,
-    )
-    .into_response())
+    let version = experiments
+        .rollback(kind, &name, r.version, caller.actor())
+        .await?;
+    crate::switches::apply(&experiments, &segments, kind, &name, caller.actor()).await?;
+    Ok(Json(version).into_response())
 }
 
 /// An experiment's results (compliance token): visitors per variant, the

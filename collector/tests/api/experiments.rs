@@ -862,3 +862,44 @@ pub async fn flags_follow_their_rules_and_consent(b: Backend) {
     let (status, r, _) = serve(&app, "/v1/flags/beta-ui?default=not-json", None).await;
     assert_eq!(status, 400, "{r}");
 }
+
+/// The collector uses a flag itself: defining `segmentation-realtime` turns real-time
+/// segmentation on or off for every replica; a flag of another type is refused.
+pub async fn a_flag_switches_real_time_segmentation(b: Backend) {
+    let app = spawn_app(b).await;
+    let switch = |on: bool| {
+        json!({"kind": "boolean", "variants": {"on": true, "off": false},
+               "default_variant": if on { "on" } else { "off" }})
+    };
+    for on in [false, true, false] {
+        let (status, v) = put(&app, "flags", "segmentation-realtime", switch(on)).await;
+        assert_eq!(status, 200, "{v}");
+        let r = app.admin_json("/v1/segmentation/realtime").await;
+        assert_eq!(r["enabled"], on, "{r}");
+    }
+    let (status, e) = put(
+        &app,
+        "flags",
+        "segmentation-realtime",
+        json!({"kind": "string", "variants": {"a": "x"}, "default_variant": "a"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(
+        app.admin_json("/v1/segmentation/realtime").await["enabled"],
+        false
+    );
+    // Rolling the flag back to the version that was on switches it on again.
+    let (status, v) = app
+        .admin_send(
+            "POST",
+            "/v1/definitions/flags/segmentation-realtime/rollback",
+            &json!({"version": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        app.admin_json("/v1/segmentation/realtime").await["enabled"],
+        true
+    );
+}

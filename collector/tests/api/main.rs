@@ -131,6 +131,12 @@ mod experiments_sqlite {
 
 mod experiments_rotation {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flag_switches_real_time_segmentation() {
+        crate::experiments::a_flag_switches_real_time_segmentation(crate::helpers::Backend::Sqlite)
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn flags_follow_their_rules_and_consent() {
         crate::experiments::flags_follow_their_rules_and_consent(crate::helpers::Backend::Sqlite)
             .await
