@@ -32,6 +32,7 @@ mod clock;
 mod consent;
 mod engine;
 mod error;
+mod flags;
 mod identity;
 mod queue;
 mod records;
@@ -41,6 +42,7 @@ mod upload;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{AssentError, Result};
+pub use flags::FlagDetails;
 pub use identity::{normalize_user_id, pseudonymize_user_id};
 pub use records::{ClientConfig, ClientStats, ConsentState, FlushResult};
 pub use transport::{HttpRequest, HttpResponse, HttpTransport, UreqTransport};
@@ -305,6 +307,14 @@ impl AssentClient {
     /// Consent stays as the user gave it (recorded anew for the new id).
     pub fn reset(&self) -> Result<()> {
         self.live()?.reset()
+    }
+
+    /// Every feature flag for this install, as the collector evaluates them (targeting,
+    /// rollouts, experiments), by flag key. Blocking: call it off the UI thread. The
+    /// install's id goes in the request's body only once the user answered the consent
+    /// question. Errors: `Network` (no answer, or not the collector's), `Unauthorized`.
+    pub fn flags(&self) -> Result<HashMap<String, FlagDetails>> {
+        self.live()?.fetch_flags()
     }
 
     /// Uploads everything queued now, waiting for the collector. Returns what happened,

@@ -150,6 +150,11 @@ impl From<AssentError> for Failure {
 
 impl Engine {
     fn request(&self, body: Vec<u8>) -> HttpRequest {
+        self.request_to(BATCH_PATH, body)
+    }
+
+    /// A POST of `body` to the collector's `path`, with the write key.
+    pub(crate) fn request_to(&self, path: &str, body: Vec<u8>) -> HttpRequest {
         let key = self.write_key.lock().expect("write key lock").clone();
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
         let mut headers = std::collections::HashMap::from([
@@ -163,7 +168,7 @@ impl Engine {
             body
         };
         HttpRequest {
-            url: format!("{}{}", self.settings.collector_url, BATCH_PATH),
+            url: format!("{}{path}", self.settings.collector_url),
             headers,
             body,
         }

@@ -20,7 +20,7 @@ use crate::{
     http::{
         extract::{require_admin, source_caller, Client, PathParam, QueryParams},
         read_json,
-        schemas::{AudienceWriteErrors, ConsentReadErrors, DefinitionReadErrors},
+        schemas::{AudienceWriteErrors, ConsentReadErrors, DefinitionReadErrors, IngestErrors},
     },
     keys::Keys,
 };
@@ -475,6 +475,51 @@ pub async fn flags(
         HeaderValue::from_static("private, max-age=30"),
     );
     Ok(r)
+}
+
+/// Who asks, in a body (what the SDKs send: the install's id stays out of URLs and
+/// their logs).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlagsBody {
+    /// The visitor's id; none: every flag's value for no one in particular.
+    pub subject: Option<String>,
+    /// The client's offset from UTC in minutes.
+    pub utc_offset: Option<i32>,
+    /// The app's version (semver).
+    pub app_version: Option<String>,
+}
+
+/// Every flag for a visitor, as `GET /v1/flags`, with who asks in the body (the SDKs'
+/// way).
+#[utoipa::path(
+    post,
+    path = "/v1/flags",
+    tag = "experiments",
+    request_body = FlagsBody,
+    responses(
+        (status = 200, description = "`{flags: {KEY: {value, variant, reason, errorCode}}}`.", body = Object),
+        IngestErrors,
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn flags_post(
+    State(serving): State<Serving>,
+    client: Client,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let value = read_json(&serving.config, &headers, body).await?;
+    let b: FlagsBody =
+        serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("flags: {e}")))?;
+    let q = ServeQuery {
+        subject: b.subject,
+        format: None,
+        utc_offset: b.utc_offset,
+        app_version: b.app_version,
+        default: None,
+    };
+    flags(State(serving), client, QueryParams(q), headers).await
 }
 
 /// One flag for a visitor, with the caller's `default` (JSON) served on any error

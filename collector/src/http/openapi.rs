@@ -106,6 +106,7 @@ impl Modify for Security {
         super::experiments::results,
         super::experiments::content,
         super::experiments::flags,
+        super::experiments::flags_post,
         super::experiments::flag,
         super::healthz,
         super::readyz,

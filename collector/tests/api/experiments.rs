@@ -903,3 +903,57 @@ pub async fn a_flag_switches_real_time_segmentation(b: Backend) {
         true
     );
 }
+
+/// The SDK reads flags from the real collector: before the user answers, the value for
+/// no one in particular; once analytics is granted (and the consent record uploaded), the
+/// install's variant of the experiment running on the flag.
+pub async fn the_sdk_reads_flags_from_the_collector(b: Backend) {
+    let app = spawn_app(b).await;
+    let theme = json!({"kind": "string", "variants": {"light": "#fff", "dark": "#000"}, "default_variant": "light"});
+    assert_eq!(put(&app, "flags", "theme", theme).await.0, 200);
+    let test = json!({"flag": "theme", "variants": ["light", "dark"], "weights": [0.0, 1.0],
+        "primary": {"name": "signups", "kind": "conversion", "event": "Signed Up"}});
+    assert_eq!(put(&app, "experiments", "theme-test", test).await.0, 200);
+    let url = app.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap().to_owned();
+    let (before, after) = tokio::task::spawn_blocking(move || {
+        let config =
+            assent_core::ClientConfig::new(url, WRITE_KEY, storage, "com.example.flags", "2026-01");
+        let client = assent_core::AssentClient::new(config).unwrap();
+        let before = client.flags().unwrap();
+        client
+            .set_consent([("analytics".to_string(), true)].into(), "custom".into())
+            .unwrap();
+        client.flush().unwrap();
+        let after = client.flags().unwrap();
+        client.shutdown();
+        (before, after)
+    })
+    .await
+    .unwrap();
+    let (b, a) = (&before["theme"], &after["theme"]);
+    assert_eq!(
+        (
+            b.value_json.as_str(),
+            b.variant.as_deref(),
+            b.reason.as_str()
+        ),
+        ("\"#fff\"", Some("light"), "STATIC"),
+        "{b:?}"
+    );
+    assert_eq!(
+        (
+            a.value_json.as_str(),
+            a.variant.as_deref(),
+            a.reason.as_str()
+        ),
+        ("\"#000\"", Some("dark"), "SPLIT"),
+        "{a:?}"
+    );
+    let r = app.admin_json("/v1/experiments/theme-test/results").await;
+    assert_eq!(
+        r["variants"][1]["visitors"], 0,
+        "the bulk read is not an exposure: {r}"
+    );
+}
