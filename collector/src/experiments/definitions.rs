@@ -204,6 +204,11 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// Past its stop time: it holds no share of a layer and no slot or flag any more.
+    pub fn ended(&self, now_ms: i64) -> bool {
+        self.stop_ms.is_some_and(|s| now_ms >= s)
+    }
+
     pub fn running(&self, now_ms: i64) -> bool {
         self.start_ms.is_none_or(|s| now_ms >= s) && self.stop_ms.is_none_or(|s| now_ms < s)
     }
@@ -245,7 +250,13 @@ impl Catalogue {
 
     /// Checks `body` as a definition of `kind` named `name` against everything else in
     /// force; `segments` are the audiences that exist.
-    pub fn check(&self, kind: Kind, name: &str, body: &Value, segments: &[String]) -> Result<()> {
+    pub fn check(
+        &self,
+        kind: Kind,
+        name: &str,
+        body: &Value,
+        (segments, now_ms): (&[String], i64),
+    ) -> Result<()> {
         let segment_known = |c: &Condition, at: &str| -> Result<()> {
             c.check().map_err(|e| bad(at, e))?;
             for s in c.segments() {
@@ -329,7 +340,7 @@ impl Catalogue {
                     let others: Vec<(&String, &LayerShare)> = self
                         .experiments
                         .iter()
-                        .filter(|(n, x)| *n != name && x.stop_ms.is_none())
+                        .filter(|(n, x)| *n != name && !x.ended(now_ms))
                         .filter_map(|(n, x)| x.def.layer.as_ref().map(|l| (n, l)))
                         .filter(|(_, x)| x.layer == l.layer)
                         .collect();
@@ -347,7 +358,7 @@ impl Catalogue {
                 }
                 let same_target = self.experiments.iter().find(|(n, x)| {
                     *n != name
-                        && x.stop_ms.is_none()
+                        && !x.ended(now_ms)
                         && x.def.slot == e.def.slot
                         && x.def.flag == e.def.flag
                         && x.def.recommender == e.def.recommender

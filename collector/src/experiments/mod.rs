@@ -238,7 +238,7 @@ impl Experiments {
             .collect();
         self.catalogue()
             .await?
-            .check(kind, name, body, &audiences)?;
+            .check(kind, name, body, (&audiences, self.clock.now_ms()))?;
         self.write(kind, name, Some(body), actor).await
     }
 

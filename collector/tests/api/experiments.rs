@@ -381,7 +381,20 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         "{e}"
     );
     second["layer"]["start"] = json!(0.6);
-    assert_eq!(put(&app, "experiments", "aside-test", second).await.0, 200);
+    assert_eq!(
+        put(&app, "experiments", "aside-test", second.clone())
+            .await
+            .0,
+        200
+    );
+    // Once side-test has stopped, its share is free again.
+    let mut stopped = experiment("side", [0.5, 0.5], 0.6);
+    stopped["layer"] = json!({"layer": "pages", "start": 0.0, "end": 0.6});
+    stopped["stop"] = json!(now_minus(1));
+    assert_eq!(put(&app, "experiments", "side-test", stopped).await.0, 200);
+    second["layer"]["start"] = json!(0.5);
+    let (status, v) = put(&app, "experiments", "aside-test", second).await;
+    assert_eq!(status, 200, "{v}");
 
     // 2. No difference (15 % both): first too few visitors for the fixed horizon, so no
     // verdict; with the sequential option, no difference found.
