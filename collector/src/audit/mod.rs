@@ -3,6 +3,7 @@
 //! that erasure removes it without breaking the chain. Every `checkpoint_every` entries a
 //! checkpoint entry carries an HMAC of the chain head under the server key.
 pub mod export;
+pub mod merkle;
 
 use serde::Serialize;
 
