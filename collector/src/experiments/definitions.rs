@@ -232,6 +232,9 @@ fn time(what: &str, t: &Option<String>) -> Result<Option<i64>> {
 #[derive(Debug, Default)]
 pub struct Catalogue {
     pub block_types: BTreeMap<String, BlockTypeDefinition>,
+    /// The block type of each slot, compiled once when the catalogue is read (serving
+    /// renders with it).
+    pub compiled: BTreeMap<String, BlockType>,
     pub slots: BTreeMap<String, SlotDefinition>,
     pub flags: BTreeMap<String, Flag>,
     pub experiments: BTreeMap<String, Experiment>,

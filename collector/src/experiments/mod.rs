@@ -192,6 +192,13 @@ impl Experiments {
                 c.slots.insert(d.name, s);
             }
         }
+        for s in c.slots.values() {
+            if !c.compiled.contains_key(&s.block_type) {
+                if let Some(t) = c.block_type(&s.block_type).and_then(|d| d.check().ok()) {
+                    c.compiled.insert(s.block_type.clone(), t);
+                }
+            }
+        }
         for d in storage::experiments::current(&self.db, Kind::Flag.as_str()).await? {
             let flag = read(&d.body)
                 .and_then(|v| serde_json::from_value::<FlagDefinition>(v).ok())
@@ -550,8 +557,8 @@ impl Experiments {
         };
         let content = s.variants.get(&variant).cloned().unwrap_or(Value::Null);
         let html = c
-            .block_type(&s.block_type)
-            .and_then(|d| d.check().ok())
+            .compiled
+            .get(&s.block_type)
             .map(|t| t.render(&content))
             .transpose()
             .map_err(|e| Error::Internal(format!("slot {slot:?}: {e}")))?

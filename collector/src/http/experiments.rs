@@ -22,6 +22,8 @@ use crate::{
         read_json,
         schemas::{AudienceWriteErrors, ConsentReadErrors, DefinitionReadErrors, IngestErrors},
     },
+    ids::SourceId,
+    keys::sources::ConsentScope,
     keys::Keys,
 };
 
@@ -258,6 +260,22 @@ impl axum::extract::FromRef<crate::state::AppState> for Serving {
     }
 }
 
+impl Serving {
+    /// Who asks for content or flags: the caller's source (a write key from an allowed
+    /// origin, or a server key), its consent scope, and the request's context.
+    async fn visitor(
+        &self,
+        headers: &HeaderMap,
+        ip: std::net::IpAddr,
+        q: &ServeQuery,
+    ) -> Result<(SourceId, Arc<ConsentScope>, RequestContext)> {
+        let (_, source) = source_caller(&self.keys, headers, None).await?;
+        let scope = self.keys.sources.get(&source).scope.clone();
+        let request = context((&self.config, &self.geo, ip), headers, q)?;
+        Ok((source, scope, request))
+    }
+}
+
 /// Who asks and from where.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -369,21 +387,15 @@ fn subject(q: &ServeQuery) -> Result<&str> {
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn content(
-    State(Serving {
-        keys,
-        experiments,
-        config,
-        geo,
-    }): State<Serving>,
+    State(serving): State<Serving>,
     Client(ip): Client,
     PathParam(slot): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (_, source) = source_caller(&keys, &headers, None).await?;
-    let scope = keys.sources.get(&source).scope.clone();
-    let request = context((&config, &geo, ip), &headers, &q)?;
-    let served = experiments
+    let (source, scope, request) = serving.visitor(&headers, ip, &q).await?;
+    let served = serving
+        .experiments
         .content(&source, &scope, subject(&q)?, &slot, &request)
         .await?;
     let html = match q.format.as_deref() {
@@ -453,20 +465,14 @@ pub async fn content(
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn flags(
-    State(Serving {
-        keys,
-        experiments,
-        config,
-        geo,
-    }): State<Serving>,
+    State(serving): State<Serving>,
     Client(ip): Client,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (_, source) = source_caller(&keys, &headers, None).await?;
-    let scope = keys.sources.get(&source).scope.clone();
-    let request = context((&config, &geo, ip), &headers, &q)?;
-    let all = experiments
+    let (source, scope, request) = serving.visitor(&headers, ip, &q).await?;
+    let all = serving
+        .experiments
         .flags(&source, &scope, subject(&q)?, &request)
         .await?;
     let mut r = Json(serde_json::json!({ "flags": all })).into_response();
@@ -537,20 +543,13 @@ pub async fn flags_post(
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn flag(
-    State(Serving {
-        keys,
-        experiments,
-        config,
-        geo,
-    }): State<Serving>,
+    State(serving): State<Serving>,
     Client(ip): Client,
     PathParam(key): PathParam<String>,
     QueryParams(q): QueryParams<ServeQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (_, source) = source_caller(&keys, &headers, None).await?;
-    let scope = keys.sources.get(&source).scope.clone();
-    let request = context((&config, &geo, ip), &headers, &q)?;
+    let (source, scope, request) = serving.visitor(&headers, ip, &q).await?;
     let default: Option<Value> = q
         .default
         .as_deref()
@@ -558,7 +557,8 @@ pub async fn flag(
             serde_json::from_str(d).map_err(|_| Error::BadRequest("default: a JSON value".into()))
         })
         .transpose()?;
-    let answer = experiments
+    let answer = serving
+        .experiments
         .flag((&source, &scope, subject(&q)?), &key, &request, default)
         .await?;
     let mut r = Json(answer).into_response();
