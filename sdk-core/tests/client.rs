@@ -7,6 +7,16 @@ use assent_core::{AssentClient, AssentError, SystemClock, UreqTransport};
 use assent_protocol::{ConsentRecord, Event, EventType, Purpose};
 use support::{config, purposes, Recorder, TickingClock};
 
+/// The events of an uploaded batch body, each parsed as a protocol event.
+fn events_in(body: &serde_json::Value) -> Vec<Event> {
+    body["batch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Event::from_json(&e.to_string()).expect("a valid protocol event"))
+        .collect()
+}
+
 fn client(cfg: assent_core::ClientConfig) -> Arc<AssentClient> {
     AssentClient::new(cfg).expect("client starts")
 }
@@ -86,12 +96,7 @@ fn a_flush_delivers_valid_protocol_events_and_the_consent_record() {
     );
     let body = &requests[0].body;
     assert!(body["sentAt"].as_str().unwrap().ends_with('Z'));
-    let events: Vec<Event> = body["batch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| Event::from_json(&e.to_string()).expect("a valid protocol event"))
-        .collect();
+    let events = events_in(body);
     assert_eq!(events[0].kind, EventType::Track);
     assert_eq!(events[0].event.as_deref(), Some("Bought"));
     assert_eq!(events[0].properties.as_ref().unwrap()["sku"], "A-1");
@@ -707,12 +712,7 @@ fn recommendation_feedback_carries_the_lists_rec_id() {
     assert_eq!(c.queued_count(), queued, "bad input changes nothing");
     assert_eq!(c.flush().unwrap().accepted, 2);
     let body = &server.requests()[0].body;
-    let events: Vec<Event> = body["batch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| Event::from_json(&e.to_string()).expect("a valid protocol event"))
-        .collect();
+    let events = events_in(body);
     let props = |i: usize| events[i].properties.as_ref().unwrap().clone();
     assert_eq!(
         events[0].event.as_deref(),
