@@ -140,6 +140,17 @@ pub fn parse_key_list(text: &str) -> Result<Vec<(String, Secret)>, String> {
         .collect()
 }
 
+/// Bytes from lowercase or uppercase hex (None for odd length or another character).
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -47,51 +47,91 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// The audit path of leaf `m` in the tree of `leaves` (RFC 6962 PATH), leaf to root.
-pub fn inclusion_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    let n = leaves.len();
-    if n <= 1 || m >= n {
-        return Vec::new();
-    }
-    let k = split(n);
-    if m < k {
-        let mut p = inclusion_proof(m, &leaves[..k]);
-        p.push(root(&leaves[k..]));
-        p
-    } else {
-        let mut p = inclusion_proof(m - k, &leaves[k..]);
-        p.push(root(&leaves[..k]));
-        p
-    }
+/// A run of leaves `[start, end)` whose subtree head is one hash of a proof.
+pub type Span = (u64, u64);
+
+/// The largest power of two smaller than `n` (n ≥ 2), for sizes.
+fn split64(n: u64) -> u64 {
+    1u64 << (63 - (n - 1).leading_zeros())
 }
 
-/// The consistency proof from the tree of the first `m` leaves to the tree of all of
-/// them (RFC 6962 PROOF); empty when `m` is 0 or the whole.
-pub fn consistency_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    fn subproof(m: usize, leaves: &[Hash], whole: bool) -> Vec<Hash> {
-        let n = leaves.len();
-        if m == n {
-            return if whole {
-                Vec::new()
-            } else {
-                vec![root(leaves)]
-            };
+/// The spans whose heads make the audit path of leaf `index` in a tree of `size` leaves
+/// (RFC 6962 PATH), leaf to root; empty for a tree of one leaf or an index outside it.
+pub fn inclusion_spans(index: u64, size: u64) -> Vec<Span> {
+    fn path(m: u64, start: u64, end: u64, out: &mut Vec<Span>) {
+        let n = end - start;
+        if n <= 1 {
+            return;
         }
-        let k = split(n);
-        if m <= k {
-            let mut p = subproof(m, &leaves[..k], whole);
-            p.push(root(&leaves[k..]));
-            p
+        let k = split64(n);
+        if m < start + k {
+            path(m, start, start + k, out);
+            out.push((start + k, end));
         } else {
-            let mut p = subproof(m - k, &leaves[k..], false);
-            p.push(root(&leaves[..k]));
-            p
+            path(m, start + k, end, out);
+            out.push((start, start + k));
         }
     }
-    if m == 0 || m >= leaves.len() {
-        return Vec::new();
+    let mut out = Vec::new();
+    if index < size {
+        path(index, 0, size, &mut out);
     }
-    subproof(m, leaves, true)
+    out
+}
+
+/// The spans whose heads make the consistency proof from the tree of the first `m`
+/// leaves to the tree of `n` (RFC 6962 PROOF); empty when `m` is 0 or `n`.
+pub fn consistency_spans(m: u64, n: u64) -> Vec<Span> {
+    fn subproof(m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Span>) {
+        let n = end - start;
+        if m == n {
+            if !whole {
+                out.push((start, end));
+            }
+            return;
+        }
+        let k = split64(n);
+        if m <= k {
+            subproof(m, start, start + k, whole, out);
+            out.push((start + k, end));
+        } else {
+            subproof(m - k, start + k, end, false, out);
+            out.push((start, start + k));
+        }
+    }
+    let mut out = Vec::new();
+    if m > 0 && m < n {
+        subproof(m, 0, n, true, &mut out);
+    }
+    out
+}
+
+/// The complete subtrees `(level, index)` (the node at `level` and `index` heads leaves
+/// `index·2^level .. (index+1)·2^level`) whose heads, folded with [`fold`], give the head
+/// of `span`: one node for a complete subtree, one per set bit of its length otherwise.
+/// Valid for the spans of the proofs above and for `(0, size)`: those start at a
+/// multiple of a power of two at least their length.
+pub fn span_nodes((start, end): Span) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut at = start;
+    let len = end - start;
+    for level in (0..64u32).rev() {
+        if len >> level & 1 == 1 {
+            out.push((level, at >> level));
+            at += 1 << level;
+        }
+    }
+    out
+}
+
+/// The head of a span from the heads of its [`span_nodes`], largest first (RFC 6962 MTH:
+/// the left part is always the largest complete subtree).
+pub fn fold(heads: &[Hash]) -> Hash {
+    let mut it = heads.iter().rev();
+    match it.next() {
+        None => Sha256::digest([]).into(),
+        Some(last) => it.fold(*last, |acc, p| node_hash(p, &acc)),
+    }
 }
 
 /// Whether `proof` shows the leaf hashed `leaf` at `index` in a tree of `size` whose
@@ -201,26 +241,34 @@ impl Frontier {
         &self.peaks
     }
 
-    /// Appends a leaf by its hash.
-    pub fn push(&mut self, leaf: Hash) {
+    /// Appends a leaf by its hash; returns the complete subtrees it completes, as
+    /// `(level, index, head)`, the leaf itself first.
+    pub fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
         let mut h = leaf;
         let mut size = self.size;
+        let mut level = 0;
+        let mut done = vec![(0, self.size, leaf)];
         while size & 1 == 1 {
             let left = self.peaks.pop().expect("a peak per set bit");
             h = node_hash(&left, &h);
             size >>= 1;
+            level += 1;
+            done.push((level, size, h));
         }
         self.peaks.push(h);
         self.size += 1;
+        done
     }
 
     /// The tree head (MTH) of the leaves so far.
     pub fn root(&self) -> Hash {
-        let mut it = self.peaks.iter().rev();
-        match it.next() {
-            None => Sha256::digest([]).into(),
-            Some(last) => it.fold(*last, |acc, p| node_hash(p, &acc)),
-        }
+        fold(&self.peaks)
+    }
+
+    /// Where the peaks of a tree of `size` leaves are stored: `(level, index)`, largest
+    /// first.
+    pub fn peak_nodes(size: u64) -> Vec<(u32, u64)> {
+        span_nodes((0, size))
     }
 }
 
@@ -246,6 +294,49 @@ mod tests {
             b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
         ];
         raw.iter().map(|l| leaf_hash(l)).collect()
+    }
+
+    fn head_of(leaves: &[Hash], (a, b): Span) -> Hash {
+        root(&leaves[a as usize..b as usize])
+    }
+
+    fn inclusion_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
+        inclusion_spans(m as u64, leaves.len() as u64)
+            .into_iter()
+            .map(|s| head_of(leaves, s))
+            .collect()
+    }
+
+    fn consistency_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
+        consistency_spans(m as u64, leaves.len() as u64)
+            .into_iter()
+            .map(|s| head_of(leaves, s))
+            .collect()
+    }
+
+    /// A span's head from the stored complete subtrees, as the trail computes it.
+    fn from_nodes(leaves: &[Hash], span: Span) -> Hash {
+        let heads: Vec<Hash> = span_nodes(span)
+            .into_iter()
+            .map(|(level, i)| head_of(leaves, (i << level, (i + 1) << level)))
+            .collect();
+        fold(&heads)
+    }
+
+    #[test]
+    fn span_heads_from_complete_subtrees_equal_the_recomputed_ones() {
+        let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for n in 1..=leaves.len() as u64 {
+            assert_eq!(from_nodes(&leaves, (0, n)), head_of(&leaves, (0, n)));
+            for m in 0..=n {
+                for s in inclusion_spans(m, n)
+                    .into_iter()
+                    .chain(consistency_spans(m, n))
+                {
+                    assert_eq!(from_nodes(&leaves, s), head_of(&leaves, s), "{s:?} of {n}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -314,7 +405,17 @@ mod tests {
                 }
             }
             if n < leaves.len() {
-                f.push(leaves[n]);
+                let done = f.push(leaves[n]);
+                // What the push completes is exactly what a stored tree keeps.
+                for (level, i, h) in done {
+                    assert_eq!(h, head_of(&leaves, (i << level, (i + 1) << level)));
+                    assert_eq!((i + 1) << level, n as u64 + 1);
+                }
+                let peaks: Vec<Hash> = Frontier::peak_nodes(f.size())
+                    .into_iter()
+                    .map(|(level, i)| head_of(&leaves, (i << level, (i + 1) << level)))
+                    .collect();
+                assert_eq!(peaks, f.peaks());
             }
         }
     }

@@ -4,6 +4,7 @@
 //! checkpoint entry carries an HMAC of the chain head under the server key.
 pub mod export;
 pub mod merkle;
+pub mod note;
 
 use serde::Serialize;
 
