@@ -70,8 +70,20 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// How often the retention job runs, in seconds.
     pub retention_interval_secs: u64,
-    /// An audit checkpoint (HMAC-signed) every this many entries.
+    /// A signed audit checkpoint at least every this many entries.
     pub audit_checkpoint_every: u64,
+    /// And every this many seconds when anything was appended.
+    pub audit_checkpoint_interval_secs: u64,
+    /// The Ed25519 key that signs audit checkpoints: 64 hex digits (its 32-byte seed).
+    /// Absent: one is generated and kept in the database on first start.
+    pub audit_signing_key: Option<Secret>,
+    /// Id of the generated signing key: a new id makes a new key (a rotation, audited;
+    /// the old public key stays listed).
+    pub audit_signing_key_id: String,
+    /// The log's name in its checkpoints (C2SP origin, also the key's name): best the
+    /// collector's public host and path, e.g. `consent.example.com/audit`. Absent: one is
+    /// generated on first start and kept.
+    pub audit_origin: Option<String>,
     /// Folder of the web banner's built bundle, served at `/sdk/`.
     pub sdk_dir: PathBuf,
     /// How far after the time received a record's or event's time (corrected by
@@ -187,6 +199,10 @@ impl Default for Config {
             rate_limit_burst: 2000,
             retention_interval_secs: 3600,
             audit_checkpoint_every: 1000,
+            audit_checkpoint_interval_secs: 60,
+            audit_signing_key: None,
+            audit_signing_key_id: "s1".into(),
+            audit_origin: None,
             sdk_dir: PathBuf::from("consent-ui/dist"),
             clock_tolerance_secs: 300,
             max_consent_records_per_request: assent_protocol::MAX_CONSENT_RECORDS_PER_BATCH,
@@ -253,6 +269,18 @@ impl Config {
                 "pseudonym_key_id must be 1-16 letters, digits, '-' or '_'".into(),
             ));
         }
+        if !name_ok(&config.audit_signing_key_id) {
+            return Err(Error::Config(
+                "audit_signing_key_id must be 1-16 letters, digits, '-' or '_'".into(),
+            ));
+        }
+        if let Some(origin) = &config.audit_origin {
+            if !crate::audit::note::valid_name(origin) {
+                return Err(Error::Config(
+                    "audit_origin must be non-empty, without spaces or '+'".into(),
+                ));
+            }
+        }
         config.proxies()?;
         if config
             .key_digest_secret
@@ -314,6 +342,12 @@ impl Config {
             "RATE_LIMIT_BURST" => self.rate_limit_burst = num(key, value)?,
             "RETENTION_INTERVAL_SECS" => self.retention_interval_secs = num(key, value)?,
             "AUDIT_CHECKPOINT_EVERY" => self.audit_checkpoint_every = num(key, value)?,
+            "AUDIT_CHECKPOINT_INTERVAL_SECS" => {
+                self.audit_checkpoint_interval_secs = num(key, value)?
+            }
+            "AUDIT_SIGNING_KEY" => self.audit_signing_key = Some(Secret::new(value)),
+            "AUDIT_SIGNING_KEY_ID" => self.audit_signing_key_id = value.into(),
+            "AUDIT_ORIGIN" => self.audit_origin = Some(value.into()),
             "SDK_DIR" => self.sdk_dir = PathBuf::from(value),
             "CLOCK_TOLERANCE_SECS" => self.clock_tolerance_secs = num(key, value)?,
             "MAX_CONSENT_RECORDS_PER_REQUEST" => {

@@ -142,7 +142,7 @@ pub fn parse_key_list(text: &str) -> Result<Vec<(String, Secret)>, String> {
 
 /// Bytes from lowercase or uppercase hex (None for odd length or another character).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -143,6 +143,13 @@ impl Application {
             "allowed origins refresh",
             |s| async move { s.keys.refresh_sources().await },
         );
+        // A signed audit checkpoint when anything was appended since the last one.
+        spawn_every(
+            state.clone(),
+            std::time::Duration::from_secs(state.config.audit_checkpoint_interval_secs.max(1)),
+            "audit checkpoint",
+            |s| async move { s.trail.checkpoint().await.map(|_| ()) },
+        );
         // SQLite's WAL checkpoints (nothing on PostgreSQL).
         spawn_every(
             state.clone(),

@@ -97,12 +97,18 @@ impl AppState {
         };
         let pseudonymizer =
             Pseudonymizer::new(config.pseudonym_key_id.clone(), key).with_previous(previous);
+        let signer = audit::note::NoteSigner::new(
+            &storage::secrets::audit_origin(&db, &config, clock.now()).await?,
+            &storage::secrets::audit_signing_seed(&db, &config, clock.now()).await?,
+        );
         let trail = Trail::new(
             db.clone(),
             pseudonymizer.clone(),
+            signer,
             config.audit_checkpoint_every,
             clock.clone(),
         );
+        trail.publish_key().await?;
         let keys = Arc::new(Keys::new(trail.clone(), keys::KeyDigests::new(key_secret)));
         let consent_cache = Arc::new(ConsentCache::new(config.consent_cache));
         let metrics = Arc::new(Metrics::default());

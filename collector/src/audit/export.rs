@@ -5,7 +5,7 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::{
-    audit::{self, Entry, Trail, Verifier},
+    audit::{self, merkle, note, Entry, Trail, Verifier},
     error::{Error, Result},
     storage::{self, Db},
 };
@@ -96,15 +96,50 @@ pub fn rendered(
     futures_util::StreamExt::chain(stream::iter(header_chunk), pages)
 }
 
-/// Verifies the whole stored chain, a page at a time.
+/// Verifies the whole stored chain, a page at a time, and every signed checkpoint against
+/// the Merkle tree head recomputed from the entries (under any key that has signed).
 pub async fn verify_db(trail: &Trail) -> Result<audit::Report> {
+    let vkeys: Vec<note::Vkey> = storage::audit::public_keys(&trail.db)
+        .await?
+        .iter()
+        .filter_map(|(k, _)| note::Vkey::parse(k).ok())
+        .collect();
     let mut verifier = Verifier::new(Some(&trail.keys));
+    let mut tree = merkle::Frontier::default();
+    let mut checkpoints = std::collections::VecDeque::new();
+    let mut checkpoints_after = 0;
+    // Up to the head as it is now: entries and checkpoints appended meanwhile wait.
+    let upto = storage::audit::last_seq(&trail.db).await?;
     let mut after = 0;
-    loop {
+    while after < upto {
         let entries = page(&trail.db, after, i64::MIN, i64::MAX).await?;
         let Some(last) = entries.last() else { break };
         after = last.seq;
-        entries.iter().for_each(|e| verifier.push(e));
+        for e in entries.iter().filter(|e| e.seq <= upto) {
+            verifier.push(e);
+            tree.push(audit::leaf_of(e));
+            if checkpoints.is_empty() {
+                checkpoints
+                    .extend(storage::audit::checkpoints(&trail.db, checkpoints_after, PAGE).await?);
+                if let Some(c) = checkpoints.back() {
+                    checkpoints_after = c.size;
+                }
+            }
+            while checkpoints.front().is_some_and(|c| c.size == tree.size()) {
+                let c = checkpoints.pop_front().expect("just seen");
+                let stated = vkeys
+                    .iter()
+                    .find_map(|k| k.open(&c.note).ok())
+                    .and_then(|text| note::Checkpoint::parse(text).ok());
+                let ok = stated.is_some_and(|s| {
+                    s.size == c.size && s.root == tree.root() && s.origin == trail.signer.name()
+                });
+                verifier.signed_checkpoint(e.seq, ok);
+            }
+        }
+    }
+    if let Some(c) = checkpoints.front().filter(|c| c.size as i64 <= upto) {
+        verifier.signed_checkpoint(c.size as i64, false);
     }
     Ok(verifier.finish())
 }

@@ -1,10 +1,17 @@
 //! The tamper-evident audit trail. Each entry commits to the hash of the one before it and
 //! to the hash of its data; the data (which may be personal) is kept in another table so
-//! that erasure removes it without breaking the chain. Every `checkpoint_every` entries a
-//! checkpoint entry carries an HMAC of the chain head under the server key.
+//! that erasure removes it without breaking the chain. The entries are also the leaves of
+//! an RFC 6962 Merkle tree kept as they are appended ([`merkle`], `audit_tree`), whose
+//! heads are signed as C2SP checkpoints under the trail's Ed25519 key ([`note`]) every
+//! `checkpoint_every` entries, every so many seconds when anything was appended, and on
+//! demand: anyone with the public key can check an entry's inclusion, that the log only
+//! grew, and an export ([`export`]). Before the tree, every 1,000th entry was a
+//! `checkpoint` entry with an HMAC of the chain head; those are still checked when the
+//! server key is known, and no longer written.
 pub mod export;
 pub mod merkle;
 pub mod note;
+pub mod proofs;
 
 use serde::Serialize;
 
@@ -23,15 +30,17 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 pub use crate::storage::audit::Entry;
 
-/// The canonical encoding that is hashed: fixed field order, JSON-escaped strings.
-fn entry_hash(
+/// The canonical encoding of an entry's chained fields: a JSON object with fixed field
+/// order (`seq`, `at_ms`, `kind`, `actor`, `data_hash`, `prev_hash`), no spaces. Its
+/// SHA-256 is the entry's `hash`; it is the entry's Merkle leaf.
+fn canonical(
     seq: i64,
     at_ms: i64,
     kind: &str,
     actor: &str,
     data_hash: &str,
     prev_hash: &str,
-) -> String {
+) -> Vec<u8> {
     #[derive(Serialize)]
     struct Canonical<'a> {
         seq: i64,
@@ -41,7 +50,7 @@ fn entry_hash(
         data_hash: &'a str,
         prev_hash: &'a str,
     }
-    let bytes = serde_json::to_vec(&Canonical {
+    serde_json::to_vec(&Canonical {
         seq,
         at_ms,
         kind,
@@ -49,8 +58,30 @@ fn entry_hash(
         data_hash,
         prev_hash,
     })
-    .expect("serializes");
-    sha256_hex(&bytes)
+    .expect("serializes")
+}
+
+fn entry_hash(
+    seq: i64,
+    at_ms: i64,
+    kind: &str,
+    actor: &str,
+    data_hash: &str,
+    prev_hash: &str,
+) -> String {
+    sha256_hex(&canonical(seq, at_ms, kind, actor, data_hash, prev_hash))
+}
+
+/// The Merkle leaf hash of an entry: `SHA-256(0x00 ‖ canonical encoding)`.
+pub fn leaf_of(e: &Entry) -> merkle::Hash {
+    merkle::leaf_hash(&canonical(
+        e.seq,
+        e.at_ms,
+        &e.kind,
+        &e.actor,
+        &e.data_hash,
+        &e.prev_hash,
+    ))
 }
 
 /// What an audit entry records. Written into the chain as its name ([`Kind::as_str`]);
@@ -59,8 +90,11 @@ fn entry_hash(
 pub enum Kind {
     /// A consent record (or a trusted Segment stamp) was stored.
     Consent,
-    /// A signed statement of the chain head so far.
+    /// A statement of the chain head with an HMAC under the server key (no longer
+    /// written: signed checkpoints are kept beside the log, `audit_checkpoints`).
     Checkpoint,
+    /// The key that signs checkpoints changed (both verifier keys in the data).
+    SigningKeyRotation,
     KeyCreated,
     KeyRevoked,
     /// The pseudonymization key in use changed.
@@ -96,6 +130,7 @@ impl Kind {
         match self {
             Kind::Consent => "consent",
             Kind::Checkpoint => "checkpoint",
+            Kind::SigningKeyRotation => "signing_key_rotation",
             Kind::KeyCreated => "key_created",
             Kind::KeyRevoked => "key_revoked",
             Kind::KeyRotation => "key_rotation",
@@ -129,12 +164,14 @@ pub struct NewEntry {
 }
 
 /// What appends to the trail and reads it back: the database, the key that signs
-/// checkpoints, how often one falls due, the clock, and the last verification (reused for
-/// a while). Cheap to clone.
+/// checkpoints, how often one falls due, the server key (for the HMACs of old
+/// checkpoint entries), the clock, and the last verification (reused for a while). Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct Trail {
     db: Db,
     keys: Pseudonymizer,
+    signer: Arc<note::NoteSigner>,
     checkpoint_every: u64,
     clock: Arc<dyn Clock>,
     verified: Arc<export::VerifyCache>,
@@ -149,14 +186,26 @@ impl std::fmt::Debug for Trail {
 }
 
 impl Trail {
-    pub fn new(db: Db, keys: Pseudonymizer, checkpoint_every: u64, clock: Arc<dyn Clock>) -> Trail {
+    pub fn new(
+        db: Db,
+        keys: Pseudonymizer,
+        signer: note::NoteSigner,
+        checkpoint_every: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Trail {
         Trail {
             db,
             keys,
+            signer: Arc::new(signer),
             checkpoint_every,
             clock,
             verified: Default::default(),
         }
+    }
+
+    /// The key that signs checkpoints.
+    pub fn signer(&self) -> &note::NoteSigner {
+        &self.signer
     }
 
     pub fn db(&self) -> &Db {
@@ -187,86 +236,116 @@ impl Trail {
         entries: Vec<NewEntry>,
         at: UnixMs,
     ) -> Result<Vec<i64>> {
-        append(w, entries, at.millis(), &self.keys, self.checkpoint_every).await
-    }
-}
-
-/// Appends entries (and any checkpoint that falls due) inside the caller's transaction.
-/// Returns the sequence number of each entry.
-pub async fn append(
-    w: &mut WriteTx,
-    entries: Vec<NewEntry>,
-    at_ms: i64,
-    keys: &Pseudonymizer,
-    checkpoint_every: u64,
-) -> Result<Vec<i64>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    w.lock_audit_chain().await?;
-    let (mut seq, mut prev) = storage::audit::head(w)
-        .await?
-        .unwrap_or_else(|| (0, GENESIS.to_owned()));
-    let mut seqs = Vec::with_capacity(entries.len());
-    let every = checkpoint_every.max(1) as i64;
-    for entry in entries {
-        seq += 1;
-        prev = insert(
-            w,
-            seq,
-            at_ms,
-            entry.kind.as_str(),
-            &entry.actor,
-            entry.subject.as_ref().map(Pseudonym::as_str),
-            &entry.data.to_string(),
-            &prev,
-        )
-        .await?;
-        seqs.push(seq);
-        if seq % every == 0 {
-            let data = serde_json::json!({"upTo": seq, "head": prev, "mac": keys.checkpoint_mac(seq, &prev)});
-            seq += 1;
-            prev = insert(
-                w,
-                seq,
-                at_ms,
-                Kind::Checkpoint.as_str(),
-                "server",
-                None,
-                &data.to_string(),
-                &prev,
-            )
-            .await?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
+        w.lock_audit_chain().await?;
+        let (mut seq, mut prev) = storage::audit::head(w)
+            .await?
+            .unwrap_or_else(|| (0, GENESIS.to_owned()));
+        let mut tree = proofs::frontier(w, seq).await?;
+        let before = tree.size();
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut nodes = Vec::new();
+        for entry in entries {
+            seq += 1;
+            let data = entry.data.to_string();
+            let data_hash = sha256_hex(data.as_bytes());
+            let kind = entry.kind.as_str();
+            let leaf = canonical(seq, at.millis(), kind, &entry.actor, &data_hash, &prev);
+            let stored = Entry {
+                seq,
+                at_ms: at.millis(),
+                kind: kind.to_owned(),
+                actor: entry.actor,
+                data_hash,
+                prev_hash: prev,
+                hash: sha256_hex(&leaf),
+                data: Some(data),
+            };
+            storage::audit::insert(w, &stored, entry.subject.as_ref().map(Pseudonym::as_str))
+                .await?;
+            proofs::extend(&mut tree, merkle::leaf_hash(&leaf), &mut nodes);
+            prev = stored.hash;
+            seqs.push(seq);
+        }
+        storage::audit::insert_nodes(w, &nodes).await?;
+        let every = self.checkpoint_every.max(1);
+        if before / every != tree.size() / every {
+            self.sign(w, &tree, at).await?;
+        }
+        Ok(seqs)
     }
-    Ok(seqs)
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn insert(
-    w: &mut WriteTx,
-    seq: i64,
-    at_ms: i64,
-    kind: &str,
-    actor: &str,
-    subject: Option<&str>,
-    data: &str,
-    prev: &str,
-) -> Result<String> {
-    let data_hash = sha256_hex(data.as_bytes());
-    let hash = entry_hash(seq, at_ms, kind, actor, &data_hash, prev);
-    let entry = Entry {
-        seq,
-        at_ms,
-        kind: kind.to_owned(),
-        actor: actor.to_owned(),
-        data_hash,
-        prev_hash: prev.to_owned(),
-        hash,
-        data: Some(data.to_owned()),
-    };
-    storage::audit::insert(w, &entry, subject).await?;
-    Ok(entry.hash)
+    /// Signs and stores the checkpoint of `tree` (inside the write that extended it).
+    async fn sign(
+        &self,
+        w: &mut WriteTx,
+        tree: &merkle::Frontier,
+        at: UnixMs,
+    ) -> Result<storage::audit::StoredCheckpoint> {
+        let checkpoint = note::Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: tree.size(),
+            root: tree.root(),
+        };
+        let stored = storage::audit::StoredCheckpoint {
+            size: checkpoint.size,
+            root: crate::pseudonym::hex(&checkpoint.root),
+            signed_at_ms: at.millis(),
+            note: self.signer.sign(&checkpoint.body()),
+        };
+        storage::audit::insert_checkpoint(w, &stored).await?;
+        Ok(stored)
+    }
+
+    /// The newest signed checkpoint, signing one first when entries were appended since
+    /// (and the tree caught up with the chain): what `GET /v1/audit/checkpoint`, proofs and
+    /// exports are cut from, and what the periodic signing calls. None for an empty log.
+    pub async fn checkpoint(&self) -> Result<Option<storage::audit::StoredCheckpoint>> {
+        // Most calls find the newest checkpoint current: answered without a write.
+        let latest = storage::audit::latest_checkpoint(&self.db).await?;
+        let head = storage::audit::last_seq(&self.db).await?;
+        if let Some(c) = latest.filter(|c| c.size as i64 == head) {
+            return Ok(Some(c));
+        }
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        let head = storage::audit::head(&mut w).await?.map_or(0, |(s, _)| s);
+        let tree = proofs::frontier(&mut w, head).await?;
+        let latest = storage::audit::latest_checkpoint_in(&mut w).await?;
+        let answer = match latest {
+            Some(c) if c.size == tree.size() => Some(c),
+            _ if tree.size() == 0 => None,
+            _ => Some(self.sign(&mut w, &tree, self.now()).await?),
+        };
+        w.commit().await?;
+        Ok(answer)
+    }
+
+    /// Makes sure the key that signs is listed among the public keys; when it is new and
+    /// another key signed before, the change goes into the trail with both keys.
+    pub async fn publish_key(&self) -> Result<()> {
+        let vkey = self.signer.vkey();
+        let known = storage::audit::public_keys(&self.db).await?;
+        if known.iter().any(|(k, _)| k == &vkey) {
+            return Ok(());
+        }
+        let mut w = self.db.write().await?;
+        w.lock_audit_chain().await?;
+        if storage::audit::add_public_key(&mut w, &vkey, self.now().millis()).await? {
+            if let Some((previous, _)) = known.last() {
+                let entry = NewEntry {
+                    kind: Kind::SigningKeyRotation,
+                    actor: "server".into(),
+                    subject: None,
+                    data: serde_json::json!({"previous": previous, "current": vkey}),
+                };
+                self.record(&mut w, entry).await?;
+            }
+        }
+        w.commit().await
+    }
 }
 
 /// Where a chain stops being what it claims.
@@ -328,6 +407,22 @@ impl<'k> Verifier<'k> {
         self.expected_seq = Some(e.seq + 1);
         self.prev_hash = e.hash.clone();
         self.checked += 1;
+    }
+
+    /// The verdict on a signed checkpoint of the entries up to `seq`: counted when good,
+    /// else the first break (unless one came before).
+    pub fn signed_checkpoint(&mut self, seq: i64, ok: bool) {
+        if self.first_break.is_some() {
+            return;
+        }
+        if ok {
+            self.checkpoints += 1;
+        } else {
+            self.first_break = Some(Break {
+                seq,
+                problem: "a signed checkpoint does not match the log's Merkle tree head (or its signature does not verify)".into(),
+            });
+        }
     }
 
     fn check(&mut self, e: &Entry) -> Option<String> {

@@ -189,11 +189,14 @@ impl Checkpoint {
     pub fn parse(text: &str) -> Result<Checkpoint, NoteError> {
         let mut lines = text.lines();
         let origin = lines.next().filter(|o| !o.is_empty());
-        let size = lines.next().and_then(|s| {
-            (!s.starts_with('+') && !(s.len() > 1 && s.starts_with('0')))
-                .then(|| s.parse::<u64>().ok())
-                .flatten()
-        });
+        // Decimal digits only, no leading zero.
+        let canonical = |s: &&str| {
+            s.bytes().all(|b| b.is_ascii_digit()) && !(s.len() > 1 && s.starts_with('0'))
+        };
+        let size = lines
+            .next()
+            .filter(canonical)
+            .and_then(|s| s.parse::<u64>().ok());
         let root = lines.next().and_then(|r| B64.decode(r).ok());
         match (origin, size, root) {
             (Some(origin), Some(size), Some(root)) if root.len() == 32 => Ok(Checkpoint {

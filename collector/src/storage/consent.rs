@@ -253,3 +253,51 @@ pub async fn prune_lines(db: &Db, keep: i64) -> Result<u64> {
     w.commit().await?;
     Ok(n)
 }
+
+/// One consent record as its receipt shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    pub consent_id: String,
+    /// The pseudonym of the subject.
+    pub subject: String,
+    /// The purposes as stored (JSON text).
+    pub purposes: String,
+    pub policy_version: String,
+    pub method: String,
+    pub origin: String,
+    pub timestamp_ms: i64,
+    pub received_at_ms: i64,
+    /// The audit entry that recorded it.
+    pub audit_seq: i64,
+}
+
+/// The record `consent_id` of `source`, if stored.
+pub async fn receipt(
+    db: &Db,
+    source: &SourceId,
+    consent_id: &str,
+) -> Result<Option<ReceiptRecord>> {
+    let row = sqlx::query(
+        "SELECT consent_id, subject, purposes, policy_version, method, origin, timestamp_ms,
+                received_at_ms, audit_seq
+         FROM consent_records WHERE source_id = $1 AND consent_id = $2",
+    )
+    .bind(source.as_str())
+    .bind(consent_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(ReceiptRecord {
+            consent_id: r.try_get(0)?,
+            subject: r.try_get(1)?,
+            purposes: r.try_get(2)?,
+            policy_version: r.try_get(3)?,
+            method: r.try_get(4)?,
+            origin: r.try_get(5)?,
+            timestamp_ms: r.try_get(6)?,
+            received_at_ms: r.try_get(7)?,
+            audit_seq: r.try_get(8)?,
+        })
+    })
+    .transpose()
+}

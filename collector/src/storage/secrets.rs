@@ -40,6 +40,30 @@ pub async fn stored_pseudonym_key(db: &Db, key_id: &str) -> Result<Option<Secret
     Ok(value.map(Secret::new))
 }
 
+/// The seed of the Ed25519 key that signs audit checkpoints: from the configuration (64
+/// hex digits), or generated once and kept in the database under its id.
+pub async fn audit_signing_seed(db: &Db, config: &Config, now: UnixMs) -> Result<[u8; 32]> {
+    let hex = match &config.audit_signing_key {
+        Some(key) => key.clone(),
+        None => {
+            let name = format!("audit_signing_key.{}", config.audit_signing_key_id);
+            server_secret(db, &name, now).await?
+        }
+    };
+    crate::pseudonym::unhex(hex.expose())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Config("audit_signing_key must be 64 hex digits".into()))
+}
+
+/// The audit log's origin: from the configuration, or generated once and kept.
+pub async fn audit_origin(db: &Db, config: &Config, now: UnixMs) -> Result<String> {
+    if let Some(origin) = &config.audit_origin {
+        return Ok(origin.clone());
+    }
+    let nonce = server_secret(db, "audit_origin_nonce", now).await?;
+    Ok(format!("assent-audit/{}", &nonce.expose()[..16]))
+}
+
 /// A secret generated once and kept in `server_secrets` under `name`. Several
 /// replicas may start at once: the first insert wins, all read the winner.
 pub async fn server_secret(db: &Db, name: &str, now: UnixMs) -> Result<Secret> {

@@ -1,0 +1,112 @@
+//! The stored Merkle tree (`audit_tree`): extending it as entries are appended, catching
+//! up with entries appended before it existed, and answering inclusion and consistency
+//! proofs from the heads of its complete subtrees (O(log n) nodes read per proof).
+use crate::{
+    audit::{
+        leaf_of,
+        merkle::{self, Frontier, Hash, Span},
+    },
+    error::{Error, Result},
+    pseudonym::{hex, unhex},
+    storage::{self, Db, WriteTx},
+};
+
+/// How many old entries one read brings when the tree catches up with the chain.
+const CATCH_UP_PAGE: i64 = 10_000;
+
+fn parse(h: &str) -> Result<Hash> {
+    unhex(h)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Internal("a stored Merkle node is not a hash".into()))
+}
+
+fn missing() -> Error {
+    Error::Internal("the stored Merkle tree lacks a node it should have".into())
+}
+
+/// Appends a leaf to `tree`, adding the subtrees it completes to `nodes` (to store).
+pub fn extend(tree: &mut Frontier, leaf: Hash, nodes: &mut Vec<(u32, u64, String)>) {
+    nodes.extend(
+        tree.push(leaf)
+            .into_iter()
+            .map(|(level, i, h)| (level, i, hex(&h))),
+    );
+}
+
+/// The stored tree's right edge, inside a write with the chain locked, first extended
+/// with any entries up to `head` that it lacks (a log written before the tree existed,
+/// caught up in pages).
+pub async fn frontier(w: &mut WriteTx, head: i64) -> Result<Frontier> {
+    let size = storage::audit::tree_size(w).await?;
+    let peaks = storage::audit::nodes_in(w, &Frontier::peak_nodes(size))
+        .await?
+        .into_iter()
+        .map(|h| h.ok_or_else(missing).and_then(|h| parse(&h)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut tree = Frontier::from_parts(size, peaks).ok_or_else(missing)?;
+    while (tree.size() as i64) < head {
+        let from = tree.size() as i64 + 1;
+        let entries =
+            storage::audit::chained_in(w, from, (from + CATCH_UP_PAGE - 1).min(head)).await?;
+        let mut nodes = Vec::new();
+        for e in &entries {
+            if e.seq != tree.size() as i64 + 1 {
+                return Err(Error::Internal(format!(
+                    "audit entry {} is missing: the tree cannot be extended",
+                    tree.size() + 1
+                )));
+            }
+            extend(&mut tree, leaf_of(e), &mut nodes);
+        }
+        if entries.is_empty() {
+            return Err(Error::Internal("the audit chain ends early".into()));
+        }
+        storage::audit::insert_nodes(w, &nodes).await?;
+    }
+    Ok(tree)
+}
+
+/// The heads of `spans`, from the stored complete subtrees: one read.
+async fn heads(db: &Db, spans: &[Span]) -> Result<Vec<Hash>> {
+    let per_span: Vec<Vec<(u32, u64)>> = spans.iter().map(|&s| merkle::span_nodes(s)).collect();
+    let wanted: Vec<(u32, u64)> = per_span.iter().flatten().copied().collect();
+    let mut found = storage::audit::nodes(db, &wanted).await?.into_iter();
+    per_span
+        .iter()
+        .map(|nodes| {
+            let hs = nodes
+                .iter()
+                .map(|_| {
+                    found
+                        .next()
+                        .flatten()
+                        .ok_or_else(missing)
+                        .and_then(|h| parse(&h))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(merkle::fold(&hs))
+        })
+        .collect()
+}
+
+/// The inclusion proof of leaf `index` in the tree of `size` leaves (RFC 9162 order).
+pub async fn inclusion(db: &Db, index: u64, size: u64) -> Result<Vec<Hash>> {
+    heads(db, &merkle::inclusion_spans(index, size)).await
+}
+
+/// The consistency proof from the tree of `from` leaves to the tree of `to`.
+pub async fn consistency(db: &Db, from: u64, to: u64) -> Result<Vec<Hash>> {
+    heads(db, &merkle::consistency_spans(from, to)).await
+}
+
+/// The stored leaf hash of leaf `index`.
+pub async fn leaf(db: &Db, index: u64) -> Result<Option<Hash>> {
+    match storage::audit::nodes(db, &[(0, index)])
+        .await?
+        .pop()
+        .flatten()
+    {
+        Some(h) => Ok(Some(parse(&h)?)),
+        None => Ok(None),
+    }
+}
