@@ -374,8 +374,19 @@ pub enum AuditCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Check an exported file offline; names the first entry altered, removed or reordered.
-    Verify { file: PathBuf },
+    /// Check an exported file, a receipt's proof or a consistency proof; names the first
+    /// entry altered, removed or reordered, or the proof that fails. With `--public-key`
+    /// it needs nothing but the file and the key: the export's anchor (signed checkpoint,
+    /// signed range, inclusion proofs) is checked too.
+    Verify {
+        file: PathBuf,
+        /// The log's verifier key (`audit key`, or `/.well-known/assent-audit-keys`), or a
+        /// file holding it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the verifier key that checks this collector's signed checkpoints.
+    Key,
 }
 
 #[derive(Debug, Subcommand)]
@@ -477,15 +488,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             };
             let (from_ms, to_ms) = window.bounds()?;
             let format = Format::parse(Some(format))?;
-            state
-                .trail
-                .record_alone(audit::NewEntry {
-                    kind: audit::Kind::AuditExport,
-                    actor: "cli".into(),
-                    subject: None,
-                    data: serde_json::json!({"from": from, "to": to}),
-                })
-                .await?;
+            let data = serde_json::json!({"from": from, "to": to});
+            let cut = export::begin(&state.trail, "cli".into(), data, from_ms, to_ms).await?;
             let mut out: Box<dyn Write> = match output {
                 Some(path) => Box::new(
                     std::fs::File::create(path)
@@ -494,20 +498,31 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 None => Box::new(std::io::stdout().lock()),
             };
             let io = |e: std::io::Error| Error::Internal(format!("writing the export: {e}"));
-            if format == Format::Csv {
-                out.write_all(audit::CSV_HEADER.as_bytes()).map_err(io)?;
-            }
-            let mut after = 0;
-            loop {
-                let entries = export::page(&state.db, after, from_ms, to_ms).await?;
-                let Some(last) = entries.last() else { break };
-                after = last.seq;
-                out.write_all(format.render(&entries).as_bytes())
-                    .map_err(io)?;
+            let mut chunks = std::pin::pin!(export::rendered(state.db.clone(), cut, format));
+            while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+                out.write_all(&chunk?).map_err(io)?;
             }
             out.flush().map_err(io)?;
         }
-        Some(Command::Audit(AuditCommand::Verify { file })) => {
+        Some(Command::Audit(AuditCommand::Verify {
+            file,
+            public_key: Some(key),
+        })) => {
+            let verdict = verify_anchored(file, key)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&verdict).expect("serializes")
+            );
+            return Ok(if verdict.ok { 0 } else { 1 });
+        }
+        Some(Command::Audit(AuditCommand::Key)) => {
+            let state = open(&cli).await?;
+            println!("{}", state.trail.signer().vkey());
+        }
+        Some(Command::Audit(AuditCommand::Verify {
+            file,
+            public_key: None,
+        })) => {
             let config = load(&cli)?;
             let keys = checkpoint_keys(&config).await;
             let report = verify_file(file, keys.as_ref())?;
@@ -838,7 +853,44 @@ async fn checkpoint_keys(config: &Config) -> Option<Pseudonymizer> {
     Some(Pseudonymizer::new(config.pseudonym_key_id.clone(), key))
 }
 
-/// Verifies an exported file (JSONL or CSV, told apart by its first line).
+/// Verifies an export or a proof file with the log's public key alone (`key`: the
+/// verifier key, or a file that holds it).
+pub fn verify_anchored(path: &std::path::Path, key: &str) -> Result<audit::anchor::Verdict> {
+    use audit::anchor;
+    use std::io::BufRead;
+    let key = match std::fs::read_to_string(key) {
+        Ok(text) => text.trim().to_owned(),
+        Err(_) => key.trim().to_owned(),
+    };
+    let key = audit::note::Vkey::parse(&key).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let io = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+    let mut first = String::new();
+    let file = std::fs::File::open(path).map_err(io)?;
+    std::io::BufReader::new(&file)
+        .read_line(&mut first)
+        .map_err(io)?;
+    let export = first.starts_with("seq,")
+        || matches!(
+            anchor::parse_line(first.trim_end(), 2, &mut false),
+            Some(anchor::Line::Anchor(_) | anchor::Line::Entry(_))
+        );
+    if export {
+        let file = std::fs::File::open(path).map_err(io)?;
+        return anchor::verify_export_lines(key, std::io::BufReader::new(file).lines()).map_err(io);
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    match anchor::parse_proof(&text) {
+        Some(anchor::Proof::Inclusion(p)) => Ok(anchor::verify_inclusion(&key, &p)),
+        Some(anchor::Proof::Consistency(p)) => Ok(anchor::verify_consistency(&key, &p)),
+        None => Err(Error::BadRequest(format!(
+            "{}: neither an audit export nor a proof file",
+            path.display()
+        ))),
+    }
+}
+
+/// Verifies an exported file (JSONL or CSV, told apart by its first line) by its chain
+/// alone, and the HMACs of old checkpoint entries when the server key is known.
 pub fn verify_file(path: &std::path::Path, keys: Option<&Pseudonymizer>) -> Result<audit::Report> {
     use std::io::BufRead;
     let file =
@@ -850,17 +902,10 @@ pub fn verify_file(path: &std::path::Path, keys: Option<&Pseudonymizer>) -> Resu
     for line in lines {
         let line = line.map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         line_no += 1;
-        if line_no == 1 && line.starts_with("seq,") {
-            csv = true;
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let entry = if csv {
-            audit::parse_csv_row(&line)
-        } else {
-            serde_json::from_str::<audit::Entry>(&line).ok()
+        let entry = match audit::anchor::parse_line(&line, line_no, &mut csv) {
+            Some(audit::anchor::Line::Entry(e)) => Some(e),
+            Some(_) => continue,
+            None => None,
         };
         let Some(entry) = entry else {
             return Err(Error::BadRequest(format!(

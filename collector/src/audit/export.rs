@@ -5,7 +5,11 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::{
-    audit::{self, merkle, note, Entry, Trail, Verifier},
+    audit::{
+        self,
+        anchor::{self, Anchor},
+        merkle, note, proofs, Entry, Trail, Verifier,
+    },
     error::{Error, Result},
     storage::{self, Db},
 };
@@ -68,32 +72,120 @@ impl Format {
     }
 }
 
-/// The entries of `from..=to` rendered in `format` (the CSV header first), a page at a
-/// time as they are read: constant memory whatever the size. A read that fails ends the
-/// stream with the error (the status line is gone by then: the reader sees a short file).
-pub fn rendered(
-    db: Db,
+/// What an export holds, decided before its first byte: the signed checkpoint it is cut
+/// from, the entries (every one from the first recorded at or after `from` to the last
+/// recorded at or before `to`, within the checkpoint: contiguous, so the chain ties
+/// them), and the anchor that proves both.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub anchor: Anchor,
+}
+
+/// Records that `actor` exports (`data`: what they asked for), then cuts the export.
+pub async fn begin(
+    trail: &Trail,
+    actor: String,
+    data: serde_json::Value,
     from: i64,
     to: i64,
+) -> Result<Cut> {
+    trail
+        .record_alone(audit::NewEntry {
+            kind: audit::Kind::AuditExport,
+            actor,
+            subject: None,
+            data,
+        })
+        .await?;
+    cut(trail, from, to).await
+}
+
+/// Cuts an export of the entries recorded at `from..=to` (ms) from a checkpoint signed
+/// now if need be.
+pub async fn cut(trail: &Trail, from: i64, to: i64) -> Result<Cut> {
+    let stored = trail
+        .checkpoint()
+        .await?
+        .ok_or_else(|| Error::Internal("an export of an empty log".into()))?;
+    let checkpoint = note::Checkpoint {
+        origin: trail.signer.name().to_owned(),
+        size: stored.size,
+        root: crate::pseudonym::unhex(&stored.root)
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| Error::Internal("a stored checkpoint root is not a hash".into()))?,
+    };
+    let size = stored.size as i64;
+    let (first, last) = if from == i64::MIN && to == i64::MAX {
+        (1, size)
+    } else {
+        match storage::audit::seq_bounds(&trail.db, from, to).await? {
+            Some((a, b)) if a <= size => (a, b.min(size)),
+            _ => (0, 0),
+        }
+    };
+    let proof = |seq: i64| async move {
+        if seq == 0 {
+            return Ok(Vec::new());
+        }
+        let hs = proofs::inclusion(&trail.db, seq as u64 - 1, stored.size).await?;
+        Ok::<_, Error>(hs.iter().map(note::b64).collect())
+    };
+    let anchor = Anchor {
+        format: anchor::EXPORT_FORMAT.into(),
+        statement: trail.signer.sign(&anchor::statement_body(
+            trail.signer.name(),
+            first,
+            last,
+            &checkpoint,
+        )),
+        checkpoint: stored.note.clone(),
+        first,
+        last,
+        first_proof: proof(first).await?,
+        last_proof: proof(last).await?,
+    };
+    Ok(Cut { anchor })
+}
+
+/// The anchor as a CSV row: `anchor` in the `seq` column, its JSON in `data`.
+pub fn csv_anchor(a: &Anchor) -> String {
+    let json = serde_json::to_string(a).expect("serializes");
+    format!(
+        "\"anchor\",\"\",\"\",\"\",\"\",\"\",\"\",\"{}\"\r\n",
+        json.replace('"', "\"\"")
+    )
+}
+
+/// An export rendered in `format`: the CSV header, the anchor, then the cut's entries, a
+/// page at a time as they are read (constant memory whatever the size). A read that fails
+/// ends the stream with the error (the status line is gone by then: the reader sees a
+/// short file, which verification calls truncated).
+pub fn rendered(
+    db: Db,
+    cut: Cut,
     format: Format,
 ) -> impl futures_util::Stream<Item = Result<Bytes>> + Send + 'static {
-    let header_chunk = (format == Format::Csv)
-        .then(|| Ok::<_, Error>(Bytes::from_static(audit::CSV_HEADER.as_bytes())));
-    let pages = stream::unfold(Some(0i64), move |after| {
+    let head = match format {
+        Format::Csv => format!("{}{}", audit::CSV_HEADER, csv_anchor(&cut.anchor)),
+        Format::Jsonl => format!("{}\n", serde_json::json!({ "anchor": cut.anchor })),
+    };
+    let (first, last) = (cut.anchor.first, cut.anchor.last);
+    let pages = stream::unfold(Some(first - 1), move |after| {
         let db = db.clone();
         async move {
-            let after = after?;
-            match page(&db, after, from, to).await {
-                Ok(entries) if entries.is_empty() => None,
-                Ok(entries) => {
+            let after = after.filter(|&a| a < last && first > 0)?;
+            match page(&db, after, i64::MIN, i64::MAX).await {
+                Ok(mut entries) => {
+                    entries.retain(|e| e.seq <= last);
                     let next = entries.last().map(|e| e.seq);
+                    next?;
                     Some((Ok(Bytes::from(format.render(&entries))), next))
                 }
                 Err(e) => Some((Err(e), None)),
             }
         }
     });
-    futures_util::StreamExt::chain(stream::iter(header_chunk), pages)
+    futures_util::StreamExt::chain(stream::iter([Ok::<_, Error>(Bytes::from(head))]), pages)
 }
 
 /// Verifies the whole stored chain, a page at a time, and every signed checkpoint against

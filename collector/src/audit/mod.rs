@@ -8,6 +8,7 @@
 //! grew, and an export ([`export`]). Before the tree, every 1,000th entry was a
 //! `checkpoint` entry with an HMAC of the chain head; those are still checked when the
 //! server key is known, and no longer written.
+pub mod anchor;
 pub mod export;
 pub mod merkle;
 pub mod note;
@@ -33,7 +34,7 @@ pub use crate::storage::audit::Entry;
 /// The canonical encoding of an entry's chained fields: a JSON object with fixed field
 /// order (`seq`, `at_ms`, `kind`, `actor`, `data_hash`, `prev_hash`), no spaces. Its
 /// SHA-256 is the entry's `hash`; it is the entry's Merkle leaf.
-fn canonical(
+pub(crate) fn canonical(
     seq: i64,
     at_ms: i64,
     kind: &str,
@@ -512,8 +513,8 @@ pub fn csv_row(e: &Entry) -> String {
     )
 }
 
-/// Reads back a row written by [`csv_row`].
-pub fn parse_csv_row(line: &str) -> Option<Entry> {
+/// The fields of a CSV row written by [`csv_row`] (quoted or not), None when malformed.
+pub fn csv_fields(line: &str) -> Option<Vec<String>> {
     let mut fields = Vec::new();
     let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
     loop {
@@ -548,6 +549,12 @@ pub fn parse_csv_row(line: &str) -> Option<Entry> {
             Some(_) => return None,
         }
     }
+    Some(fields)
+}
+
+/// Reads back a row written by [`csv_row`].
+pub fn parse_csv_row(line: &str) -> Option<Entry> {
+    let fields = csv_fields(line)?;
     if fields.len() != 8 {
         return None;
     }

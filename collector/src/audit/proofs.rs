@@ -5,6 +5,7 @@ use crate::{
     audit::{
         leaf_of,
         merkle::{self, Frontier, Hash, Span},
+        Entry,
     },
     error::{Error, Result},
     pseudonym::{hex, unhex},
@@ -109,4 +110,92 @@ pub async fn leaf(db: &Db, index: u64) -> Result<Option<Hash>> {
         Some(h) => Ok(Some(parse(&h)?)),
         None => Ok(None),
     }
+}
+
+/// An entry with the proof that it is leaf `leaf_index` of the tree a signed checkpoint
+/// states: what `GET /v1/consent/receipts/{consentId}/proof` answers (format in
+/// `docs/audit-format.md`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    /// `assent-audit-inclusion/v1`.
+    pub format: String,
+    pub entry: Entry,
+    /// `entry.seq − 1`.
+    pub leaf_index: u64,
+    /// The size of the tree of `checkpoint`.
+    pub tree_size: u64,
+    /// The audit path, leaf to root (RFC 9162 §2.1.3), base64.
+    pub proof: Vec<String>,
+    /// The C2SP signed checkpoint the proof leads to.
+    pub checkpoint: String,
+}
+
+/// A proof that the tree of one signed checkpoint extends the tree of an older one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyProof {
+    /// `assent-audit-consistency/v1`.
+    pub format: String,
+    pub from: u64,
+    pub to: u64,
+    /// The signed checkpoints of both sizes.
+    pub from_checkpoint: String,
+    pub to_checkpoint: String,
+    /// RFC 9162 §2.1.4, base64.
+    pub proof: Vec<String>,
+}
+
+pub const INCLUSION_FORMAT: &str = "assent-audit-inclusion/v1";
+pub const CONSISTENCY_FORMAT: &str = "assent-audit-consistency/v1";
+
+fn b64_all(hs: Vec<Hash>) -> Vec<String> {
+    hs.iter().map(crate::audit::note::b64).collect()
+}
+
+/// Entry `seq` with its inclusion proof to the newest signed checkpoint (signed now when
+/// the newest does not cover it yet).
+pub async fn inclusion_of(trail: &crate::audit::Trail, seq: i64) -> Result<InclusionProof> {
+    let entry = storage::audit::entry(trail.db(), seq)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let checkpoint = trail.checkpoint().await?.ok_or(Error::NotFound)?;
+    let index = seq as u64 - 1;
+    Ok(InclusionProof {
+        format: INCLUSION_FORMAT.into(),
+        entry,
+        leaf_index: index,
+        tree_size: checkpoint.size,
+        proof: b64_all(inclusion(trail.db(), index, checkpoint.size).await?),
+        checkpoint: checkpoint.note,
+    })
+}
+
+/// The consistency proof between the signed checkpoints of sizes `from` and `to` (the
+/// newest when absent).
+pub async fn consistency_between(
+    trail: &crate::audit::Trail,
+    from: u64,
+    to: Option<u64>,
+) -> Result<ConsistencyProof> {
+    let db = trail.db();
+    let to = match to {
+        Some(size) => storage::audit::checkpoint(db, size).await?,
+        None => trail.checkpoint().await?,
+    }
+    .ok_or_else(|| Error::BadRequest("`to` is not the size of a signed checkpoint".into()))?;
+    if from > to.size {
+        return Err(Error::BadRequest("`from` must not be above `to`".into()));
+    }
+    let old = storage::audit::checkpoint(db, from)
+        .await?
+        .ok_or_else(|| Error::BadRequest("`from` is not the size of a signed checkpoint".into()))?;
+    Ok(ConsistencyProof {
+        format: CONSISTENCY_FORMAT.into(),
+        from,
+        to: to.size,
+        from_checkpoint: old.note,
+        proof: b64_all(consistency(db, from, to.size).await?),
+        to_checkpoint: to.note,
+    })
 }
