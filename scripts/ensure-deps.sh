@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test families need when it is missing: a Python venv with maturin,
-# pytest, jsonschema, Segment's Python library and schemathesis (PyPI), Segment's Node library and
+# pytest, jsonschema, Segment's Python library, schemathesis, pyarrow and cryptography (the
+# second audit verifier's Ed25519) from PyPI, Segment's Node library and
 # kotlinc (npm packages @segment/analytics-node, kotlin-compiler), the banner's build and
 # test tools (consent-ui/package.json), Debian's Chromium for the browser tests, JNA (libjna-java),
 # strip (binutils) for measuring the cdylib, PostgreSQL's server binaries for the
@@ -39,11 +40,12 @@ fi
 
 venv="$root/target/venv"
 if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] \
-  || ! "$venv/bin/python" -c "import jsonschema, segment.analytics, schemathesis, pyarrow" 2>/dev/null; then
-  echo "creating $venv with maturin, pytest, jsonschema, segment-analytics-python, schemathesis and pyarrow"
+  || ! "$venv/bin/python" -c "import jsonschema, segment.analytics, schemathesis, pyarrow, cryptography" 2>/dev/null; then
+  echo "creating $venv with maturin, pytest, jsonschema, segment-analytics-python, schemathesis, pyarrow and cryptography"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "pytest>=7" "jsonschema>=4.18" \
-    "segment-analytics-python==2.4.0" "schemathesis>=4.32,<5" "pyarrow>=14"
+    "segment-analytics-python==2.4.0" "schemathesis>=4.32,<5" "pyarrow>=14" \
+    "cryptography>=42"
 fi
 
 if [ ! -d collector/tests/clients/node_modules/@segment/analytics-node ]; then

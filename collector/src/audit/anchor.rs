@@ -343,7 +343,7 @@ pub fn verify_inclusion(key: &Vkey, p: &InclusionProof) -> Verdict {
         let c = open_checkpoint(key, &p.checkpoint)?;
         check_fields(e)?;
         let proof = unb64_all(&p.proof)
-            .ok_or_else(|| problem(0, "anchor", "the proof is not base64 hashes"))?;
+            .ok_or_else(|| problem(e.seq, "inclusion", "the proof is not base64 hashes"))?;
         if p.leaf_index as i64 != e.seq - 1 || p.tree_size != c.size || !included(e, &proof, &c) {
             return Err(problem(
                 e.seq,
@@ -377,7 +377,7 @@ pub fn verify_consistency(key: &Vkey, p: &ConsistencyProof) -> Verdict {
         let old = open_checkpoint(key, &p.from_checkpoint)?;
         let new = open_checkpoint(key, &p.to_checkpoint)?;
         let proof = unb64_all(&p.proof)
-            .ok_or_else(|| problem(0, "anchor", "the proof is not base64 hashes"))?;
+            .ok_or_else(|| problem(0, "consistency", "the proof is not base64 hashes"))?;
         if old.size != p.from
             || new.size != p.to
             || !merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root)
