@@ -300,8 +300,29 @@ def statement_text(origin, first, last, size, root):
                                          base64.b64encode(root).decode())
 
 
+ANCHOR_FIELDS = {"format": str, "checkpoint": str, "statement": str, "first": int,
+                 "last": int, "firstProof": list, "lastProof": list}
+
+
+def shaped(obj, fields):
+    """Whether obj is an object of exactly these fields and types (lists of strings)."""
+    if not isinstance(obj, dict) or set(obj) != set(fields):
+        return False
+    for name, kind in fields.items():
+        v = obj[name]
+        if type(v) is not kind:
+            return False
+        if kind is int and v < 0 and name not in ("first", "last"):
+            return False
+        if kind is list and any(type(x) is not str for x in v):
+            return False
+    return True
+
+
 def check_anchor(key, a):
-    if not isinstance(a, dict) or a.get("format") != EXPORT_FORMAT:
+    if not shaped(a, ANCHOR_FIELDS):
+        raise Failure(0, "anchor", "the anchor does not have the fields of one")
+    if a["format"] != EXPORT_FORMAT:
         raise Failure(0, "anchor", "not an assent-audit-export/v1 anchor")
     origin, size, root = open_checkpoint(key, a.get("checkpoint"))
     try:
@@ -326,7 +347,8 @@ def verify_export(key, lines):
     csv_mode = False
     try:
         for i, line in enumerate(lines):
-            line = line.rstrip("\r\n")
+            if line.endswith("\r"):
+                line = line[:-1]
             if i == 0 and line.startswith("seq,"):
                 csv_mode = True
                 continue
@@ -373,12 +395,18 @@ def verify_export(key, lines):
     return verdict("export", entries, erased, rng["size"] if rng else 0, problem)
 
 
+INCLUSION_FIELDS = {"format": str, "entry": dict, "leafIndex": int, "treeSize": int,
+                    "proof": list, "checkpoint": str}
+CONSISTENCY_FIELDS = {"format": str, "from": int, "to": int, "fromCheckpoint": str,
+                      "toCheckpoint": str, "proof": list}
+
+
 def verify_inclusion_file(key, p):
     e = entry_of(p.get("entry"))
     size = 0
+    if not shaped(p, INCLUSION_FIELDS) or e is None:
+        return verdict("inclusion", 1, 0, 0, {"seq": 0, "code": "anchor", "detail": "not a proof of its format"})
     try:
-        if p.get("format") != INCLUSION_FORMAT or e is None:
-            raise Failure(0, "anchor", "not an assent-audit-inclusion/v1 proof")
         _, size, root = open_checkpoint(key, p.get("checkpoint"))
         check_fields(e)
         proof = b64hashes(p.get("proof"))
@@ -396,9 +424,9 @@ def verify_inclusion_file(key, p):
 
 def verify_consistency_file(key, p):
     size = 0
+    if not shaped(p, CONSISTENCY_FIELDS):
+        return verdict("consistency", 0, 0, 0, {"seq": 0, "code": "anchor", "detail": "not a proof of its format"})
     try:
-        if p.get("format") != CONSISTENCY_FORMAT:
-            raise Failure(0, "anchor", "not an assent-audit-consistency/v1 proof")
         _, size1, root1 = open_checkpoint(key, p.get("fromCheckpoint"))
         _, size2, root2 = open_checkpoint(key, p.get("toCheckpoint"))
         proof = b64hashes(p.get("proof"))
@@ -418,11 +446,10 @@ def verdict(kind, entries, erased, size, problem):
 
 
 def verify_path(path, key):
+    """A proof file is one JSON object whose format is a proof format; anything else is
+    checked as an export."""
     with open(path, encoding="utf-8", newline="") as f:
         text = f.read()
-    first = text.split("\n", 1)[0].rstrip("\r")
-    if first.startswith("seq,") or (parse_line(first, False) or ("", None))[0] in ("anchor", "entry"):
-        return verify_export(key, text.splitlines(keepends=True))
     try:
         obj = json.loads(text)
     except ValueError:
@@ -431,7 +458,9 @@ def verify_path(path, key):
         return verify_inclusion_file(key, obj)
     if isinstance(obj, dict) and obj.get("format") == CONSISTENCY_FORMAT:
         return verify_consistency_file(key, obj)
-    raise ValueError("neither an audit export nor a proof file")
+    # Lines end at "\n" only (a "\r" before it is dropped), as JSON strings may hold
+    # other line separators such as U+2028.
+    return verify_export(key, text.split("\n"))
 
 
 def main(argv=None):

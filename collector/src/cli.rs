@@ -864,29 +864,37 @@ pub fn verify_anchored(path: &std::path::Path, key: &str) -> Result<audit::ancho
     };
     let key = audit::note::Vkey::parse(&key).map_err(|e| Error::BadRequest(e.to_string()))?;
     let io = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+    // A proof file is one JSON object of a proof format; anything else is an export
+    // (read line by line: an export may be large).
     let mut first = String::new();
     let file = std::fs::File::open(path).map_err(io)?;
     std::io::BufReader::new(&file)
         .read_line(&mut first)
         .map_err(io)?;
-    let export = first.starts_with("seq,")
-        || matches!(
-            anchor::parse_line(first.trim_end(), 2, &mut false),
-            Some(anchor::Line::Anchor(_) | anchor::Line::Entry(_))
-        );
-    if export {
-        let file = std::fs::File::open(path).map_err(io)?;
-        return anchor::verify_export_lines(key, std::io::BufReader::new(file).lines()).map_err(io);
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    match anchor::parse_proof(&text) {
-        Some(anchor::Proof::Inclusion(p)) => Ok(anchor::verify_inclusion(&key, &p)),
-        Some(anchor::Proof::Consistency(p)) => Ok(anchor::verify_consistency(&key, &p)),
-        None => Err(Error::BadRequest(format!(
-            "{}: neither an audit export nor a proof file",
-            path.display()
-        ))),
-    }
+    let proof = match anchor::parse_proof(&first) {
+        Some(p) => Some(p),
+        None if first.trim_start().starts_with('{')
+            && serde_json::from_str::<serde_json::Value>(&first).is_err() =>
+        {
+            // Perhaps a proof file written over several lines.
+            let size = file.metadata().map_err(io)?.len();
+            if size < 1 << 20 {
+                anchor::parse_proof(&std::fs::read_to_string(path).map_err(io)?)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    Ok(match proof {
+        Some(anchor::Proof::Inclusion(p)) => anchor::verify_inclusion(&key, &p),
+        Some(anchor::Proof::Consistency(p)) => anchor::verify_consistency(&key, &p),
+        Some(anchor::Proof::Malformed(kind)) => anchor::malformed_proof(kind),
+        None => {
+            let file = std::fs::File::open(path).map_err(io)?;
+            anchor::verify_export_lines(key, std::io::BufReader::new(file).lines()).map_err(io)?
+        }
+    })
 }
 
 /// Verifies an exported file (JSONL or CSV, told apart by its first line) by its chain

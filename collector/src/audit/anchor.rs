@@ -23,7 +23,7 @@ pub const EXPORT_FORMAT: &str = "assent-audit-export/v1";
 
 /// What an export carries besides its entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Anchor {
     /// [`EXPORT_FORMAT`].
     pub format: String,
@@ -184,8 +184,9 @@ impl ExportVerifier {
         }
     }
 
-    /// The anchor (the export's first line). A second one is a problem.
-    pub fn anchor(&mut self, anchor: &Anchor) {
+    /// The anchor (the export's first line), as JSON: an object of exactly the fields of
+    /// [`Anchor`]. A second one is a problem.
+    pub fn anchor(&mut self, anchor: &serde_json::Value) {
         if self.problem.is_some() {
             return;
         }
@@ -193,7 +194,10 @@ impl ExportVerifier {
             self.problem = Some(problem(0, "anchor", "a second anchor"));
             return;
         }
-        match self.check_anchor(anchor) {
+        let checked = serde_json::from_value::<Anchor>(anchor.clone())
+            .map_err(|_| problem(0, "anchor", "the anchor does not have the fields of one"))
+            .and_then(|a| self.check_anchor(&a));
+        match checked {
             Ok(range) => {
                 self.next = range.first;
                 self.range = Some(range);
@@ -406,9 +410,22 @@ pub fn verify_consistency(key: &Vkey, p: &ConsistencyProof) -> Verdict {
 pub enum Line {
     /// The CSV header row, or a blank line.
     Skip,
-    Anchor(Box<Anchor>),
+    /// `{"anchor": …}` (its content is checked by [`ExportVerifier::anchor`]).
+    Anchor(Box<serde_json::Value>),
     Entry(Entry),
 }
+
+/// The names of an entry's fields in an export: exactly these, no more, no fewer.
+const ENTRY_FIELDS: [&str; 8] = [
+    "seq",
+    "at_ms",
+    "kind",
+    "actor",
+    "data_hash",
+    "prev_hash",
+    "hash",
+    "data",
+];
 
 /// Reads line `line_no` (from 1) of an export; a CSV file is told by its header row.
 /// None when the line is neither an entry nor an anchor.
@@ -429,30 +446,61 @@ pub fn parse_line(line: &str, line_no: usize, csv: &mut bool) -> Option<Line> {
         }
         return crate::audit::parse_csv_row(line).map(Line::Entry);
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Wrapped {
-        anchor: Anchor,
+    let serde_json::Value::Object(mut object) = serde_json::from_str(line).ok()? else {
+        return None;
+    };
+    if object.len() == 1 {
+        return object.remove("anchor").map(|a| Line::Anchor(Box::new(a)));
     }
-    if let Ok(w) = serde_json::from_str::<Wrapped>(line) {
-        return Some(Line::Anchor(Box::new(w.anchor)));
+    if object.len() != ENTRY_FIELDS.len() || !ENTRY_FIELDS.iter().all(|f| object.contains_key(*f)) {
+        return None;
     }
-    serde_json::from_str::<Entry>(line).ok().map(Line::Entry)
+    serde_json::from_value::<Entry>(serde_json::Value::Object(object))
+        .ok()
+        .map(Line::Entry)
 }
 
-/// What an anchored file holds, told by its first line: an export, or a proof file.
+/// A proof file: one JSON object whose `format` is a proof format.
 pub enum Proof {
     Inclusion(InclusionProof),
     Consistency(ConsistencyProof),
+    /// A proof format without exactly the fields of one.
+    Malformed(&'static str),
 }
 
-/// A proof file's JSON (None when it is neither kind).
+/// A proof file's JSON; None when it is not one (no proof format).
 pub fn parse_proof(text: &str) -> Option<Proof> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    match v.get("format")?.as_str()? {
-        INCLUSION_FORMAT => serde_json::from_value(v).ok().map(Proof::Inclusion),
-        CONSISTENCY_FORMAT => serde_json::from_value(v).ok().map(Proof::Consistency),
-        _ => None,
+    let kind = match v.get("format")?.as_str()? {
+        INCLUSION_FORMAT => "inclusion",
+        CONSISTENCY_FORMAT => "consistency",
+        _ => return None,
+    };
+    let entry_ok = |e: &serde_json::Value| {
+        e.as_object().is_some_and(|o| {
+            o.len() == ENTRY_FIELDS.len() && ENTRY_FIELDS.iter().all(|f| o.contains_key(*f))
+        })
+    };
+    Some(match kind {
+        "inclusion" if v.get("entry").is_some_and(entry_ok) => serde_json::from_value(v)
+            .map(Proof::Inclusion)
+            .unwrap_or(Proof::Malformed(kind)),
+        "consistency" => serde_json::from_value(v)
+            .map(Proof::Consistency)
+            .unwrap_or(Proof::Malformed(kind)),
+        _ => Proof::Malformed(kind),
+    })
+}
+
+/// The verdict on a proof file that lacks the fields of its format.
+pub fn malformed_proof(kind: &'static str) -> Verdict {
+    Verdict {
+        ok: false,
+        kind,
+        entries: u64::from(kind == "inclusion"),
+        erased: 0,
+        tree_size: 0,
+        problem: Some(problem(0, "anchor", "not a proof of its format")),
     }
 }
 

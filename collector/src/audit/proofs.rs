@@ -116,7 +116,7 @@ pub async fn leaf(db: &Db, index: u64) -> Result<Option<Hash>> {
 /// states: what `GET /v1/consent/receipts/{consentId}/proof` answers (format in
 /// `docs/audit-format.md`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InclusionProof {
     /// `assent-audit-inclusion/v1`.
     pub format: String,
@@ -133,7 +133,7 @@ pub struct InclusionProof {
 
 /// A proof that the tree of one signed checkpoint extends the tree of an older one.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsistencyProof {
     /// `assent-audit-consistency/v1`.
     pub format: String,

@@ -115,6 +115,11 @@ pub async fn spawn_with_clock(
 }
 
 impl TestApp {
+    /// The app's temporary folder (its SQLite database lives there).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_as(WRITE_KEY, path, body).await
     }

@@ -3,6 +3,7 @@
 mod experiments;
 mod feed;
 mod helpers;
+mod proofs;
 mod recommendations;
 mod security;
 mod segments;
@@ -49,6 +50,31 @@ on_both_backends!(
     every_table_with_subject_data_is_registered,
     retention_follows_the_injected_clock,
 );
+
+mod proofs_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receipts_exports_and_consistency_verify_offline() {
+        crate::proofs::receipts_exports_and_consistency_verify_offline(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tamper_battery_is_caught_by_both_verifiers() {
+        crate::proofs::the_tamper_battery_is_caught_by_both_verifiers().await
+    }
+}
+
+mod proofs_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receipts_exports_and_consistency_verify_offline() {
+        crate::proofs::receipts_exports_and_consistency_verify_offline(
+            crate::helpers::Backend::Postgres,
+        )
+        .await
+    }
+}
 
 macro_rules! security_on_both_backends {
     ($($name:ident),* $(,)?) => {
