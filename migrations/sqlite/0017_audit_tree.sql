@@ -7,7 +7,7 @@ CREATE TABLE audit_tree (
     idx   BIGINT NOT NULL,
     hash  TEXT NOT NULL,
     PRIMARY KEY (level, idx)
-);
+) WITHOUT ROWID;
 CREATE TRIGGER audit_tree_no_update BEFORE UPDATE ON audit_tree
 BEGIN SELECT RAISE(ABORT, 'audit_tree is append-only'); END;
 CREATE TRIGGER audit_tree_no_delete BEFORE DELETE ON audit_tree

@@ -123,7 +123,7 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         .route("/v1/audit/consistency", get(audit::consistency))
         .route("/.well-known/assent-audit-keys", get(audit::public_keys))
         .route(
-            "/v1/consent/receipts/{consent_id}/proof",
+            "/v1/consent/receipts/{consentId}/proof",
             get(audit::receipt_proof),
         )
         .route(
