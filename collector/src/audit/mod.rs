@@ -248,6 +248,7 @@ impl Trail {
         let before = tree.size();
         let mut seqs = Vec::with_capacity(entries.len());
         let mut nodes = Vec::new();
+        let mut rows = Vec::with_capacity(entries.len());
         for entry in entries {
             seq += 1;
             let data = entry.data.to_string();
@@ -264,12 +265,12 @@ impl Trail {
                 hash: sha256_hex(&leaf),
                 data: Some(data),
             };
-            storage::audit::insert(w, &stored, entry.subject.as_ref().map(Pseudonym::as_str))
-                .await?;
             proofs::extend(&mut tree, merkle::leaf_hash(&leaf), &mut nodes);
-            prev = stored.hash;
+            prev = stored.hash.clone();
             seqs.push(seq);
+            rows.push((stored, entry.subject.map(|s| s.as_str().to_owned())));
         }
+        storage::audit::insert_many(w, &rows).await?;
         storage::audit::insert_nodes(w, &nodes).await?;
         let every = self.checkpoint_every.max(1);
         if before / every != tree.size() / every {

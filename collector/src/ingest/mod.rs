@@ -697,16 +697,13 @@ impl storage::writer::Job for WriteJob {
         let received_at = self.received.received_at;
         let received_at_ms = received_at.millis();
         // Consent records first; each new one goes into the audit trail.
-        let mut fresh = Vec::new();
-        for r in &self.records {
-            if !storage::ingest::consent_stored(w, source_id, &r.consent_id).await?
-                && !fresh
-                    .iter()
-                    .any(|f: &&ConsentRow| f.consent_id == r.consent_id)
-            {
-                fresh.push(r);
-            }
-        }
+        let ids: Vec<&str> = self.records.iter().map(|r| r.consent_id.as_str()).collect();
+        let mut seen = storage::ingest::consents_stored(w, source_id, &ids).await?;
+        let fresh: Vec<&ConsentRow> = self
+            .records
+            .iter()
+            .filter(|r| seen.insert(r.consent_id.clone()))
+            .collect();
         let entries = fresh
             .iter()
             .map(|r| NewEntry {
@@ -717,8 +714,9 @@ impl storage::writer::Job for WriteJob {
             })
             .collect();
         let seqs = trail.append_at(w, entries, received_at).await?;
+        let mut rows = Vec::with_capacity(fresh.len());
         for (r, seq) in fresh.iter().zip(seqs) {
-            let row = storage::ingest::ConsentInsert {
+            rows.push(storage::ingest::ConsentInsert {
                 source_id,
                 consent_id: &r.consent_id,
                 subject: &r.subject,
@@ -731,9 +729,9 @@ impl storage::writer::Job for WriteJob {
                 original_timestamp_ms: r.original_timestamp_ms,
                 received_at_ms,
                 audit_seq: seq,
-            };
-            storage::ingest::insert_consent(w, row).await?;
+            });
         }
+        storage::ingest::insert_consents(w, &rows).await?;
         // Events: a duplicate messageId from this source is skipped, and counted.
         let inserts = match self.inserts.take() {
             Some(inserts) => inserts,

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::{
     error::Result,
-    storage::{Db, WriteTx},
+    storage::{value_rows, Db, WriteTx},
 };
 
 /// An entry as stored and exported: the chained fields, and the data when it has not
@@ -35,25 +35,40 @@ pub async fn head(w: &mut WriteTx) -> Result<Option<(i64, String)>> {
         .transpose()?)
 }
 
-/// Stores one entry: its chained fields, and its data under `subject` (the pseudonym the
-/// data is about, if any).
-pub async fn insert(w: &mut WriteTx, entry: &Entry, subject: Option<&str>) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (seq, at_ms, kind, actor, data_hash, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(entry.seq)
-        .bind(entry.at_ms)
-        .bind(&entry.kind)
-        .bind(&entry.actor)
-        .bind(&entry.data_hash)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&mut *w.tx)
-        .await?;
-    sqlx::query("INSERT INTO audit_data (seq, subject, data) VALUES ($1, $2, $3)")
-        .bind(entry.seq)
-        .bind(subject)
-        .bind(entry.data.as_deref())
-        .execute(&mut *w.tx)
-        .await?;
+/// Stores entries: the chained fields in `audit_log`, each one's data in `audit_data`
+/// under its subject (the pseudonym the data is about, if any); a few hundred per
+/// statement (see `ingest::insert_consents` on why not more).
+pub async fn insert_many(w: &mut WriteTx, entries: &[(Entry, Option<String>)]) -> Result<()> {
+    for chunk in entries.chunks(40) {
+        let log = format!(
+            "INSERT INTO audit_log (seq, at_ms, kind, actor, data_hash, prev_hash, hash) VALUES {}",
+            value_rows(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&log);
+        for (e, _) in chunk {
+            q = q
+                .bind(e.seq)
+                .bind(e.at_ms)
+                .bind(&e.kind)
+                .bind(&e.actor)
+                .bind(&e.data_hash)
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        q.execute(&mut *w.tx).await?;
+        let data = format!(
+            "INSERT INTO audit_data (seq, subject, data) VALUES {}",
+            value_rows(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&data);
+        for (e, subject) in chunk {
+            q = q
+                .bind(e.seq)
+                .bind(subject.as_deref())
+                .bind(e.data.as_deref());
+        }
+        q.execute(&mut *w.tx).await?;
+    }
     Ok(())
 }
 
@@ -89,19 +104,18 @@ pub async fn page(db: &Db, after: i64, from: i64, to: i64, limit: i64) -> Result
 /// A Merkle node position: `(level, index)` (see `audit_tree`).
 pub type NodeAt = (u32, u64);
 
+/// One indexed lookup per node (`UNION ALL`): an `OR` of the pairs makes SQLite scan.
 fn nodes_query(wanted: &[NodeAt]) -> String {
-    let mut sql = String::from("SELECT level, idx, hash FROM audit_tree WHERE ");
-    for i in 0..wanted.len() {
-        if i > 0 {
-            sql.push_str(" OR ");
-        }
-        sql.push_str(&format!(
-            "(level = ${} AND idx = ${})",
-            2 * i + 1,
-            2 * i + 2
-        ));
-    }
-    sql
+    (0..wanted.len())
+        .map(|i| {
+            format!(
+                "SELECT level, idx, hash FROM audit_tree WHERE level = ${} AND idx = ${}",
+                2 * i + 1,
+                2 * i + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 fn bind_nodes<'q>(
@@ -159,14 +173,11 @@ pub async fn tree_size(w: &mut WriteTx) -> Result<u64> {
 
 /// Stores completed subtrees: `(level, index, hex head)`.
 pub async fn insert_nodes(w: &mut WriteTx, nodes: &[(u32, u64, String)]) -> Result<()> {
-    for chunk in nodes.chunks(300) {
-        let mut sql = String::from("INSERT INTO audit_tree (level, idx, hash) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-        }
+    for chunk in nodes.chunks(100) {
+        let sql = format!(
+            "INSERT INTO audit_tree (level, idx, hash) VALUES {}",
+            value_rows(chunk.len(), 3)
+        );
         let mut q = sqlx::query(&sql);
         for (level, idx, hash) in chunk {
             q = q.bind(i64::from(*level)).bind(*idx as i64).bind(hash);

@@ -138,19 +138,25 @@ pub async fn insert_events(w: &mut WriteTx, inserts: Vec<EventInsert>) -> Result
     Ok((accepted, duplicates))
 }
 
-/// Whether the source already stored a consent record with this id.
-pub async fn consent_stored(
+/// Which of these consent ids the source already stored.
+pub async fn consents_stored(
     w: &mut WriteTx,
     source_id: &SourceId,
-    consent_id: &str,
-) -> Result<bool> {
-    let exists =
-        sqlx::query("SELECT 1 FROM consent_records WHERE source_id = $1 AND consent_id = $2")
-            .bind(source_id.as_str())
-            .bind(consent_id)
-            .fetch_optional(&mut *w.tx)
-            .await?;
-    Ok(exists.is_some())
+    consent_ids: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    let mut stored = std::collections::HashSet::new();
+    for chunk in consent_ids.chunks(500) {
+        let sql = format!(
+            "SELECT consent_id FROM consent_records WHERE source_id = $1 AND consent_id IN ({})",
+            super::numbered(2, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(source_id.as_str());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        stored.extend(q.fetch_all(&mut *w.tx).await?);
+    }
+    Ok(stored)
 }
 
 /// A consent record to store (pseudonymized), with the audit entry that holds it.
@@ -171,25 +177,33 @@ pub struct ConsentInsert<'a> {
     pub audit_seq: i64,
 }
 
-pub async fn insert_consent(w: &mut WriteTx, r: ConsentInsert<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
-         timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-    )
-    .bind(r.source_id.as_str())
-    .bind(r.consent_id)
-    .bind(r.subject.as_str())
-    .bind(r.user_id.map(Pseudonym::as_str))
-    .bind(r.purposes)
-    .bind(r.policy_version)
-    .bind(r.method)
-    .bind(r.origin)
-    .bind(r.timestamp_ms)
-    .bind(r.original_timestamp_ms)
-    .bind(r.received_at_ms)
-    .bind(r.audit_seq)
-    .execute(&mut *w.tx)
-    .await?;
+/// Stores consent records, 25 per statement (SQLite looks parameters up by name, which
+/// costs more per parameter the more a statement has).
+pub async fn insert_consents(w: &mut WriteTx, rows: &[ConsentInsert<'_>]) -> Result<()> {
+    for chunk in rows.chunks(25) {
+        let sql = format!(
+            "INSERT INTO consent_records (source_id, consent_id, subject, user_id, purposes, policy_version, method, origin,
+             timestamp_ms, original_timestamp_ms, received_at_ms, audit_seq) VALUES {}",
+            super::value_rows(chunk.len(), 12)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.source_id.as_str())
+                .bind(r.consent_id)
+                .bind(r.subject.as_str())
+                .bind(r.user_id.map(Pseudonym::as_str))
+                .bind(&r.purposes)
+                .bind(r.policy_version)
+                .bind(r.method)
+                .bind(r.origin)
+                .bind(r.timestamp_ms)
+                .bind(r.original_timestamp_ms)
+                .bind(r.received_at_ms)
+                .bind(r.audit_seq);
+        }
+        q.execute(&mut *w.tx).await?;
+    }
     Ok(())
 }
 

@@ -582,6 +582,14 @@ pub async fn delete_of_subject(
     Ok(q.execute(&mut *w.tx).await?.rows_affected())
 }
 
+/// `($1, …, $width), (…)`: the placeholders of `n` rows of a multi-row INSERT.
+pub fn value_rows(n: usize, width: usize) -> String {
+    (0..n)
+        .map(|r| format!("({})", numbered(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn numbered(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
