@@ -1,6 +1,9 @@
-//! Kill test: the real `assent-collector` binary takes load, is killed with SIGKILL at a
-//! random moment, and restarted, three times over. Every messageId it acknowledged with a
-//! 2xx must be in the store afterwards, and the audit chain must still verify.
+//! Kill test: the real `assent-collector` binary takes load (events, consent records,
+//! checkpoints signed on demand), is killed with SIGKILL at a random moment, and
+//! restarted, three times over. Every messageId and consent record it acknowledged with a
+//! 2xx must be in the store afterwards; the audit chain, its Merkle tree and the stored
+//! signed checkpoints must agree; and every proof handed out before a kill (receipts'
+//! inclusion proofs, checkpoints) must still verify against the log after it.
 mod common;
 
 use std::{
@@ -26,6 +29,7 @@ fn start(database_url: &str, port: u16) -> Child {
         "kill-test-pseudonym-key-0123456789abcdef",
     )
     .env("ASSENT_BOOTSTRAP_ADMIN_TOKEN", ADMIN)
+    .env("ASSENT_AUDIT_CHECKPOINT_EVERY", "40")
     .spawn()
     .expect("collector binary starts")
 }
@@ -40,6 +44,10 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 async fn kill_and_check(database_url: String) {
     let client = reqwest::Client::new();
     let acked: Arc<Mutex<HashSet<String>>> = Default::default();
+    let consents: Arc<Mutex<Vec<String>>> = Default::default();
+    // Proofs and checkpoints handed out before the kills: (file text, consent id).
+    let proofs: Arc<Mutex<Vec<String>>> = Default::default();
+    let checkpoint_sizes: Arc<Mutex<Vec<u64>>> = Default::default();
     let mut rng_state = 0x9E37_79B9_u64;
     let mut next_id = 0u64;
     for round in 0..3 {
@@ -69,6 +77,54 @@ async fn kill_and_check(database_url: String) {
                         // The server died mid-request: this batch was never acknowledged.
                         _ => return,
                     }
+                }
+            }));
+        }
+        // Consent records, each acknowledged one's receipt proof fetched at once, and
+        // checkpoints signed on demand, all while the events flow.
+        for worker in 0..2u64 {
+            let (client, base) = (client.clone(), base.clone());
+            let (consents, proofs) = (consents.clone(), proofs.clone());
+            let first = next_id + worker * 1_000_000;
+            tasks.push(tokio::spawn(async move {
+                for b in 0.. {
+                    let ids: Vec<String> = (0..20).map(|i| format!("c{round}-{worker}-{}", first + b * 20 + i)).collect();
+                    let records: Vec<_> = ids.iter().map(|id| json!({"consentId": id, "subjectId": format!("s-{id}"),
+                        "purposes": {"analytics": true}, "policyVersion": "2026-01", "method": "custom", "source": "api",
+                        "timestamp": "2026-12-01T10:00:00Z"})).collect();
+                    let sent = client.post(format!("{base}/v1/consent")).bearer_auth(WRITE_KEY)
+                        .json(&json!({"records": records})).send().await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => consents.lock().unwrap().extend(ids.iter().cloned()),
+                        _ => return,
+                    }
+                    let proof = client.get(format!("{base}/v1/consent/receipts/{}/proof?source=default", ids[0]))
+                        .bearer_auth(ADMIN).send().await;
+                    match proof {
+                        Ok(r) if r.status() == 200 => match r.text().await {
+                            Ok(text) => proofs.lock().unwrap().push(text),
+                            Err(_) => return,
+                        },
+                        _ => return,
+                    }
+                }
+            }));
+        }
+        {
+            let (client, base, sizes) = (client.clone(), base.clone(), checkpoint_sizes.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let r = client
+                        .get(format!("{base}/v1/audit/checkpoint"))
+                        .bearer_auth(ADMIN)
+                        .send()
+                        .await;
+                    let Ok(r) = r else { return };
+                    let Ok(note) = r.text().await else { return };
+                    if let Some(size) = note.lines().nth(1).and_then(|l| l.parse().ok()) {
+                        sizes.lock().unwrap().push(size);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }));
         }
@@ -104,9 +160,53 @@ async fn kill_and_check(database_url: String) {
         .json()
         .await
         .unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(
+        verify["checkpoints_verified"].as_u64().unwrap() > 3,
+        "the stored checkpoints agree with the tree recomputed from the chain: {verify}"
+    );
+
+    // Every proof and checkpoint handed out before a kill still holds: receipts verify
+    // offline with the public key, and each old checkpoint is consistent with today's.
+    let keys: serde_json::Value = client
+        .get(format!("{base}/.well-known/assent-audit-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = keys["current"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let proofs = proofs.lock().unwrap().clone();
+    assert!(proofs.len() >= 3, "only {} receipt proofs", proofs.len());
+    for (i, proof) in proofs.iter().enumerate() {
+        let path = dir.path().join(format!("proof-{i}.json"));
+        std::fs::write(&path, proof).unwrap();
+        let v = assent_collector::cli::verify_anchored(&path, &key).unwrap();
+        assert!(v.ok, "{v:?}");
+    }
+    let mut sizes = checkpoint_sizes.lock().unwrap().clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert!(sizes.len() > 3, "{sizes:?}");
+    for size in sizes {
+        let proof = client
+            .get(format!("{base}/v1/audit/consistency?from={size}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let path = dir.path().join(format!("consistency-{size}.json"));
+        std::fs::write(&path, &proof).unwrap();
+        let v = assent_collector::cli::verify_anchored(&path, &key).unwrap();
+        assert!(v.ok, "from {size}: {v:?} {proof}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(verify["ok"], true, "{verify}");
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&database_url).await.unwrap();
@@ -117,6 +217,28 @@ async fn kill_and_check(database_url: String) {
         .iter()
         .map(|r| r.try_get::<String, _>(0).unwrap())
         .collect();
+    let stored_consents: HashSet<String> = sqlx::query("SELECT consent_id FROM consent_records")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).unwrap())
+        .collect();
+    let consents = consents.lock().unwrap().clone();
+    assert!(
+        consents.len() > 100,
+        "only {} consent records",
+        consents.len()
+    );
+    let lost_consent: Vec<&String> = consents
+        .iter()
+        .filter(|id| !stored_consents.contains(*id))
+        .collect();
+    assert!(
+        lost_consent.is_empty(),
+        "{} acknowledged consent records lost",
+        lost_consent.len()
+    );
     let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(
         lost.is_empty(),
@@ -125,9 +247,11 @@ async fn kill_and_check(database_url: String) {
         lost.first()
     );
     eprintln!(
-        "kill test: 3 kills, {} acknowledged, {} stored, none lost",
+        "kill test: 3 kills, {} events acknowledged, {} stored, none lost; {} consent records, {} receipt proofs still verifying",
         acked.len(),
-        stored.len()
+        stored.len(),
+        consents.len(),
+        proofs.len()
     );
 }
 

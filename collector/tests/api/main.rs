@@ -68,6 +68,11 @@ mod proofs_sqlite {
 
 mod proofs_postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_of_one_postgres_extend_one_log() {
+        crate::proofs::replicas_of_one_postgres_extend_one_log().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn receipts_exports_and_consistency_verify_offline() {
         crate::proofs::receipts_exports_and_consistency_verify_offline(
             crate::helpers::Backend::Postgres,

@@ -503,3 +503,74 @@ pub async fn the_tamper_battery_is_caught_by_both_verifiers() {
 fn dir_of(app: &TestApp) -> &Path {
     app.dir()
 }
+
+/// Two collectors on one PostgreSQL database append to one log: one key, one tree, one
+/// sequence of checkpoints, whatever order their writes interleave in.
+pub async fn replicas_of_one_postgres_extend_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(Backend::Postgres, dir.path()).await;
+    let a = spawn_with(config(&database), dir).await;
+    let b = spawn_with(config(&database), tempfile::tempdir().unwrap()).await;
+    let key = current_key(&a).await;
+    assert_eq!(
+        key,
+        current_key(&b).await,
+        "the replicas share the signing key"
+    );
+    let mut tasks = Vec::new();
+    for (name, app) in [("a", &a), ("b", &b)] {
+        for worker in 0..3 {
+            let (client, url) = (app.client.clone(), app.url.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let id = format!("{name}{worker}-{i}");
+                    let c = consent(
+                        &id,
+                        &id,
+                        json!({"analytics": true}),
+                        "2026-11-29T10:00:00.000Z",
+                    );
+                    let r = client
+                        .post(format!("{url}/v1/consent"))
+                        .basic_auth(WRITE_KEY, Some(""))
+                        .json(&c)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let verify = a.admin_json("/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(
+        verify["checkpoints_verified"].as_u64().unwrap() >= 10,
+        "{verify}"
+    );
+    let from_a = text(&a, "/v1/audit/export").await;
+    let from_b = text(&b, "/v1/consent/receipts/a0-3/proof?source=default").await;
+    let checkpoints = a.admin_json("/v1/audit/checkpoints").await;
+    let first = checkpoints["checkpoints"][0]["size"].as_u64().unwrap();
+    let consistency = text(&b, &format!("/v1/audit/consistency?from={first}")).await;
+    let verdicts = both(
+        a.dir(),
+        &key,
+        &[
+            ("a.jsonl".into(), from_a),
+            ("b-proof.json".into(), from_b),
+            ("b-consistency.json".into(), consistency),
+        ],
+    );
+    for v in &verdicts {
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    assert!(
+        verdicts[0]["entries"].as_u64().unwrap() >= 60,
+        "{}",
+        verdicts[0]
+    );
+}
