@@ -5,7 +5,7 @@ KOTLIN_HOME := bindings/kotlin/node_modules/kotlin-compiler
 JNA := /usr/share/java/jna.jar
 LIB_DIR := target/release
 
-.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-experiments bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
+.PHONY: ui test-ui test deps lint readme sdk-demo bench-collector bench-segmentation bench-recommendation bench-experiments bench-audit bench-credentials fuzz fuzz-api test-rust test-clients bindings test-python test-kotlin test-swift examples example-python example-kotlin bench run
 
 # One build from scratch: no incremental caches (gigabytes the run would never reuse).
 test: export CARGO_INCREMENTAL := 0
@@ -104,6 +104,11 @@ run: ui
 # fsync on, so acknowledged means durable as in production).
 bench-collector:
 	PG_FSYNC=on scripts/with-postgres.sh cargo bench -p assent-collector --bench load
+
+# Consent proofs: consent records/s over HTTP on SQLite with the Merkle tree kept, audit
+# appends/s, inclusion and consistency proof time and size at 1M and 10M leaves.
+bench-audit:
+	cargo bench -p assent-collector --bench audit
 
 # Segmentation's k-means against scikit-learn (installed into the venv from PyPI) in one
 # run on the same 1,000,000 x 8 points: fit to convergence, time per iteration next to a

@@ -107,6 +107,8 @@ def run_collector_snippets(binary):
                     continue  # the keys are set above, as the README says to
                 command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
                 command = command.replace("target/release/assent-collector", binary)
+                command = command.replace("target/venv/bin/python", sys.executable)
+                command = command.replace("tools/verify_audit.py", os.path.join(ROOT, "tools/verify_audit.py"))
                 result = subprocess.run(["bash", "-c", command], cwd=work, env=shell_env,
                                         capture_output=True, text=True, timeout=120)
                 ran += 1

@@ -490,16 +490,19 @@ impl<'k> Verifier<'k> {
 /// CSV header of an export; rows are written by [`csv_row`].
 pub const CSV_HEADER: &str = "seq,at,kind,actor,data_hash,prev_hash,hash,data\r\n";
 
+/// A CSV field: quoted, with a `'` before a leading `=`, `+`, `-` or `@` (which would make
+/// a spreadsheet run a formula).
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 pub fn csv_row(e: &Entry) -> String {
-    fn field(s: &str) -> String {
-        // Quote everything; a leading = + - @ would make a spreadsheet run a formula.
-        let s = if s.starts_with(['=', '+', '-', '@']) {
-            format!("'{s}")
-        } else {
-            s.to_owned()
-        };
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
+    let field = csv_field;
     let at = assent_protocol::Timestamp::from_unix_millis(e.at_ms).to_string();
     format!(
         "{},{},{},{},{},{},{},{}\r\n",

@@ -2,6 +2,7 @@
 //! under a consent scope, in memory where it can be (`cache`), and the state in force
 //! read back for callers allowed to see it.
 pub mod cache;
+pub mod receipt;
 
 use std::collections::BTreeMap;
 

@@ -292,3 +292,124 @@ pub async fn receipt_proof(
     let proof = audit::proofs::inclusion_of(&trail, record.audit_seq).await?;
     Ok(Json(proof).into_response())
 }
+
+/// `?source=&format=` of `GET /v1/consent/receipts/{consentId}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReceiptQuery {
+    /// The source (id or name) whose record it is: required with the compliance token.
+    pub source: Option<String>,
+    /// `iso27560` (the default: the elements of an ISO/IEC TS 27560:2023 consent record)
+    /// or `kantara` (the Kantara Consent Receipt v1.1).
+    pub format: Option<String>,
+}
+
+/// A consent record as a receipt: ISO/IEC TS 27560 elements or a Kantara Consent
+/// Receipt, naming the audit entry that recorded it (check it with `…/proof`).
+///
+/// With the compliance token (`?source=` names the source) or the source's own server
+/// key, as `GET /v1/consent/{subjectId}`.
+#[utoipa::path(
+    get,
+    path = "/v1/consent/receipts/{consentId}",
+    tag = "consent",
+    params(("consentId" = String, Path, description = "The record's consentId."), ReceiptQuery),
+    responses(
+        (status = 200, description = "The receipt.", body = Object),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn receipt(
+    State(keys): State<Arc<Keys>>,
+    State(trail): State<Arc<Trail>>,
+    PathParam(consent_id): PathParam<String>,
+    QueryParams(query): QueryParams<ReceiptQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let format = crate::consent::receipt::Format::parse(query.format.as_deref())
+        .ok_or_else(|| Error::BadRequest("format must be iso27560 or kantara".into()))?;
+    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
+    let record = storage::consent::receipt(trail.db(), &source, &consent_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let entry = storage::audit::entry(trail.db(), record.audit_seq)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let place = crate::consent::receipt::LogPlace {
+        origin: trail.signer().name(),
+        entry_hash: &entry.hash,
+    };
+    Ok(Json(crate::consent::receipt::receipt(
+        format, &record, &source, &place,
+    ))
+    .into_response())
+}
+
+/// Every consent record of a source as CSV, one row per record with the audit entry that
+/// recorded it, in columns an auditor reads without a manual (streamed; audited).
+///
+/// With the compliance token (`?source=` names the source) or the source's own server
+/// key.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/receipts",
+    tag = "compliance",
+    params(crate::http::ConsentQuery),
+    responses(
+        (status = 200, description = "CSV, a header row first.", body = String, content_type = "text/csv"),
+        ConsentReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn receipts_csv(
+    State(keys): State<Arc<Keys>>,
+    State(trail): State<Arc<Trail>>,
+    QueryParams(query): QueryParams<crate::http::ConsentQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (source, caller) =
+        crate::http::extract::reader_caller(&keys, &headers, query.source.as_deref()).await?;
+    trail
+        .record_alone(audit::NewEntry {
+            kind: audit::Kind::AuditExport,
+            actor: caller.actor(),
+            subject: None,
+            data: serde_json::json!({"receipts": source.as_str()}),
+        })
+        .await?;
+    let db = trail.db().clone();
+    let header = futures_util::stream::iter([Ok::<_, Error>(bytes::Bytes::from_static(
+        crate::consent::receipt::CSV_HEADER.as_bytes(),
+    ))]);
+    let rows = futures_util::stream::unfold(Some(0i64), move |after| {
+        let (db, source) = (db.clone(), source.clone());
+        async move {
+            let after = after?;
+            match storage::consent::receipts_after(&db, &source, after, 1000).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let next = page.last().map(|(r, _)| r.audit_seq);
+                    let text: String = page
+                        .iter()
+                        .map(|(r, hash)| crate::consent::receipt::csv_row(r, &source, hash))
+                        .collect();
+                    Some((Ok(bytes::Bytes::from(text)), next))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"assent-consent-receipts.csv\"",
+            ),
+        ],
+        Body::from_stream(futures_util::StreamExt::chain(header, rows)),
+    )
+        .into_response())
+}

@@ -119,9 +119,11 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         .route("/v1/audit/export", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/receipts", get(audit::receipts_csv))
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route("/v1/audit/consistency", get(audit::consistency))
         .route("/.well-known/assent-audit-keys", get(audit::public_keys))
+        .route("/v1/consent/receipts/{consentId}", get(audit::receipt))
         .route(
             "/v1/consent/receipts/{consentId}/proof",
             get(audit::receipt_proof),

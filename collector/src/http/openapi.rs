@@ -69,6 +69,8 @@ impl Modify for Security {
         super::audit::checkpoints,
         super::audit::consistency,
         super::audit::receipt_proof,
+        super::audit::receipt,
+        super::audit::receipts_csv,
         super::subjects::access,
         super::subjects::erase,
         super::profiles::profile,

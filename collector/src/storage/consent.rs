@@ -271,6 +271,45 @@ pub struct ReceiptRecord {
     pub audit_seq: i64,
 }
 
+/// Up to `limit` records of `source` recorded after audit entry `after_seq`, in the
+/// order they were recorded, each with its audit entry's hash.
+pub async fn receipts_after(
+    db: &Db,
+    source: &SourceId,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<(ReceiptRecord, String)>> {
+    let rows = sqlx::query(
+        "SELECT c.consent_id, c.subject, c.purposes, c.policy_version, c.method, c.origin,
+                c.timestamp_ms, c.received_at_ms, c.audit_seq, l.hash
+         FROM consent_records c JOIN audit_log l ON l.seq = c.audit_seq
+         WHERE c.source_id = $1 AND c.audit_seq > $2 ORDER BY c.audit_seq LIMIT $3",
+    )
+    .bind(source.as_str())
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                ReceiptRecord {
+                    consent_id: r.try_get(0)?,
+                    subject: r.try_get(1)?,
+                    purposes: r.try_get(2)?,
+                    policy_version: r.try_get(3)?,
+                    method: r.try_get(4)?,
+                    origin: r.try_get(5)?,
+                    timestamp_ms: r.try_get(6)?,
+                    received_at_ms: r.try_get(7)?,
+                    audit_seq: r.try_get(8)?,
+                },
+                r.try_get(9)?,
+            ))
+        })
+        .collect()
+}
+
 /// The record `consent_id` of `source`, if stored.
 pub async fn receipt(
     db: &Db,

@@ -146,6 +146,67 @@ pub async fn receipts_exports_and_consistency_verify_offline(b: Backend) {
         400
     );
 
+    // The same record as an ISO/IEC TS 27560 receipt and a Kantara receipt, naming the
+    // audit entry the proof is about.
+    let iso = app
+        .admin_json("/v1/consent/receipts/c3?source=default&format=iso27560")
+        .await;
+    assert_eq!(iso["recordHeader"]["recordId"], "c3", "{iso}");
+    assert_eq!(
+        iso["recordHeader"]["recordStorage"]["auditEntryHash"],
+        p["entry"]["hash"]
+    );
+    assert_eq!(iso["notice"]["version"], "2026-01");
+    assert_eq!(iso["event"]["method"], "custom");
+    let pseudonym = iso["recordHeader"]["piiPrincipalId"].as_str().unwrap();
+    assert!(
+        pseudonym.starts_with("k1.") && !pseudonym.contains("s3"),
+        "{iso}"
+    );
+    let analytics = iso["processing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["purpose"] == "analytics")
+        .unwrap();
+    assert_eq!(
+        analytics["consentStatus"], "not given",
+        "c3 refused analytics"
+    );
+    let kantara = app
+        .admin_json("/v1/consent/receipts/c3?source=default&format=kantara")
+        .await;
+    assert_eq!(kantara["consentReceiptID"], "c3");
+    assert_eq!(kantara["auditEntry"]["seq"], p["entry"]["seq"]);
+    assert_eq!(
+        app.admin_get("/v1/consent/receipts/c3?source=default&format=xml")
+            .await
+            .status(),
+        400
+    );
+
+    // Every record of the source as CSV, in words, each with its audit entry.
+    let csv = text(&app, "/v1/audit/receipts?source=default").await;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("record_id,person_pseudonym,decided_at"),
+        "{csv}"
+    );
+    assert_eq!(rows.len(), 1 + 7, "{csv}");
+    let c3 = rows.iter().find(|r| r.starts_with("\"c3\"")).unwrap();
+    assert!(c3.contains("\"necessary\",\"analytics\""), "{c3}");
+    assert!(c3.contains(p["entry"]["hash"].as_str().unwrap()), "{c3}");
+    assert_eq!(
+        app.client
+            .get(format!("{}/v1/audit/receipts?source=default", app.url))
+            .bearer_auth(WRITE_KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
     // Checkpoints every 5 entries and on demand; a consistency proof between two.
     let note = text(&app, "/v1/audit/checkpoint").await;
     let lines: Vec<&str> = note.lines().collect();
