@@ -61,6 +61,11 @@ mod proofs_sqlite {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_signing_key_rotates_and_old_checkpoints_still_verify() {
+        crate::proofs::the_signing_key_rotates_and_old_checkpoints_still_verify().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_tamper_battery_is_caught_by_both_verifiers() {
         crate::proofs::the_tamper_battery_is_caught_by_both_verifiers().await
     }

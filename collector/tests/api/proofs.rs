@@ -635,3 +635,60 @@ pub async fn replicas_of_one_postgres_extend_one_log() {
         verdicts[0]
     );
 }
+
+/// A new signing key (a new `audit_signing_key_id`) is audited, both public keys stay
+/// listed, and checkpoints signed by the old key still verify.
+pub async fn the_signing_key_rotates_and_old_checkpoints_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(Backend::Sqlite, dir.path()).await;
+    let old = spawn_with(config(&database), tempfile::tempdir().unwrap()).await;
+    consents(&old, 0, 6).await;
+    let old_key = current_key(&old).await;
+    let old_proof = text(&old, "/v1/consent/receipts/c2/proof?source=default").await;
+    let mut rotated = config(&database);
+    rotated.audit_signing_key_id = "s2".into();
+    let new = spawn_with(rotated, dir).await;
+    consents(&new, 6, 12).await;
+    let new_key = current_key(&new).await;
+    assert_ne!(old_key, new_key);
+    let keys: Value = new
+        .client
+        .get(format!("{}/.well-known/assent-audit-keys", new.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["vkey"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [old_key.as_str(), new_key.as_str()]);
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq")
+        .fetch_all(&new.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "signing_key_rotation")
+            .count(),
+        1
+    );
+    let verify = new.admin_json("/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    // The old receipt verifies with the old key, a new one with the new key.
+    let new_proof = text(&new, "/v1/consent/receipts/c8/proof?source=default").await;
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(
+        both(d.path(), &old_key, &[("old.json".into(), old_proof)])[0]["ok"],
+        true
+    );
+    assert_eq!(
+        both(d.path(), &new_key, &[("new.json".into(), new_proof)])[0]["ok"],
+        true
+    );
+}
