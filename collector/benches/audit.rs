@@ -1,8 +1,9 @@
 //! Consent proofs' costs: `make bench-audit` (or `cargo bench -p assent-collector --bench
 //! audit`). Prints
 //! 1. consent records stored per second over HTTP by a real collector on SQLite, the audit
-//!    chain and its Merkle tree maintained (100 records per request, 16 connections), and
-//!    audit entries appended per second in process (100 per transaction);
+//!    chain and its Merkle tree maintained (100 records per request, 16 connections), with
+//!    segmentation's feed consumers on (the default) and off, and audit entries appended
+//!    per second in process (100 per transaction);
 //! 2. inclusion and consistency proof generation time and size with 1,000,000 and
 //!    10,000,000 leaves, the tree stored in SQLite and built by the code the trail
 //!    appends with (leaves of synthetic entries: proofs read only the tree).
@@ -31,7 +32,7 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn http_consent(records: u64) {
+async fn http_consent(records: u64, modules: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -42,6 +43,7 @@ async fn http_consent(records: u64) {
         rate_limit_burst: 1_000_000,
         consent_records_per_second: 1_000_000,
         consent_records_burst: 1_000_000,
+        segmentation: modules,
         ..Config::default()
     };
     let app = Application::build(config).await.unwrap();
@@ -84,9 +86,13 @@ async fn http_consent(records: u64) {
     let secs = started.elapsed().as_secs_f64();
     let stored = requests * 100;
     println!(
-        "consent over HTTP (SQLite, tree maintained, {connections} connections): {stored} records in {secs:.2} s = {:.0} records/s",
+        "consent over HTTP (SQLite, tree maintained, {connections} connections, segmentation {}): {stored} records in {secs:.2} s = {:.0} records/s",
+        if modules { "on" } else { "off" },
         stored as f64 / secs
     );
+    if !modules {
+        return;
+    }
     let c = state.trail.checkpoint().await.unwrap().unwrap();
     let started = Instant::now();
     let verdict = audit::export::verify_db(&state.trail).await.unwrap();
@@ -230,6 +236,7 @@ async fn main() {
         "machine: {} cores; collector and load generator share it",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    http_consent(arg("AUDIT_RECORDS", 100_000)).await;
+    http_consent(arg("AUDIT_RECORDS", 100_000), true).await;
+    http_consent(arg("AUDIT_RECORDS", 100_000), false).await;
     tree_proofs(arg("AUDIT_LEAVES", 10_000_000)).await;
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     audit::{
-        canonical, merkle,
+        encoded, merkle,
         note::{self, Checkpoint, Vkey},
         proofs::{ConsistencyProof, InclusionProof, CONSISTENCY_FORMAT, INCLUSION_FORMAT},
         Entry, GENESIS,
@@ -112,15 +112,7 @@ fn check_fields(e: &Entry) -> Result<(), Problem> {
             ));
         }
     }
-    let c = canonical(
-        e.seq,
-        e.at_ms,
-        &e.kind,
-        &e.actor,
-        &e.data_hash,
-        &e.prev_hash,
-    );
-    if sha256_hex(&c) != e.hash {
+    if sha256_hex(&encoded(e)) != e.hash {
         return Err(problem(
             e.seq,
             "entry",
@@ -131,14 +123,7 @@ fn check_fields(e: &Entry) -> Result<(), Problem> {
 }
 
 fn included(e: &Entry, proof: &[merkle::Hash], c: &Checkpoint) -> bool {
-    let leaf = merkle::leaf_hash(&canonical(
-        e.seq,
-        e.at_ms,
-        &e.kind,
-        &e.actor,
-        &e.data_hash,
-        &e.prev_hash,
-    ));
+    let leaf = crate::audit::leaf_of(e);
     e.seq >= 1 && merkle::verify_inclusion(e.seq as u64 - 1, c.size, &leaf, proof, &c.root)
 }
 

@@ -62,6 +62,7 @@ pub(crate) fn canonical(
     .expect("serializes")
 }
 
+#[cfg(test)]
 fn entry_hash(
     seq: i64,
     at_ms: i64,
@@ -73,16 +74,21 @@ fn entry_hash(
     sha256_hex(&canonical(seq, at_ms, kind, actor, data_hash, prev_hash))
 }
 
-/// The Merkle leaf hash of an entry: `SHA-256(0x00 ‖ canonical encoding)`.
-pub fn leaf_of(e: &Entry) -> merkle::Hash {
-    merkle::leaf_hash(&canonical(
+/// The canonical encoding of an entry as read back.
+pub(crate) fn encoded(e: &Entry) -> Vec<u8> {
+    canonical(
         e.seq,
         e.at_ms,
         &e.kind,
         &e.actor,
         &e.data_hash,
         &e.prev_hash,
-    ))
+    )
+}
+
+/// The Merkle leaf hash of an entry: `SHA-256(0x00 ‖ canonical encoding)`.
+pub fn leaf_of(e: &Entry) -> merkle::Hash {
+    merkle::leaf_hash(&encoded(e))
 }
 
 /// What an audit entry records. Written into the chain as its name ([`Kind::as_str`]);
@@ -448,15 +454,7 @@ impl<'k> Verifier<'k> {
                 return Some("data altered (does not match data_hash)".into());
             }
         }
-        if entry_hash(
-            e.seq,
-            e.at_ms,
-            &e.kind,
-            &e.actor,
-            &e.data_hash,
-            &e.prev_hash,
-        ) != e.hash
-        {
+        if sha256_hex(&encoded(e)) != e.hash {
             return Some("entry altered (hash does not match its fields)".into());
         }
         if e.kind == Kind::Checkpoint.as_str() {

@@ -24,6 +24,20 @@ pub struct Entry {
     pub data: Option<String>,
 }
 
+/// An entry from a row of `seq, at_ms, kind, actor, data_hash, prev_hash, hash[, data]`.
+fn entry_row(r: &sqlx::any::AnyRow, with_data: bool) -> Result<Entry> {
+    Ok(Entry {
+        seq: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        data_hash: r.try_get(4)?,
+        prev_hash: r.try_get(5)?,
+        hash: r.try_get(6)?,
+        data: if with_data { r.try_get(7)? } else { None },
+    })
+}
+
 /// The last entry's sequence number and hash; None for an empty chain. Call it with the
 /// audit chain locked ([`WriteTx::lock_audit_chain`]).
 pub async fn head(w: &mut WriteTx) -> Result<Option<(i64, String)>> {
@@ -85,20 +99,7 @@ pub async fn page(db: &Db, after: i64, from: i64, to: i64, limit: i64) -> Result
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Entry {
-                seq: r.try_get(0)?,
-                at_ms: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                data_hash: r.try_get(4)?,
-                prev_hash: r.try_get(5)?,
-                hash: r.try_get(6)?,
-                data: r.try_get(7)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| entry_row(r, true)).collect()
 }
 
 /// A Merkle node position: `(level, index)` (see `audit_tree`).
@@ -197,20 +198,7 @@ pub async fn chained_in(w: &mut WriteTx, from: i64, to: i64) -> Result<Vec<Entry
     .bind(to)
     .fetch_all(&mut *w.tx)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Entry {
-                seq: r.try_get(0)?,
-                at_ms: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                data_hash: r.try_get(4)?,
-                prev_hash: r.try_get(5)?,
-                hash: r.try_get(6)?,
-                data: None,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| entry_row(r, false)).collect()
 }
 
 /// One entry with its data (None for a sequence number not in the chain).

@@ -271,6 +271,21 @@ pub struct ReceiptRecord {
     pub audit_seq: i64,
 }
 
+/// A record from a row of its nine receipt columns, in [`ReceiptRecord`]'s order.
+fn receipt_row(r: &sqlx::any::AnyRow) -> Result<ReceiptRecord> {
+    Ok(ReceiptRecord {
+        consent_id: r.try_get(0)?,
+        subject: r.try_get(1)?,
+        purposes: r.try_get(2)?,
+        policy_version: r.try_get(3)?,
+        method: r.try_get(4)?,
+        origin: r.try_get(5)?,
+        timestamp_ms: r.try_get(6)?,
+        received_at_ms: r.try_get(7)?,
+        audit_seq: r.try_get(8)?,
+    })
+}
+
 /// Up to `limit` records of `source` recorded after audit entry `after_seq`, in the
 /// order they were recorded, each with its audit entry's hash.
 pub async fn receipts_after(
@@ -290,23 +305,8 @@ pub async fn receipts_after(
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok((
-                ReceiptRecord {
-                    consent_id: r.try_get(0)?,
-                    subject: r.try_get(1)?,
-                    purposes: r.try_get(2)?,
-                    policy_version: r.try_get(3)?,
-                    method: r.try_get(4)?,
-                    origin: r.try_get(5)?,
-                    timestamp_ms: r.try_get(6)?,
-                    received_at_ms: r.try_get(7)?,
-                    audit_seq: r.try_get(8)?,
-                },
-                r.try_get(9)?,
-            ))
-        })
+    rows.iter()
+        .map(|r| Ok((receipt_row(r)?, r.try_get(9)?)))
         .collect()
 }
 
@@ -325,18 +325,5 @@ pub async fn receipt(
     .bind(consent_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| {
-        Ok(ReceiptRecord {
-            consent_id: r.try_get(0)?,
-            subject: r.try_get(1)?,
-            purposes: r.try_get(2)?,
-            policy_version: r.try_get(3)?,
-            method: r.try_get(4)?,
-            origin: r.try_get(5)?,
-            timestamp_ms: r.try_get(6)?,
-            received_at_ms: r.try_get(7)?,
-            audit_seq: r.try_get(8)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(receipt_row).transpose()
 }

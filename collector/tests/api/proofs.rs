@@ -84,17 +84,23 @@ async fn text(app: &TestApp, path: &str) -> String {
     r.text().await.unwrap()
 }
 
-async fn current_key(app: &TestApp) -> String {
-    let keys: Value = app
-        .client
+/// `/.well-known/assent-audit-keys`, read as anyone would (no credential).
+async fn public_keys(app: &TestApp) -> Value {
+    app.client
         .get(format!("{}/.well-known/assent-audit-keys", app.url))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    keys["current"].as_str().unwrap().to_owned()
+        .unwrap()
+}
+
+async fn current_key(app: &TestApp) -> String {
+    public_keys(app).await["current"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn consents(app: &TestApp, from: usize, to: usize) {
@@ -651,15 +657,7 @@ pub async fn the_signing_key_rotates_and_old_checkpoints_still_verify() {
     consents(&new, 6, 12).await;
     let new_key = current_key(&new).await;
     assert_ne!(old_key, new_key);
-    let keys: Value = new
-        .client
-        .get(format!("{}/.well-known/assent-audit-keys", new.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = public_keys(&new).await;
     let listed: Vec<&str> = keys["keys"]
         .as_array()
         .unwrap()
