@@ -274,13 +274,6 @@ impl Config {
                 "audit_signing_key_id must be 1-16 letters, digits, '-' or '_'".into(),
             ));
         }
-        if let Some(origin) = &config.audit_origin {
-            if !crate::audit::note::valid_name(origin) {
-                return Err(Error::Config(
-                    "audit_origin must be non-empty, without spaces or '+'".into(),
-                ));
-            }
-        }
         config.proxies()?;
         if config
             .key_digest_secret

@@ -97,8 +97,14 @@ impl AppState {
         };
         let pseudonymizer =
             Pseudonymizer::new(config.pseudonym_key_id.clone(), key).with_previous(previous);
+        let origin = storage::secrets::audit_origin(&db, &config, clock.now()).await?;
+        if !audit::note::valid_name(&origin) {
+            return Err(Error::Config(
+                "audit_origin must be non-empty, without spaces or '+'".into(),
+            ));
+        }
         let signer = audit::note::NoteSigner::new(
-            &storage::secrets::audit_origin(&db, &config, clock.now()).await?,
+            &origin,
             &storage::secrets::audit_signing_seed(&db, &config, clock.now()).await?,
         );
         let trail = Trail::new(
