@@ -301,6 +301,14 @@ async fn write(
         }
     }
     let mut graph = Graph::load(&mut w, &events, &others).await?;
+    // The subjects of this batch's deletions that have anything stored: most consent
+    // records that do not grant personalization name someone who never had a profile,
+    // and five DELETEs each for nothing cost more than the records' own writes. A merge
+    // in the batch stores rows for its two subjects, so they count as stored from then.
+    let mut stored = storage::profiles::named(&mut w, &others).await?;
+    stored.extend(storage::audiences::named(&mut w, &others).await?);
+    stored.extend(storage::identity::named(&mut w, &others).await?);
+    stored.extend(storage::duplicates::named(&mut w, &others).await?);
     // A profile is its events, one row each: folding is an insert that skips an event
     // already there. Inserts wait for the end of the batch; a merge moves those pending
     // of the profile merged away, a deletion drops those of its subject.
@@ -318,6 +326,10 @@ async fn write(
                         }
                     }
                     storage::identity::merge(&mut w, &Graph::link(e, &merge), now).await?;
+                    stored.extend([
+                        merge.from.as_str().to_owned(),
+                        merge.into.as_str().to_owned(),
+                    ]);
                     touched.extend([merge.from, merge.into]);
                 }
                 let profile = graph.profile_of(&e.source_id, &e.subject);
@@ -337,10 +349,12 @@ async fn write(
                     r.subject == c.subject || r.origin.as_ref() == Some(&c.subject)
                 };
                 rows.retain(|r| !(members.contains(r.source) && of_subject(r)));
-                storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
-                storage::audiences::forget_at(&mut w, &members, &c.subject).await?;
-                storage::identity::forget_at(&mut w, &members, &c.subject).await?;
-                storage::duplicates::forget_at(&mut w, &members, &c.subject).await?;
+                if stored.contains(c.subject.as_str()) {
+                    storage::profiles::delete_at(&mut w, &members, &c.subject).await?;
+                    storage::audiences::forget_at(&mut w, &members, &c.subject).await?;
+                    storage::identity::forget_at(&mut w, &members, &c.subject).await?;
+                    storage::duplicates::forget_at(&mut w, &members, &c.subject).await?;
+                }
                 touched.extend(graph.forget(&c.subject, |s| members.contains(s)));
             }
             Effect::Erase(subject) => {

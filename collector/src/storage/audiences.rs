@@ -162,6 +162,16 @@ fn values(rows: usize, width: usize) -> String {
         .join(",")
 }
 
+/// Which of `subjects` have memberships or membership changes.
+pub async fn named(
+    w: &mut WriteTx,
+    subjects: &[&Pseudonym],
+) -> Result<std::collections::HashSet<String>> {
+    let mut found = super::subjects_in(w, "audience_members", &["subject"], subjects).await?;
+    found.extend(super::subjects_in(w, "audience_changes", &["subject"], subjects).await?);
+    Ok(found)
+}
+
 /// Deletes the memberships and changes of a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
     for table in ["audience_members", "audience_changes"] {

@@ -102,6 +102,14 @@ pub async fn decide(
     Ok(n > 0)
 }
 
+/// Which of `subjects` are named by duplicate proposals.
+pub async fn named(
+    w: &mut WriteTx,
+    subjects: &[&Pseudonym],
+) -> Result<std::collections::HashSet<String>> {
+    super::subjects_in(w, "duplicate_proposals", &COLUMNS, subjects).await
+}
+
 /// Deletes the proposals naming a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
     delete_of_subject(w, "duplicate_proposals", &COLUMNS, subject, Some(sources)).await?;

@@ -133,6 +133,14 @@ pub async fn merge(w: &mut WriteTx, link: &Link, now: UnixMs) -> Result<()> {
     Ok(())
 }
 
+/// Which of `subjects` have links, from or into them.
+pub async fn named(
+    w: &mut WriteTx,
+    subjects: &[&Pseudonym],
+) -> Result<std::collections::HashSet<String>> {
+    super::subjects_in(w, "identity_links", &COLUMNS, subjects).await
+}
+
 /// Deletes the links from or into a subject at the given sources.
 pub async fn forget_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<()> {
     delete_of_subject(w, "identity_links", &COLUMNS, subject, Some(sources)).await?;

@@ -582,6 +582,31 @@ pub async fn delete_of_subject(
     Ok(q.execute(&mut *w.tx).await?.rows_affected())
 }
 
+/// Which of `subjects` appear in any of `columns` of `table`, inside a write: a few reads
+/// for many subjects, so that deleting what is not there can be skipped.
+pub async fn subjects_in(
+    w: &mut WriteTx,
+    table: &str,
+    columns: &[&str],
+    subjects: &[&Pseudonym],
+) -> Result<std::collections::HashSet<String>> {
+    let mut found = std::collections::HashSet::new();
+    for column in columns {
+        for chunk in subjects.chunks(500) {
+            let sql = format!(
+                "SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({})",
+                numbered(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for s in chunk {
+                q = q.bind(s.as_str());
+            }
+            found.extend(q.fetch_all(&mut *w.tx).await?);
+        }
+    }
+    Ok(found)
+}
+
 /// `($1, …, $width), (…)`: the placeholders of `n` rows of a multi-row INSERT.
 pub fn value_rows(n: usize, width: usize) -> String {
     (0..n)

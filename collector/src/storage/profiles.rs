@@ -60,6 +60,14 @@ pub async fn insert(w: &mut WriteTx, events: &[ProfileEvent<'_>], now: UnixMs) -
     Ok(())
 }
 
+/// Which of `subjects` have profile events (as subject or origin).
+pub async fn named(
+    w: &mut WriteTx,
+    subjects: &[&Pseudonym],
+) -> Result<std::collections::HashSet<String>> {
+    super::subjects_in(w, "profile_events", &OF_SUBJECT, subjects).await
+}
+
 /// Deletes the subject's profiles at the given sources, and its events merged into
 /// others' profiles; returns how many events went.
 pub async fn delete_at(w: &mut WriteTx, sources: &[SourceId], subject: &Pseudonym) -> Result<u64> {
