@@ -156,45 +156,55 @@ fn xorshift(s: &mut u64) -> u64 {
     *s
 }
 
+/// Proof timings (µs) and the longest proof, printed as one line.
+#[derive(Default)]
+struct Timings {
+    micros: Vec<f64>,
+    hashes: usize,
+}
+
+impl Timings {
+    fn add(&mut self, started: Instant, proof: &[merkle::Hash]) {
+        self.micros.push(started.elapsed().as_secs_f64() * 1e6);
+        self.hashes = self.hashes.max(proof.len());
+    }
+
+    fn print(mut self, what: &str) {
+        self.micros.sort_by(f64::total_cmp);
+        let n = self.micros.len();
+        println!(
+            "  {what}: median {:.0} µs, p99 {:.0} µs, at most {} hashes ({} bytes)",
+            self.micros[n / 2],
+            self.micros[n * 99 / 100],
+            self.hashes,
+            self.hashes * 32
+        );
+    }
+}
+
 async fn proofs_at(db: &Db, tree: &merkle::Frontier) {
     let size = tree.size();
     let root = tree.root();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     const ROUNDS: usize = 1000;
-    let mut times = Vec::with_capacity(ROUNDS);
-    let mut hashes = 0;
+    let mut inclusion = Timings::default();
     for _ in 0..ROUNDS {
         let index = xorshift(&mut seed) % size;
         let started = Instant::now();
         let proof = proofs::inclusion(db, index, size).await.unwrap();
-        times.push(started.elapsed().as_secs_f64() * 1e6);
+        inclusion.add(started, &proof);
         let leaf = merkle::leaf_hash(&index.to_le_bytes());
         assert!(merkle::verify_inclusion(index, size, &leaf, &proof, &root));
-        hashes = hashes.max(proof.len());
     }
-    times.sort_by(f64::total_cmp);
-    println!(
-        "  inclusion proof at {size} leaves: median {:.0} µs, p99 {:.0} µs, at most {hashes} hashes ({} bytes)",
-        times[ROUNDS / 2],
-        times[ROUNDS * 99 / 100],
-        hashes * 32
-    );
-    let mut times = Vec::with_capacity(ROUNDS);
-    let mut hashes = 0;
+    inclusion.print(&format!("inclusion proof at {size} leaves"));
+    let mut consistency = Timings::default();
     for _ in 0..ROUNDS {
         let from = 1 + xorshift(&mut seed) % (size - 1);
         let started = Instant::now();
         let proof = proofs::consistency(db, from, size).await.unwrap();
-        times.push(started.elapsed().as_secs_f64() * 1e6);
-        hashes = hashes.max(proof.len());
+        consistency.add(started, &proof);
     }
-    times.sort_by(f64::total_cmp);
-    println!(
-        "  consistency proof to {size} leaves: median {:.0} µs, p99 {:.0} µs, at most {hashes} hashes ({} bytes)",
-        times[ROUNDS / 2],
-        times[ROUNDS * 99 / 100],
-        hashes * 32
-    );
+    consistency.print(&format!("consistency proof to {size} leaves"));
 }
 
 async fn tree_proofs(leaves: u64) {

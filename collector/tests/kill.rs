@@ -178,12 +178,16 @@ async fn kill_and_check(database_url: String) {
         .unwrap();
     let key = keys["current"].as_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
+    // The offline verifier's verdict on a proof file.
+    let verdict = |name: String, proof: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, proof).unwrap();
+        assent_collector::cli::verify_anchored(&path, &key).unwrap()
+    };
     let proofs = proofs.lock().unwrap().clone();
     assert!(proofs.len() >= 3, "only {} receipt proofs", proofs.len());
     for (i, proof) in proofs.iter().enumerate() {
-        let path = dir.path().join(format!("proof-{i}.json"));
-        std::fs::write(&path, proof).unwrap();
-        let v = assent_collector::cli::verify_anchored(&path, &key).unwrap();
+        let v = verdict(format!("proof-{i}.json"), proof);
         assert!(v.ok, "{v:?}");
     }
     let mut sizes = checkpoint_sizes.lock().unwrap().clone();
@@ -200,9 +204,7 @@ async fn kill_and_check(database_url: String) {
             .text()
             .await
             .unwrap();
-        let path = dir.path().join(format!("consistency-{size}.json"));
-        std::fs::write(&path, &proof).unwrap();
-        let v = assent_collector::cli::verify_anchored(&path, &key).unwrap();
+        let v = verdict(format!("consistency-{size}.json"), &proof);
         assert!(v.ok, "from {size}: {v:?} {proof}");
     }
     child.kill().unwrap();
@@ -210,20 +212,20 @@ async fn kill_and_check(database_url: String) {
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&database_url).await.unwrap();
-    let stored: HashSet<String> = sqlx::query("SELECT message_id FROM events")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).unwrap())
-        .collect();
-    let stored_consents: HashSet<String> = sqlx::query("SELECT consent_id FROM consent_records")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).unwrap())
-        .collect();
+    let ids = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap())
+                .collect::<HashSet<String>>()
+        }
+    };
+    let stored = ids("SELECT message_id FROM events").await;
+    let stored_consents = ids("SELECT consent_id FROM consent_records").await;
     let consents = consents.lock().unwrap().clone();
     assert!(
         consents.len() > 100,

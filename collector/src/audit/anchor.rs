@@ -390,6 +390,12 @@ pub fn verify_consistency(key: &Vkey, p: &ConsistencyProof) -> Verdict {
     }
 }
 
+/// Whether a JSON object has exactly the fields of an entry (serde would take a missing
+/// `data` for null and ignore others).
+fn entry_shaped(object: &serde_json::Map<String, serde_json::Value>) -> bool {
+    object.len() == ENTRY_FIELDS.len() && ENTRY_FIELDS.iter().all(|f| object.contains_key(*f))
+}
+
 /// One line of an export file, JSONL or CSV.
 #[derive(Debug)]
 pub enum Line {
@@ -461,11 +467,7 @@ pub fn parse_proof(text: &str) -> Option<Proof> {
         CONSISTENCY_FORMAT => "consistency",
         _ => return None,
     };
-    let entry_ok = |e: &serde_json::Value| {
-        e.as_object().is_some_and(|o| {
-            o.len() == ENTRY_FIELDS.len() && ENTRY_FIELDS.iter().all(|f| o.contains_key(*f))
-        })
-    };
+    let entry_ok = |e: &serde_json::Value| e.as_object().is_some_and(entry_shaped);
     Some(match kind {
         "inclusion" if v.get("entry").is_some_and(entry_ok) => serde_json::from_value(v)
             .map(Proof::Inclusion)

@@ -1,9 +1,8 @@
-//! The Merkle tree of RFC 6962 / RFC 9162 over the audit entries (the first part of
-//! consent proofs a regulator can check, issue 14; not yet wired to the trail): leaf
-//! hash `SHA-256(0x00 ‖ leaf)`, node hash `SHA-256(0x01 ‖ left ‖ right)`, the tree head
-//! of any size, inclusion and consistency proofs and their verification (RFC 9162
-//! §2.1.3.2 and §2.1.4.2), and a [`Frontier`] that extends the head as entries are
-//! appended without recomputing the tree.
+//! The Merkle tree of RFC 6962 / RFC 9162 over the audit entries: leaf hash
+//! `SHA-256(0x00 ‖ leaf)`, node hash `SHA-256(0x01 ‖ left ‖ right)`, inclusion and
+//! consistency proofs as the spans of leaves whose heads make them, their verification
+//! (RFC 9162 §2.1.3.2 and §2.1.4.2), and a [`Frontier`] that extends the head as entries
+//! are appended without recomputing the tree. Pure: `proofs` stores and reads the nodes.
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 hash.
@@ -24,27 +23,6 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.update(left);
     h.update(right);
     h.finalize().into()
-}
-
-/// The largest power of two smaller than `n` (n ≥ 2).
-fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k << 1 < n {
-        k <<= 1;
-    }
-    k
-}
-
-/// The tree head (MTH) of the leaves' hashes; the hash of the empty string for none.
-pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
-        }
-    }
 }
 
 /// A run of leaves `[start, end)` whose subtree head is one hash of a proof.
@@ -275,6 +253,19 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tree head (MTH) of the leaves, recomputed from RFC 6962's definition: the
+    /// reference the spans, the frontier and the stored subtrees are checked against.
+    fn root(leaves: &[Hash]) -> Hash {
+        match leaves.len() {
+            0 => Sha256::digest([]).into(),
+            1 => leaves[0],
+            n => {
+                let k = split64(n as u64) as usize;
+                node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            }
+        }
+    }
 
     fn hex(h: &Hash) -> String {
         h.iter().map(|b| format!("{b:02x}")).collect()

@@ -62,18 +62,6 @@ pub(crate) fn canonical(
     .expect("serializes")
 }
 
-#[cfg(test)]
-fn entry_hash(
-    seq: i64,
-    at_ms: i64,
-    kind: &str,
-    actor: &str,
-    data_hash: &str,
-    prev_hash: &str,
-) -> String {
-    sha256_hex(&canonical(seq, at_ms, kind, actor, data_hash, prev_hash))
-}
-
 /// The canonical encoding of an entry as read back.
 pub(crate) fn encoded(e: &Entry) -> Vec<u8> {
     canonical(
@@ -589,6 +577,17 @@ pub fn parse_csv_row(line: &str) -> Option<Entry> {
 mod tests {
     use super::*;
     use crate::config::Secret;
+
+    fn entry_hash(
+        seq: i64,
+        at_ms: i64,
+        kind: &str,
+        actor: &str,
+        data_hash: &str,
+        prev_hash: &str,
+    ) -> String {
+        sha256_hex(&canonical(seq, at_ms, kind, actor, data_hash, prev_hash))
+    }
 
     fn chain(n: i64) -> Vec<Entry> {
         let mut prev = GENESIS.to_owned();

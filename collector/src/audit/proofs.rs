@@ -100,18 +100,6 @@ pub async fn consistency(db: &Db, from: u64, to: u64) -> Result<Vec<Hash>> {
     heads(db, &merkle::consistency_spans(from, to)).await
 }
 
-/// The stored leaf hash of leaf `index`.
-pub async fn leaf(db: &Db, index: u64) -> Result<Option<Hash>> {
-    match storage::audit::nodes(db, &[(0, index)])
-        .await?
-        .pop()
-        .flatten()
-    {
-        Some(h) => Ok(Some(parse(&h)?)),
-        None => Ok(None),
-    }
-}
-
 /// An entry with the proof that it is leaf `leaf_index` of the tree a signed checkpoint
 /// states: what `GET /v1/consent/receipts/{consentId}/proof` answers (format in
 /// `docs/audit-format.md`).

@@ -262,6 +262,23 @@ pub async fn consistency(
     Ok(Json(proof).into_response())
 }
 
+/// The consent record `consent_id` of the source the caller may read (as
+/// `GET /v1/consent/{subjectId}`: a server key its own, the compliance token the one it
+/// names), with that source.
+async fn readable_record(
+    keys: &Keys,
+    trail: &Trail,
+    headers: &HeaderMap,
+    source: Option<String>,
+    consent_id: &str,
+) -> Result<(crate::ids::SourceId, storage::consent::ReceiptRecord)> {
+    let source = consent_reader(keys, headers, source.as_deref()).await?;
+    let record = storage::consent::receipt(trail.db(), &source, consent_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok((source, record))
+}
+
 /// A consent record's audit entry with its Merkle inclusion proof to the newest signed
 /// checkpoint, and the checkpoint: checkable offline with the public key alone.
 ///
@@ -285,10 +302,7 @@ pub async fn receipt_proof(
     QueryParams(query): QueryParams<crate::http::ConsentQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
-    let record = storage::consent::receipt(trail.db(), &source, &consent_id)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let (_, record) = readable_record(&keys, &trail, &headers, query.source, &consent_id).await?;
     let proof = audit::proofs::inclusion_of(&trail, record.audit_seq).await?;
     Ok(Json(proof).into_response())
 }
@@ -330,10 +344,8 @@ pub async fn receipt(
 ) -> Result<Response> {
     let format = crate::consent::receipt::Format::parse(query.format.as_deref())
         .ok_or_else(|| Error::BadRequest("format must be iso27560 or kantara".into()))?;
-    let source = consent_reader(&keys, &headers, query.source.as_deref()).await?;
-    let record = storage::consent::receipt(trail.db(), &source, &consent_id)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let (source, record) =
+        readable_record(&keys, &trail, &headers, query.source, &consent_id).await?;
     let entry = storage::audit::entry(trail.db(), record.audit_seq)
         .await?
         .ok_or(Error::NotFound)?;

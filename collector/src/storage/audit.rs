@@ -253,26 +253,26 @@ pub async fn insert_checkpoint(w: &mut WriteTx, c: &StoredCheckpoint) -> Result<
     Ok(())
 }
 
+/// The newest checkpoint, read inside a write or from the pool.
+const LATEST_CHECKPOINT: &str =
+    "SELECT size, root, signed_at_ms, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1";
+
 /// The newest checkpoint, inside a write.
 pub async fn latest_checkpoint_in(w: &mut WriteTx) -> Result<Option<StoredCheckpoint>> {
-    sqlx::query(
-        "SELECT size, root, signed_at_ms, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *w.tx)
-    .await?
-    .map(checkpoint_row)
-    .transpose()
+    sqlx::query(LATEST_CHECKPOINT)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .map(checkpoint_row)
+        .transpose()
 }
 
 /// The newest checkpoint.
 pub async fn latest_checkpoint(db: &Db) -> Result<Option<StoredCheckpoint>> {
-    sqlx::query(
-        "SELECT size, root, signed_at_ms, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
-    )
-    .fetch_optional(&db.pool)
-    .await?
-    .map(checkpoint_row)
-    .transpose()
+    sqlx::query(LATEST_CHECKPOINT)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(checkpoint_row)
+        .transpose()
 }
 
 /// The checkpoint of tree size `size`, if one was signed.
