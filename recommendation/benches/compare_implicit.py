@@ -96,15 +96,11 @@ def ease_lists(b, train, test):
 
 
 def build(family, params):
-    from implicit.als import AlternatingLeastSquares
     from implicit.bpr import BayesianPersonalizedRanking
     from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
     seed = meta["seed"]
     if family == "als":
-        # implicit's confidence of a positive is alpha × value (here 1).
-        return AlternatingLeastSquares(factors=params["factors"], regularization=params["regularization"],
-                                       alpha=params["confidence"], iterations=params["iterations"],
-                                       random_state=seed)
+        return AlternatingLeastSquaresSeeded(params, seed)
     if family == "bpr":
         return BayesianPersonalizedRanking(factors=params["factors"], learning_rate=params["learning_rate"],
                                            regularization=params["regularization"],
@@ -119,9 +115,13 @@ def build(family, params):
 
 def AlternatingLeastSquaresSeeded(params, seed):
     from implicit.als import AlternatingLeastSquares
-    return AlternatingLeastSquares(factors=params["factors"], regularization=params["regularization"],
-                                   alpha=params["confidence"], iterations=params["iterations"],
-                                   random_state=seed)
+    # implicit's confidence of a positive is alpha × value (here 1).
+    model = AlternatingLeastSquares(factors=params["factors"], regularization=params["regularization"],
+                                    alpha=params["confidence"], iterations=params["iterations"],
+                                    random_state=seed)
+    # Not a constructor argument: an attribute its solver reads (3 by default).
+    model.cg_steps = params["cg_steps"]
+    return model
 
 
 def fit(family, params, train):
