@@ -372,7 +372,8 @@ fn subject(q: &ServeQuery) -> Result<&str> {
 /// (segments, device, OS, browser, country, local time, app version), else the
 /// default; everyone else the fallback, never a personalized choice. `format=html`
 /// answers the block rendered by its type's template (HTML-escaped). A fallback answer
-/// is the same for everyone: `Cache-Control: public, max-age=60` and an `ETag`.
+/// has an `ETag`; `Cache-Control: public, max-age=60` without a subject, `private,
+/// no-cache` with one (their consent may arrive at any moment).
 #[utoipa::path(
     get,
     path = "/v1/content/{slot}",
@@ -421,9 +422,15 @@ pub async fn content(
             HeaderValue::from_static("private, no-store"),
         );
     } else {
+        // A named visitor's fallback changes as soon as their consent arrives, so their
+        // browser revalidates it each time; without a visitor it is the same for all.
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
+            HeaderValue::from_static(if q.subject.as_deref().unwrap_or("").is_empty() {
+                "public, max-age=60"
+            } else {
+                "private, no-cache"
+            }),
         );
         let tag = format!(
             "\"{}\"",

@@ -224,7 +224,7 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
     }
 
     // Before any experiment: targeting by device needs personalization; without it the
-    // fallback, cacheable by anyone.
+    // fallback.
     let mut targeted = slot(&["control", "treatment"]);
     targeted["rules"] = json!([{"when": {"device": ["mobile"]}, "variant": "treatment"}]);
     targeted["fallback"] = json!("control");
@@ -237,7 +237,10 @@ pub async fn experiments_detect_what_is_there_and_flag_a_broken_split(b: Backend
         (Some("control"), Some("fallback")),
         "{r}"
     );
-    assert_eq!(h["cache-control"], "public, max-age=60");
+    // Named: revalidated each time, since the visitor's consent may arrive any moment.
+    assert_eq!(h["cache-control"], "private, no-cache");
+    let (_, _, anyone) = serve(&app, "/v1/content/hero", Some(iphone)).await;
+    assert_eq!(anyone["cache-control"], "public, max-age=60");
     let (_, html, _) = serve(&app, "/v1/content/hero?subject=nobody&format=html", None).await;
     assert_eq!(html, "<h2>The control one</h2>");
     let yes = json!({"analytics": true, "personalization": true});
