@@ -482,4 +482,23 @@ mod tests {
         let neg = Csr::from_triplets(1, 1, &[(0, 0, -1.0)]).unwrap();
         assert!(AlsParams::default().check().unwrap().fit(&neg).is_err());
     }
+
+    #[test]
+    fn the_first_alternation_takes_at_least_three_steps() {
+        let x = blocks();
+        let fit = |iterations, cg_steps| {
+            let p = AlsParams {
+                factors: 2,
+                iterations,
+                cg_steps,
+                seed: 3,
+                ..Default::default()
+            };
+            p.check().unwrap().fit(&x).unwrap()
+        };
+        // One alternation (and the final users' pass, at 1 or 3 steps): the same items.
+        assert_eq!(fit(1, 1).items, fit(1, 3).items);
+        // Later alternations take the steps asked for.
+        assert_ne!(fit(2, 1).items, fit(2, 3).items);
+    }
 }

@@ -395,9 +395,10 @@ pub async fn content(
     headers: HeaderMap,
 ) -> Result<Response> {
     let (source, scope, request) = serving.visitor(&headers, ip, &q).await?;
+    let who = subject(&q)?;
     let served = serving
         .experiments
-        .content(&source, &scope, subject(&q)?, &slot, &request)
+        .content(&source, &scope, who, &slot, &request)
         .await?;
     let html = match q.format.as_deref() {
         None | Some("json") => false,
@@ -426,7 +427,7 @@ pub async fn content(
         // browser revalidates it each time; without a visitor it is the same for all.
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(if q.subject.as_deref().unwrap_or("").is_empty() {
+            HeaderValue::from_static(if who.is_empty() {
                 "public, max-age=60"
             } else {
                 "private, no-cache"
