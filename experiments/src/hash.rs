@@ -2,8 +2,10 @@
 //! strings, so any server or client computes the same one. Assignment v1:
 //! `fmix32(fnv1a32(utf8(seed ":" subject))) / 2³²` (rollouts: `seed:rollout:subject`) — FNV-1a (32 bits) over the bytes,
 //! then MurmurHash3's finalizer so that ids differing in one character land far apart.
-//! Written out here (a few lines) because the web script must compute the same number
-//! and both are checked against `protocol/test-vectors/assignment.json`.
+//! Written out here (a few lines) so that any client could compute the same number (a
+//! device evaluating flags offline); checked against
+//! `protocol/test-vectors/assignment.json`, whose `served` cases the collector's and the
+//! browser's tests also see served.
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;

@@ -53,6 +53,31 @@ fn the_published_vectors_hold() {
 }
 
 #[test]
+fn the_published_served_vectors_hold_for_pseudonyms() {
+    // The collector assigns the pseudonym of the id a client sends; the collector's tests
+    // check the pseudonyms and what is served, these the assignment of each one.
+    let served = &vectors()["served"];
+    let params: SplitParams = serde_json::from_value(
+        serde_json::json!({"weights": served["weights"], "coverage": served["coverage"]}),
+    )
+    .unwrap();
+    let split = params.check().unwrap();
+    let seed = served["seed"].as_str().unwrap();
+    let cases = served["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for case in cases {
+        let pseudonym = case["pseudonym"].as_str().unwrap();
+        assert!((bucket(seed, pseudonym) - case["bucket"].as_f64().unwrap()).abs() < 1e-15);
+        let want = case["variant"].as_u64().map(|v| v as usize);
+        assert_eq!(
+            assign(seed, &split, None, pseudonym, None).variant(),
+            want,
+            "{case}"
+        );
+    }
+}
+
+#[test]
 fn buckets_are_uniform_over_a_million_ids() {
     // 100 equal bins: chi-square with 99 degrees of freedom stays under its 0.001
     // critical value (148.23) for a uniform hash.

@@ -692,6 +692,74 @@ pub async fn assignments_survive_a_key_rotation(b: Backend) {
     );
 }
 
+/// The published served vectors (`protocol/test-vectors/assignment.json`): under their
+/// test key, each id a client sends has the pseudonym they give and is served the
+/// variant they give, or (outside the coverage) the slot's fallback.
+pub async fn served_variants_follow_the_published_vectors(b: Backend) {
+    let v: Value = serde_json::from_str(include_str!(
+        "../../../protocol/test-vectors/assignment.json"
+    ))
+    .unwrap();
+    let served = &v["served"];
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(b, dir.path()).await;
+    let mut c = config(&url);
+    c.pseudonym_key = Some(assent_collector::config::Secret::new(
+        served["key"].as_str().unwrap(),
+    ));
+    c.pseudonym_key_id = served["key_id"].as_str().unwrap().into();
+    let app = spawn_with(c, tempfile::tempdir().unwrap()).await;
+    let (status, r) = put(&app, "slots", "vectors", slot(&["v0", "v1", "v2"])).await;
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = put(
+        &app,
+        "experiments",
+        "vectors",
+        json!({"slot": "vectors", "variants": ["v0", "v1", "v2"], "seed": served["seed"],
+               "weights": served["weights"], "coverage": served["coverage"],
+               "primary": {"name": "signups", "kind": "conversion", "event": "Signed Up"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let cases = served["cases"].as_array().unwrap();
+    let consents: Vec<Value> = cases
+        .iter()
+        .map(|case| {
+            let s = case["subject"].as_str().unwrap();
+            consent(
+                &format!("c-{s}"),
+                s,
+                json!({"analytics": true}),
+                &now_minus(30),
+            )
+        })
+        .collect();
+    let (status, r) = app
+        .post("/v1/batch", &json!({"consent": consents, "batch": []}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    for case in cases {
+        let s = case["subject"].as_str().unwrap();
+        assert_eq!(
+            app.state.pseudonymizer.pseudonym(s).as_str(),
+            case["pseudonym"].as_str().unwrap()
+        );
+        let (status, r, _) = serve(&app, &format!("/v1/content/vectors?subject={s}"), None).await;
+        assert_eq!(status, 200, "{r}");
+        match case["variant"].as_u64() {
+            Some(i) => {
+                assert_eq!(r["reason"], "experiment", "{case} {r}");
+                assert_eq!(r["variant"], format!("v{i}"), "{case} {r}");
+            }
+            None => assert_eq!(
+                (&r["reason"], &r["variant"]),
+                (&json!("fallback"), &json!("v0")),
+                "{case} {r}"
+            ),
+        }
+    }
+}
+
 /// A MaxMind-format database (IPv4, 24-bit records) that knows one /8: every address
 /// whose first octet is `octet` is in country `iso`. Written from the format's
 /// specification (search tree, 16-byte separator, data section, metadata).

@@ -191,6 +191,14 @@ mod experiments_rotation {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn served_variants_follow_the_published_vectors() {
+        crate::experiments::served_variants_follow_the_published_vectors(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn assignments_survive_a_key_rotation() {
         crate::experiments::assignments_survive_a_key_rotation(crate::helpers::Backend::Sqlite)
             .await

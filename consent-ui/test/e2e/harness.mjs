@@ -45,12 +45,15 @@ export async function startSite() {
 /** Names the browser resolves to 127.0.0.1, so cookies can be set on parent domains. */
 export const TEST_DOMAIN = "assent.test";
 
-/** The collector binary on a fresh SQLite file, allowing `origin` (comma-separated) for CORS. */
-export async function startCollector(origin) {
+/**
+ * The collector binary on a fresh SQLite file, allowing `origin` (comma-separated) for
+ * CORS, with `env` added to its environment.
+ */
+export async function startCollector(origin, env = {}) {
   const { url, child } = await start({
     writeKey: WRITE_KEY,
     admin: ADMIN,
-    env: { ASSENT_BOOTSTRAP_ALLOWED_ORIGINS: origin, ASSENT_SDK_DIR: path.join(ui, "dist") },
+    env: { ASSENT_BOOTSTRAP_ALLOWED_ORIGINS: origin, ASSENT_SDK_DIR: path.join(ui, "dist"), ...env },
   });
   const admin = async (p, text = false) => {
     const r = await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${ADMIN}` } });

@@ -6,9 +6,10 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { ADMIN, INIT, consentOf, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
+import { ADMIN, INIT, consentOf, TEST_DOMAIN, WRITE_KEY, inBanner, launch, ready, root, sitePage, startCollector, startSite, stored, ui, until } from "./harness.mjs";
 
 let site, collector, browser, hostOrigin;
+const SERVED = JSON.parse(readFileSync(path.join(root, "protocol/test-vectors/assignment.json"), "utf8")).served;
 const CONFIG = {
   cookies: { analytics: ["_ga", "_ga_*"], advertising: ["_gcl_*"] },
   consentModeDefaults: [{ region: ["US-CA"], state: { analytics_storage: "granted" } }],
@@ -19,7 +20,11 @@ before(async () => {
   site = await startSite();
   const port = new URL(site.origin).port;
   hostOrigin = `http://www.shop.${TEST_DOMAIN}:${port}`;
-  collector = await startCollector(`${site.origin},${hostOrigin}`);
+  // The published test key, so that the assignment vectors' pseudonyms are this collector's.
+  collector = await startCollector(`${site.origin},${hostOrigin}`, {
+    ASSENT_PSEUDONYM_KEY: SERVED.key,
+    ASSENT_PSEUDONYM_KEY_ID: SERVED.key_id,
+  });
   browser = await launch();
   site.pages.set("/t/", sitePage(collector, { config: CONFIG }));
   site.pages.set("/shop/", sitePage(collector, { config: CONFIG }));
@@ -178,6 +183,58 @@ test("assent.content fills an element with the visitor's variant, the fallback b
   assert.deepEqual(flags[1], { value: "fallback", reason: "ERROR", errorCode: "FLAG_NOT_FOUND" });
   assert.deepEqual(flags[2], { value: "not a boolean", reason: "ERROR", errorCode: "TYPE_MISMATCH" });
   await context.close();
+});
+
+test("the variants a visitor is shown are those of the published assignment vectors", async () => {
+  // Each case is the id the web script sends; the collector assigns its pseudonym.
+  const put = (kind, name, body) =>
+    fetch(`${collector.url}/v1/definitions/${kind}/${name}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const names = SERVED.weights.map((_, i) => `v${i}`);
+  let r = await put("slots", "vectors", {
+    blockType: "headline",
+    variants: Object.fromEntries(names.map((n) => [n, { title: n }])),
+    default: "v0",
+  });
+  assert.equal(r.status, 200, await r.text());
+  r = await put("experiments", "vectors", {
+    slot: "vectors", variants: names, seed: SERVED.seed, weights: SERVED.weights, coverage: SERVED.coverage,
+    primary: { name: "signups", kind: "conversion", event: "Signed Up" },
+  });
+  assert.equal(r.status, 200, await r.text());
+  assert.equal(SERVED.cases.length, 8);
+  for (const c of SERVED.cases) {
+    // A returning visitor with this id, decided under an older policy: asked again, they accept.
+    const context = await browser.newContext();
+    await context.addInitScript(INIT);
+    await context.addInitScript((id) => {
+      const old = { necessary: true, analytics: false, personalization: false, advertising: false };
+      localStorage.setItem("assent", JSON.stringify({ v: 1, id, purposes: old, policyVersion: "2020-01", at: Date.now() }));
+    }, c.subject);
+    const page = await context.newPage();
+    await page.goto(site.origin + "/t/");
+    await ready(page);
+    await inBanner(page, "#accept").click();
+    await until(async () => (await stored(page))?.purposes.analytics, "the acceptance stored");
+    assert.equal((await stored(page)).id, c.subject, "the id is kept");
+    await page.evaluate(() => assent.flush());
+    const want = c.variant === null ? ["fallback", "v0"] : ["experiment", `v${c.variant}`];
+    const got = await until(async () => {
+      const a = await page.evaluate(async () => {
+        document.getElementById("vectors") || document.body.insertAdjacentHTML("beforeend", '<div id="vectors"></div>');
+        const a = await assent.content("vectors", document.getElementById("vectors"));
+        return [a && a.reason, a && a.variant, document.getElementById("vectors").textContent];
+      });
+      // Outside the coverage the answer stays the fallback: wait for the consent to count first.
+      const counted = (await collector.subject(c.subject)).consent.some((x) => x.purposes?.analytics === true);
+      return counted && (c.variant === null || a[0] === "experiment") && a;
+    }, `the variant of ${c.subject}`);
+    assert.deepEqual(got, [...want, want[1]], JSON.stringify(c));
+    await context.close();
+  }
 });
 
 test("a failed batch is retried with the same messageIds and stored once", async () => {
