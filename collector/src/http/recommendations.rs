@@ -103,11 +103,9 @@ pub async fn recommend(
         .recommend(&source, &scope, &subject_id, &request)
         .await?;
     let etag = format!("\"{}\"", answer.rec_id);
-    let cache_control = if answer.personalized {
-        "private, no-cache"
-    } else {
-        "private, max-age=60"
-    };
+    // Revalidated each time (a 304 when unchanged), personal or not: a visitor shown the
+    // popular items may grant personalization at any moment.
+    let cache_control = "private, no-cache";
     let mut response = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -216,7 +216,10 @@ pub async fn recommendations_follow_consent_history_and_the_catalogue(b: Backend
         (Some("no_consent"), Some(false)),
         "{nina}"
     );
-    assert_eq!(h["cache-control"], "private, max-age=60");
+    assert_eq!(
+        h["cache-control"], "private, no-cache",
+        "revalidated: her consent may arrive at any moment"
+    );
     let (_, stranger, _) = get(&app, "/v1/recommendations/zed?source=default&k=4", None).await;
     assert_eq!(stranger["reason"], "no_consent", "no record: not granted");
     assert_eq!(
