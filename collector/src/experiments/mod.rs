@@ -580,19 +580,11 @@ impl Experiments {
     /// an exposure: [`Experiments::flag`] is). The subject's segments are read once.
     pub async fn flags(
         &self,
-        source: &SourceId,
-        scope: &ConsentScope,
-        raw: &str,
+        subject: (&SourceId, &ConsentScope, &str),
         request: &RequestContext,
     ) -> Result<Value> {
         let c = self.catalogue().await?;
-        let who = Who {
-            source,
-            scope,
-            raw,
-            request,
-        };
-        let segments = self.personal(source, scope, raw).await?;
+        let (who, segments) = self.who(subject, request).await?;
         let mut out = serde_json::Map::new();
         for key in c.flags.keys() {
             let details = self.evaluate(&c, &who, &segments, key, None, false).await?;
@@ -605,7 +597,7 @@ impl Experiments {
     /// experiment runs on it.
     pub async fn flag(
         &self,
-        (source, scope, raw): (&SourceId, &ConsentScope, &str),
+        subject: (&SourceId, &ConsentScope, &str),
         key: &str,
         request: &RequestContext,
         default: Option<Value>,
@@ -614,14 +606,25 @@ impl Experiments {
         if !c.flags.contains_key(key) {
             return Ok(json!({"value": default, "reason": "ERROR", "errorCode": "FLAG_NOT_FOUND"}));
         }
+        let (who, segments) = self.who(subject, request).await?;
+        self.evaluate(&c, &who, &segments, key, default, true).await
+    }
+
+    /// The subject a flag is evaluated for, and their segments when they may be
+    /// personalized.
+    async fn who<'a>(
+        &self,
+        (source, scope, raw): (&'a SourceId, &'a ConsentScope, &'a str),
+        request: &'a RequestContext,
+    ) -> Result<(Who<'a>, Option<Vec<String>>)> {
+        let segments = self.personal(source, scope, raw).await?;
         let who = Who {
             source,
             scope,
             raw,
             request,
         };
-        let segments = self.personal(source, scope, raw).await?;
-        self.evaluate(&c, &who, &segments, key, default, true).await
+        Ok((who, segments))
     }
 
     async fn evaluate(

@@ -481,7 +481,7 @@ pub async fn flags(
     let (source, scope, request) = serving.visitor(&headers, ip, &q).await?;
     let all = serving
         .experiments
-        .flags(&source, &scope, subject(&q)?, &request)
+        .flags((&source, &scope, subject(&q)?), &request)
         .await?;
     let mut r = Json(serde_json::json!({ "flags": all })).into_response();
     r.headers_mut().insert(
