@@ -32,19 +32,19 @@ mod clock;
 mod consent;
 mod engine;
 mod error;
-mod flags;
 mod identity;
 mod queue;
 mod records;
+mod serve;
 mod storage;
 mod transport;
 mod upload;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{AssentError, Result};
-pub use flags::FlagDetails;
 pub use identity::{normalize_user_id, pseudonymize_user_id};
 pub use records::{ClientConfig, ClientStats, ConsentState, FlushResult};
+pub use serve::{ContentDetails, FlagDetails};
 pub use transport::{HttpRequest, HttpResponse, HttpTransport, UreqTransport};
 
 use engine::{json_object, Engine, NewEvent};
@@ -52,7 +52,7 @@ use engine::{json_object, Engine, NewEvent};
 uniffi::setup_scaffolding!();
 
 /// The SDK: one per app (per `storage_dir`), shared across threads. Calls never wait
-/// for the network, except `flush`.
+/// for the network, except `flush`, `flags` and `content`.
 #[derive(uniffi::Object)]
 pub struct AssentClient {
     engine: Arc<Engine>,
@@ -315,6 +315,16 @@ impl AssentClient {
     /// question. Errors: `Network` (no answer, or not the collector's), `Unauthorized`.
     pub fn flags(&self) -> Result<HashMap<String, FlagDetails>> {
         self.live()?.fetch_flags()
+    }
+
+    /// The variant of content slot `slot` for this install, as the collector chooses it
+    /// (experiment, targeting, default; the fallback until the user grants
+    /// `personalization`). Blocking: call it off the UI thread. The install's id goes in
+    /// the request's body only once the user answered the consent question. Errors:
+    /// `InvalidArgument` (a malformed slot name, or a slot the collector does not have),
+    /// `Network`, `Unauthorized`.
+    pub fn content(&self, slot: String) -> Result<ContentDetails> {
+        self.live()?.fetch_content(&slot)
     }
 
     /// Uploads everything queued now, waiting for the collector. Returns what happened,

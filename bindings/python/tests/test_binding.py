@@ -107,6 +107,14 @@ def test_recommendation_feedback_carries_the_lists_rec_id(recorder, new_client):
     ]
 
 
+def test_a_content_slot_name_is_checked_before_anything_is_sent(recorder, new_client):
+    client = new_client()
+    for name in ["../v1/flags", "", "Hero", "x" * 65]:
+        with pytest.raises(AssentError.InvalidArgument):
+            client.content(name)
+    assert recorder.requests == []
+
+
 def test_withdrawal_purges_and_ids_survive_restart(recorder, new_client, tmp_path):
     client = new_client()
     client.set_consent({"analytics": True, "personalization": True}, "custom")

@@ -455,6 +455,32 @@ pub async fn content(
     Ok(response)
 }
 
+/// The variant of a content slot for a visitor, as `GET /v1/content/{slot}` answers it
+/// in JSON, with who asks in the body (the SDKs' way).
+#[utoipa::path(
+    post,
+    path = "/v1/content/{slot}",
+    tag = "experiments",
+    params(("slot" = String, Path, description = "The slot's name.")),
+    request_body = ServeBody,
+    responses(
+        (status = 200, description = "`{slot, blockType, variant, reason, content, html, experiment}`.", body = Object),
+        (status = 304, description = "Not modified (`If-None-Match`; answers that are not personal)."),
+        IngestErrors,
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn content_post(
+    State(serving): State<Serving>,
+    client: Client,
+    slot: PathParam<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response> {
+    let q = ServeBody::read(&serving.config, &headers, body).await?;
+    content(State(serving), client, slot, QueryParams(q), headers).await
+}
+
 /// Every flag for a visitor, as OpenFeature resolution details (a source's write key,
 /// or its server key): `{flags: {KEY: {value, variant, reason, errorCode}}}`.
 /// Targeting by segment needs the visitor's `personalization` consent; a flag an
@@ -495,13 +521,34 @@ pub async fn flags(
 /// their logs).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FlagsBody {
-    /// The visitor's id; none: every flag's value for no one in particular.
+pub struct ServeBody {
+    /// The visitor's id; none: the answer for no one in particular (every flag's own
+    /// value, a slot's fallback).
     pub subject: Option<String>,
     /// The client's offset from UTC in minutes.
     pub utc_offset: Option<i32>,
     /// The app's version (semver).
     pub app_version: Option<String>,
+}
+
+impl ServeBody {
+    /// The body read as the query of the `GET` route it stands for.
+    async fn read(
+        config: &Config,
+        headers: &HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<ServeQuery> {
+        let value = read_json(config, headers, body).await?;
+        let b: ServeBody =
+            serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("body: {e}")))?;
+        Ok(ServeQuery {
+            subject: b.subject,
+            format: None,
+            utc_offset: b.utc_offset,
+            app_version: b.app_version,
+            default: None,
+        })
+    }
 }
 
 /// Every flag for a visitor, as `GET /v1/flags`, with who asks in the body (the SDKs'
@@ -510,7 +557,7 @@ pub struct FlagsBody {
     post,
     path = "/v1/flags",
     tag = "experiments",
-    request_body = FlagsBody,
+    request_body = ServeBody,
     responses(
         (status = 200, description = "`{flags: {KEY: {value, variant, reason, errorCode}}}`.", body = Object),
         IngestErrors,
@@ -523,16 +570,7 @@ pub async fn flags_post(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response> {
-    let value = read_json(&serving.config, &headers, body).await?;
-    let b: FlagsBody =
-        serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("flags: {e}")))?;
-    let q = ServeQuery {
-        subject: b.subject,
-        format: None,
-        utc_offset: b.utc_offset,
-        app_version: b.app_version,
-        default: None,
-    };
+    let q = ServeBody::read(&serving.config, &headers, body).await?;
     flags(State(serving), client, QueryParams(q), headers).await
 }
 

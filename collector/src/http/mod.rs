@@ -100,7 +100,10 @@ pub fn router(state: Arc<AppState>, sdk: sdk_files::SdkFiles) -> Router {
         .route("/v1/group", post(group))
         .route("/v1/alias", post(alias))
         .route("/v1/consent", post(consent_post))
-        .route("/v1/content/{slot}", get(experiments::content))
+        .route(
+            "/v1/content/{slot}",
+            get(experiments::content).post(experiments::content_post),
+        )
         .route(
             "/v1/flags",
             get(experiments::flags).post(experiments::flags_post),

@@ -112,6 +112,7 @@ impl Modify for Security {
         super::experiments::rollback,
         super::experiments::results,
         super::experiments::content,
+        super::experiments::content_post,
         super::experiments::flags,
         super::experiments::flags_post,
         super::experiments::flag,

@@ -1041,3 +1041,84 @@ pub async fn the_sdk_reads_flags_from_the_collector(b: Backend) {
         "the bulk read is not an exposure: {r}"
     );
 }
+
+/// The SDK reads a content slot from the real collector: before the user answers, the
+/// fallback; once analytics is granted (and the consent record uploaded), the install's
+/// variant of the experiment on the slot, counted as its exposure. A slot the collector
+/// does not have, and a name that is not a slot's, are the caller's errors.
+pub async fn the_sdk_reads_content_from_the_collector(b: Backend) {
+    let app = spawn_app(b).await;
+    assert_eq!(
+        put(&app, "slots", "hero", slot(&["control", "treatment"]))
+            .await
+            .0,
+        200
+    );
+    let test = experiment("hero", [0.0, 1.0], 0.05);
+    assert_eq!(put(&app, "experiments", "hero-test", test).await.0, 200);
+    let url = app.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap().to_owned();
+    let (before, after, missing, malformed) = tokio::task::spawn_blocking(move || {
+        let config = assent_core::ClientConfig::new(
+            url,
+            WRITE_KEY,
+            storage,
+            "com.example.content",
+            "2026-01",
+        );
+        let client = assent_core::AssentClient::new(config).unwrap();
+        let before = client.content("hero".into()).unwrap();
+        client
+            .set_consent([("analytics".to_string(), true)].into(), "custom".into())
+            .unwrap();
+        client.flush().unwrap();
+        let after = client.content("hero".into()).unwrap();
+        let missing = client.content("nowhere".into()).unwrap_err();
+        let malformed = client.content("../v1/flags".into()).unwrap_err();
+        client.shutdown();
+        (before, after, missing, malformed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            before.variant.as_str(),
+            before.reason.as_str(),
+            before.experiment.as_deref()
+        ),
+        ("control", "fallback", None),
+        "{before:?}"
+    );
+    assert_eq!(
+        (
+            after.variant.as_str(),
+            after.reason.as_str(),
+            after.experiment.as_deref()
+        ),
+        ("treatment", "experiment", Some("hero-test")),
+        "{after:?}"
+    );
+    assert_eq!(after.block_type, "headline");
+    let content: Value = serde_json::from_str(&after.content_json).unwrap();
+    assert_eq!(content, headline("The treatment one"));
+    assert!(
+        after
+            .html
+            .as_deref()
+            .is_some_and(|h| h.contains("The treatment one")),
+        "{after:?}"
+    );
+    for e in [&missing, &malformed] {
+        assert!(
+            matches!(e, assent_core::AssentError::InvalidArgument { .. }),
+            "{e:?}"
+        );
+    }
+    let r = app.admin_json("/v1/experiments/hero-test/results").await;
+    assert_eq!(
+        (&r["variants"][0]["visitors"], &r["variants"][1]["visitors"]),
+        (&json!(0), &json!(1)),
+        "the install's view is its exposure: {r}"
+    );
+}

@@ -173,6 +173,14 @@ mod experiments_rotation {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sdk_reads_content_from_the_collector() {
+        crate::experiments::the_sdk_reads_content_from_the_collector(
+            crate::helpers::Backend::Sqlite,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flag_switches_real_time_segmentation() {
         crate::experiments::a_flag_switches_real_time_segmentation(crate::helpers::Backend::Sqlite)
             .await
