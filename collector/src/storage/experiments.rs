@@ -37,16 +37,7 @@ const DEFINITION: &str =
 
 /// The newest version of definition `name` of `kind` (a deletion too).
 pub async fn latest(db: &Db, kind: &str, name: &str) -> Result<Option<StoredDefinition>> {
-    sqlx::query(&format!(
-        "{DEFINITION} WHERE kind = $1 AND name = $2 ORDER BY version DESC LIMIT 1"
-    ))
-    .bind(kind)
-    .bind(name)
-    .fetch_optional(&db.pool)
-    .await?
-    .as_ref()
-    .map(definition_of)
-    .transpose()
+    latest_on(&db.pool, kind, name).await
 }
 
 /// As [`latest`], inside a write (the version a new one follows).
@@ -55,12 +46,20 @@ pub async fn latest_in(
     kind: &str,
     name: &str,
 ) -> Result<Option<StoredDefinition>> {
+    latest_on(&mut *w.tx, kind, name).await
+}
+
+async fn latest_on<'c>(
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    kind: &str,
+    name: &str,
+) -> Result<Option<StoredDefinition>> {
     sqlx::query(&format!(
         "{DEFINITION} WHERE kind = $1 AND name = $2 ORDER BY version DESC LIMIT 1"
     ))
     .bind(kind)
     .bind(name)
-    .fetch_optional(&mut *w.tx)
+    .fetch_optional(on)
     .await?
     .as_ref()
     .map(definition_of)
