@@ -44,7 +44,9 @@ pub struct ContentDetails {
 impl Engine {
     /// Every flag for this install.
     pub(crate) fn fetch_flags(&self) -> Result<HashMap<String, FlagDetails>> {
-        let answer = self.ask("/v1/flags", "flags")?;
+        let answer = self
+            .ask("/v1/flags", "flags")?
+            .ok_or_else(|| network("the collector answered 404 to the flags request"))?;
         let flags = answer["flags"]
             .as_object()
             .ok_or_else(|| network("the flags answer has no flags"))?;
@@ -73,7 +75,9 @@ impl Engine {
                 "slot: 1 to 64 lowercase letters, digits, '_' or '-'",
             ));
         }
-        let answer = self.ask(&format!("/v1/content/{slot}"), "content")?;
+        let answer = self
+            .ask(&format!("/v1/content/{slot}"), "content")?
+            .ok_or_else(|| AssentError::invalid_argument("the collector has no such slot"))?;
         let field = |name: &str| {
             text(&answer[name]).ok_or_else(|| network("the content answer is incomplete"))
         };
@@ -90,10 +94,10 @@ impl Engine {
         })
     }
 
-    /// A POST naming this install to `path`, and the collector's JSON answer. Its id is
-    /// sent only once the user answered the consent question; before, the answer for no
-    /// one in particular.
-    fn ask(&self, path: &str, what: &str) -> Result<Value> {
+    /// A POST naming this install to `path`, and the collector's JSON answer (none on a
+    /// 404, which each caller reads in its own way). Its id is sent only once the user
+    /// answered the consent question; before, the answer for no one in particular.
+    fn ask(&self, path: &str, what: &str) -> Result<Option<Value>> {
         let subject = (!self.consent().needs_prompt).then(|| self.anonymous_id());
         let body = serde_json::json!({ "subject": subject })
             .to_string()
@@ -102,11 +106,7 @@ impl Engine {
         match response.status {
             200 => {}
             401 | 403 => return Err(AssentError::Unauthorized),
-            404 => {
-                return Err(AssentError::invalid_argument(format!(
-                    "the collector has no such {what}"
-                )))
-            }
+            404 => return Ok(None),
             s => {
                 return Err(network(&format!(
                     "the collector answered {s} to the {what} request"
@@ -114,6 +114,7 @@ impl Engine {
             }
         }
         serde_json::from_slice(&response.body)
+            .map(Some)
             .map_err(|_| network(&format!("the {what} answer is not JSON")))
     }
 }
